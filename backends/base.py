@@ -1,0 +1,120 @@
+"""The engine protocol every backend implements. No Ray and no web framework here, by design.
+
+An engine is constructed from its config (cheap, no I/O), then ``start()`` loads models and warms up; the
+hosting deployment calls it once in its constructor. ``run()`` takes already validated pages and returns schema
+objects, so everything that hosts an engine (a Serve replica, a benchmark, a test) gets the same answer.
+
+Error contract: anything the *client* did wrong (an option an engine does not know, a media type it cannot read)
+raises :class:`~shared.errors.OCRError` with a 4xx code; an engine that cannot serve at all (weights missing)
+raises ``OCRError("models_missing", ...)`` from ``start()`` and reports ``ready=False`` from ``health()``; any
+other exception is a server fault.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared.documents import PAGED_TYPES, Document, PageImage
+from shared.errors import OCRError
+from shared.schema import ModelInfo, PageResult
+
+
+class EngineConfig(BaseModel):
+    """Base of every engine's config: strict, so a typo in serve_config.yaml fails at deploy time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class EngineOptions(BaseModel):
+    """Base of every engine's per-request options: strict, so a misspelt option is a 400, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class EngineHealth(BaseModel):
+    """What ``check_health`` and ``GET /v1/backends`` report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ready: bool
+    model: ModelInfo
+    detail: str | None = None
+    info: dict[str, Any] = {}
+
+
+@dataclass
+class EngineRun:
+    """What an engine returns for a batch of pages (boxes images are drawn by the runner, not the engine)."""
+
+    pages: list[PageResult]
+    raw: Any = None
+    source_markdown: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class OCREngine(abc.ABC):
+    """An OCR engine: load once, run many times on pages."""
+
+    kind: ClassVar[str]
+    """Registry name of the engine kind."""
+    media_types: ClassVar[frozenset[str]] = PAGED_TYPES
+    """Media types the engine reads."""
+    batch_pages: ClassVar[int] = 1
+    """Pages handed to one ``run()`` call; engines that batch on a GPU take many, whole-document engines all."""
+    Config: ClassVar[type[EngineConfig]] = EngineConfig
+    Options: ClassVar[type[EngineOptions]] = EngineOptions
+
+    def __init__(self, config: EngineConfig | dict[str, Any] | None = None) -> None:
+        self.config = config if isinstance(config, self.Config) else self.Config.model_validate(config or {})
+        self.defaults: dict[str, Any] = {}
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Load models and warm up. Raises ``OCRError('models_missing')`` when weights are absent."""
+
+    @abc.abstractmethod
+    def health(self) -> EngineHealth:
+        """Whether the engine can serve now, on which model and device, with which library versions."""
+
+    @abc.abstractmethod
+    def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
+        """OCR ``pages`` of ``doc`` (rendered at ``doc.dpi``); one ``PageResult`` per page, in the same order."""
+
+    def model_info(self) -> ModelInfo:
+        return self.health().model
+
+    def reconfigure(self, defaults: dict[str, Any]) -> None:
+        """Replace the default per-request options (from the deployment's ``user_config``); validated now."""
+        self.Options.model_validate(defaults)
+        self.defaults = dict(defaults)
+
+    def parse_options(self, options: dict[str, Any] | None) -> EngineOptions:
+        """Per-request options over the defaults, validated.
+
+        Raises:
+            OCRError: ``invalid_option`` naming the bad field and listing the accepted ones.
+        """
+        merged = {**self.defaults, **(options or {})}
+        try:
+            return self.Options.model_validate(merged)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in e.errors()
+            )
+            raise OCRError(
+                "invalid_option",
+                f"bad options for the {self.kind} engine: {problems}",
+                accepted=options_help(self.Options),
+            ) from None
+
+
+def options_help(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> description (and allowed values), for error messages and docs."""
+    out: dict[str, str] = {}
+    for name, f in model.model_fields.items():
+        out[name] = f"{f.description or ''} (type: {f.annotation!s}, default: {f.default!r})".strip()
+    return out

@@ -1,0 +1,113 @@
+"""The Ray Serve deployment that hosts one OCR engine in a replica. A plain class: the builder applies
+``serve.deployment`` with options from config, so this stays testable without Serve.
+
+One class hosts every engine kind; which one is configuration (``BackendSpec.engine``). A replica whose models
+are missing stays up and says so (``describe()`` → unavailable, requests → 503 ``models_missing``) instead of
+crash-looping; a replica whose engine stops working fails ``check_health`` and Ray Serve replaces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backends.base import OCREngine
+from backends.registry import create_engine
+from backends.runner import run_document
+from shared.documents import Document
+from shared.errors import OCRError
+from shared.requests import RunRequest
+from shared.schema import BackendStatus, ModelInfo, OCRResponse
+
+logger = logging.getLogger("ray.serve")
+
+
+class BackendSpec(BaseModel):
+    """Which engine a backend deployment hosts, and how it is configured."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Backend name clients use (also the Serve deployment name).")
+    engine: str = Field(description="Engine kind from backends.registry (rapidocr, deepseek, mineru, fake).")
+    engine_config: dict[str, Any] = Field(default_factory=dict, description="The engine's Config fields.")
+
+
+class BackendDeployment:
+    """Hosts an engine: loads it once, runs documents in a worker thread, reports health."""
+
+    def __init__(self, spec: BackendSpec | dict[str, Any]) -> None:
+        self.spec = spec if isinstance(spec, BackendSpec) else BackendSpec.model_validate(spec)
+        self.engine: OCREngine = create_engine(self.spec.engine, self.spec.engine_config)
+        self.start_error: OCRError | None = None
+        try:
+            self.engine.start()
+        except OCRError as e:  # e.g. models_missing: stay up, report it, don't crash-loop
+            logger.warning("backend %s not ready: %s", self.spec.name, e)
+            self.start_error = e
+        logger.info("backend %s ready (engine %s, pid %s)", self.spec.name, self.spec.engine, os.getpid())
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Runtime options from ``user_config``: ``default_options`` become the engine's per-request defaults."""
+        self.engine.reconfigure(dict(user_config.get("default_options") or {}))
+
+    async def ocr(self, doc: Document, request: RunRequest) -> OCRResponse:
+        """OCR a validated document. Raises OCRError for anything the client can fix or should wait out."""
+        if self.start_error is not None:
+            raise self.start_error
+        if doc.media_type not in self.engine.media_types:
+            raise OCRError(
+                "unsupported_media_type",
+                f"backend {self.spec.name!r} cannot read {doc.media_type}",
+                accepted=sorted(self.engine.media_types),
+            )
+        return await asyncio.to_thread(
+            run_document,
+            self.engine,
+            doc,
+            backend=self.spec.name,
+            request_id=request.request_id,
+            options=request.options,
+            include_boxes_image=request.include_boxes_image,
+            include_raw=request.include_raw,
+            received_at=request.received_at,
+        )
+
+    async def describe(self) -> BackendStatus:
+        """Status for the router's directory and ``GET /v1/backends``."""
+        if self.start_error is not None:
+            return BackendStatus(
+                name=self.spec.name,
+                engine=self.spec.engine,
+                status="unavailable",
+                media_types=sorted(self.engine.media_types),
+                detail=self.start_error.message,
+            )
+        health = await asyncio.to_thread(self.engine.health)
+        return BackendStatus(
+            name=self.spec.name,
+            engine=self.spec.engine,
+            status="ready" if health.ready else "unhealthy",
+            model=health.model,
+            media_types=sorted(self.engine.media_types),
+            detail=health.detail,
+            info={**health.info, "pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+        )
+
+    async def check_health(self) -> None:
+        """Ray Serve's liveness probe: raising makes Serve replace this replica.
+
+        Missing models are not a liveness failure (a new replica would lack them too); an engine that was
+        running and stopped working is.
+        """
+        if self.start_error is not None:
+            return
+        health = await asyncio.to_thread(self.engine.health)
+        if not health.ready:
+            raise RuntimeError(f"engine {self.spec.engine} unhealthy: {health.detail}")
+
+    def model_info(self) -> ModelInfo:
+        return self.engine.model_info()

@@ -1,0 +1,183 @@
+"""``ocrserve``: start the service, OCR files against it, inspect it.
+
+    ocrserve serve                      # CPU profile on 127.0.0.1:8000, OCRs a sample, keeps serving
+    ocrserve serve --config serve_config.yaml
+    ocrserve ocr page.pdf --url http://127.0.0.1:8000 --backend rapidocr --out out/
+    ocrserve backends --url http://127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.client import OCRClient, ServiceError, write_outputs
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-backend OCR serving on Ray Serve.")
+console = Console(stderr=True)
+
+DEFAULT_URL = os.environ.get("OCRSERVE_URL", "http://127.0.0.1:8000")
+
+
+@app.command()
+def serve(
+    profile: Annotated[str, typer.Option(help="Bundled profile: cpu, tiny-deepseek, or production.")] = "cpu",
+    config: Annotated[Optional[Path], typer.Option(help="A Serve config file (overrides --profile).")] = None,
+    host: Annotated[Optional[str], typer.Option(help="HTTP host (default: the config's).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="HTTP port (default: the config's).")] = None,
+    demo: Annotated[bool, typer.Option(help="OCR a sample document through HTTP once the service is up.")] = True,
+    once: Annotated[bool, typer.Option(help="Stop after the demo instead of serving on.")] = False,
+    out: Annotated[Path, typer.Option(help="Where the demo writes its markdown, JSON and boxes PNGs.")] = Path("out"),
+) -> None:
+    """Start Ray and the service on this machine (no GPU needed for the CPU profile)."""
+    from orchestrator import local
+
+    path = config or local.profile_path(profile)
+    cfg = local.load_config(path, host=host, port=port)
+    console.print(f"[bold]Starting[/] {path} ...")
+    t0 = time.monotonic()
+    try:
+        url = local.start(cfg)
+    except RuntimeError as e:
+        console.print(f"[red]error:[/] {e}")
+        local.stop()
+        raise typer.Exit(2) from None
+    console.print(f"[green]Serving[/] on {url} (started in {time.monotonic() - t0:.1f} s). API docs: {url}/docs")
+    try:
+        if demo:
+            _demo(url, out)
+        if once:
+            return
+        console.print("Press Ctrl-C to stop.")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("Shutting down ...")
+        local.stop()
+
+
+def _demo(url: str, out: Path) -> None:
+    """OCR a generated two-column page with every deployed backend that reads PNG; print and write results."""
+    from shared.metrics import ned
+    from shared.samples import encode, two_column_page
+
+    image, truth = two_column_page()
+    data = encode(image)
+    with OCRClient(url) as client:
+        listing = client.backends()
+        table = Table(title=f"Demo: a generated two-column page, through {url}/v1/ocr")
+        for col in ("backend", "status", "pages", "seconds", "NED vs truth", "written"):
+            table.add_column(col)
+        for b in listing["backends"]:
+            if b["status"] != "ready" or "image/png" not in b["media_types"]:
+                table.add_row(b["name"], b["status"], "-", "-", "-", b.get("detail") or "")
+                continue
+            try:
+                result = client.ocr_bytes(data, "demo-two-columns.png", backend=b["name"])
+            except ServiceError as e:
+                table.add_row(b["name"], "error", "-", "-", "-", str(e))
+                continue
+            files = write_outputs(result, out, f"demo-{b['name']}")
+            table.add_row(
+                b["name"], "ok", str(len(result.pages)), f"{result.timings.total_s:.2f}",
+                f"{ned(result.markdown, truth):.3f}", str(files[0]),
+            )
+            console.print(f"[bold]{b['name']}[/] markdown:\n{result.markdown}\n")
+    console.print(table)
+
+
+@app.command()
+def ocr(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Document to OCR (PDF or image...).")],
+    url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
+    backend: Annotated[str, typer.Option(help="Backend name, or auto.")] = "auto",
+    pages: Annotated[Optional[str], typer.Option(help="1-based page range, e.g. 1-3,7.")] = None,
+    dpi: Annotated[Optional[float], typer.Option(help="PDF rasterisation DPI.")] = None,
+    options: Annotated[Optional[str], typer.Option(help='Backend options as JSON, e.g. \'{"tier": "flash"}\'.')] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    boxes: Annotated[bool, typer.Option(help="Ask for boxes images.")] = True,
+    raw: Annotated[bool, typer.Option(help="Ask for the backend's raw output.")] = False,
+    chunk_pages: Annotated[int, typer.Option(min=1, help="Pages per request (progress is shown per chunk).")] = 4,
+    api_key: Annotated[Optional[str], typer.Option(envvar="OCRSERVE_API_KEY", help="API key, when the service has one.")] = None,
+) -> None:
+    """OCR a file against a running service; writes markdown, JSON and a boxes PNG per page."""
+    opts = json.loads(options) if options else None
+    with OCRClient(url, api_key=api_key) as client, Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task(f"{file.name} → {backend}", total=None)
+        try:
+            result = client.ocr_file(
+                file, chunk_pages=chunk_pages, pages=pages, backend=backend, dpi=dpi, options=opts,
+                include_boxes_image=boxes, include_raw=raw,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ServiceError as e:
+            console.print(f"[red]{e}[/]")
+            if e.error.error.accepted is not None:
+                console.print(f"accepted: {json.dumps(e.error.error.accepted)}")
+            raise typer.Exit(1) from None
+    files = write_outputs(result, out, file.stem)
+    console.print(
+        f"[green]{len(result.pages)} page(s)[/] by [bold]{result.backend}[/] ({result.model.id}) in "
+        f"{result.timings.total_s:.2f} s; wrote {len(files)} file(s) to {out}/"
+    )
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    typer.echo(result.markdown)
+
+
+@app.command()
+def backends(
+    url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
+    api_key: Annotated[Optional[str], typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+) -> None:
+    """List the deployed backends with status, model and device."""
+    with OCRClient(url, api_key=api_key) as client:
+        listing = client.backends()
+    table = Table()
+    for col in ("name", "engine", "status", "model", "device", "detail"):
+        table.add_column(col)
+    for b in listing["backends"]:
+        model = b.get("model") or {}
+        table.add_row(b["name"], b["engine"], b["status"], model.get("id", "-"), model.get("device") or "-", b.get("detail") or "")
+    Console().print(table)
+    Console().print(f"auto tries: {', '.join(listing['auto_order'])}")
+
+
+@app.command("config-schema")
+def config_schema() -> None:
+    """Print the JSON schema of the builder's args (the reference of serve_config.yaml's args:)."""
+    from orchestrator.config import AppArgs
+
+    typer.echo(json.dumps(AppArgs.model_json_schema(), indent=2))
+
+
+@app.command("openapi")
+def openapi() -> None:
+    """Print the API's OpenAPI document (the source of the response schema's documentation)."""
+    from orchestrator.api import create_api
+    from orchestrator.router import Router
+
+    typer.echo(json.dumps(create_api(Router({})).openapi(), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

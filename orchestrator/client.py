@@ -1,0 +1,182 @@
+"""A Python client of the service: what the CLI uses, and what users can import.
+
+Long PDFs are sent in chunks of pages so progress can be shown and no single request runs for minutes; the
+chunks are merged back into one response. Overload answers (429/503 with ``Retry-After``) are retried a
+bounded number of times after the delay the server asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.documents import open_document
+from shared.errors import OCRError
+from shared.schema import ErrorResponse, OCRResponse, Usage
+
+RETRY_STATUSES = {429, 503}
+
+
+class ServiceError(Exception):
+    """The service answered with an ErrorResponse."""
+
+    def __init__(self, status: int, error: ErrorResponse) -> None:
+        super().__init__(f"HTTP {status} {error.error.code}: {error.error.message}")
+        self.status = status
+        self.error = error
+
+
+class OCRClient:
+    """Talks to one deployment of the service over HTTP."""
+
+    def __init__(
+        self, base_url: str, *, api_key: str | None = None, timeout_s: float = 600.0, max_retries: int = 5
+    ) -> None:
+        headers = {"x-api-key": api_key} if api_key else {}
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers)
+        self.max_retries = max_retries
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> OCRClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def backends(self) -> dict[str, Any]:
+        return self._json(self.http.get("/v1/backends"))
+
+    def ocr_bytes(
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        backend: str = "auto",
+        pages: str | None = None,
+        dpi: float | None = None,
+        options: dict[str, Any] | None = None,
+        include_boxes_image: bool = True,
+        include_raw: bool = False,
+        request_id: str | None = None,
+    ) -> OCRResponse:
+        """One request. Raises ServiceError for an error answer (after retrying overload answers)."""
+        form: dict[str, str] = {
+            "backend": backend,
+            "include_boxes_image": str(include_boxes_image).lower(),
+            "include_raw": str(include_raw).lower(),
+        }
+        if pages:
+            form["pages"] = pages
+        if dpi:
+            form["dpi"] = str(dpi)
+        if options:
+            form["options"] = json.dumps(options)
+        headers = {"x-request-id": request_id} if request_id else {}
+        for attempt in range(self.max_retries + 1):
+            r = self.http.post("/v1/ocr", files={"file": (filename, data)}, data=form, headers=headers)
+            if r.status_code in RETRY_STATUSES and attempt < self.max_retries and "retry-after" in r.headers:
+                time.sleep(min(float(r.headers["retry-after"]), 30.0))
+                continue
+            return OCRResponse.model_validate(self._json(r))
+        raise AssertionError("unreachable")
+
+    def ocr_file(
+        self,
+        path: Path,
+        *,
+        chunk_pages: int = 4,
+        progress: Callable[[int, int], None] | None = None,
+        pages: str | None = None,
+        **kwargs: Any,
+    ) -> OCRResponse:
+        """OCR a local file, ``chunk_pages`` pages per request, calling ``progress(done, total)`` as chunks land."""
+        data = path.read_bytes()
+        try:
+            indices = open_document(data, name=path.name, page_range=pages).page_indices
+        except OCRError:
+            indices = []  # let the server say what is wrong with it
+        if len(indices) <= chunk_pages:
+            result = self.ocr_bytes(data, path.name, pages=pages, **kwargs)
+            if progress:
+                progress(len(result.pages), len(result.pages))
+            return result
+        parts: list[OCRResponse] = []
+        for start in range(0, len(indices), chunk_pages):
+            chunk = indices[start : start + chunk_pages]
+            spec = ",".join(str(i + 1) for i in chunk)
+            parts.append(self.ocr_bytes(data, path.name, pages=spec, **kwargs))
+            if progress:
+                progress(min(start + chunk_pages, len(indices)), len(indices))
+        return merge_responses(parts)
+
+    @staticmethod
+    def _json(r: httpx.Response) -> dict[str, Any]:
+        try:
+            body = r.json()
+        except ValueError:
+            raise ServiceError(
+                r.status_code,
+                ErrorResponse.model_validate(
+                    {"error": {"code": "internal_error", "message": f"non-JSON answer: {r.text[:200]}"}}
+                ),
+            ) from None
+        if r.status_code >= 400:
+            raise ServiceError(r.status_code, ErrorResponse.model_validate(body))
+        return body
+
+
+def merge_responses(parts: list[OCRResponse]) -> OCRResponse:
+    """One response from the responses of consecutive page chunks of one document."""
+    first = parts[0]
+    pages = [p for part in parts for p in part.pages]
+
+    def total(attr: str) -> int | None:
+        values = [getattr(p.usage, attr) for p in parts if getattr(p.usage, attr) is not None]
+        return sum(values) if values else None
+
+    vision, output = total("vision_tokens"), total("output_tokens")
+    merged = first.model_copy(deep=True)
+    merged.pages = pages
+    merged.markdown = "\n\n".join(p.markdown for p in parts if p.markdown)
+    sources = [p.source_markdown for p in parts if p.source_markdown]
+    merged.source_markdown = "\n\n".join(sources) if sources else None
+    merged.document.pages_processed = [i for p in parts for i in p.document.pages_processed]
+    merged.raw_result = [p.raw_result for p in parts] if any(p.raw_result is not None for p in parts) else None
+    merged.timings.queue_s = round(sum(p.timings.queue_s for p in parts), 4)
+    merged.timings.inference_s = round(sum(p.timings.inference_s for p in parts), 4)
+    merged.timings.total_s = round(sum(p.timings.total_s for p in parts), 4)
+    merged.usage = Usage(
+        pages=len(pages),
+        vision_tokens=vision,
+        output_tokens=output,
+        compression_ratio=round(output / vision, 4) if vision and output else None,
+    )
+    merged.warnings = [w for p in parts for w in p.warnings]
+    return merged
+
+
+def write_outputs(result: OCRResponse, out_dir: Path, stem: str) -> list[Path]:
+    """``STEM.md``, ``STEM.json`` (without images) and ``STEM.page-N.boxes.png`` per page into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / f"{stem}.md"]
+    written[0].write_text(result.markdown + "\n", encoding="utf-8")
+    for page in result.pages:
+        if page.boxes_image:
+            png = out_dir / f"{stem}.page-{page.index + 1}.boxes.png"
+            png.write_bytes(base64.b64decode(page.boxes_image))
+            written.append(png)
+    slim = result.model_copy(deep=True)
+    for page in slim.pages:
+        page.boxes_image = None
+    js = out_dir / f"{stem}.json"
+    js.write_text(slim.model_dump_json(indent=2), encoding="utf-8")
+    written.append(js)
+    return written

@@ -1,0 +1,112 @@
+"""Typed application config: what ``build_app(args)`` takes, from ``serve_config.yaml``'s ``args:``.
+
+Strict (``extra="forbid"``) so a typo fails at ``serve run`` time with the field's name, not at 3 a.m. Every
+field has a description; they are the config reference (``ocrserve config-schema`` prints them as JSON schema).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from deployments.backend import BackendSpec
+from shared.documents import DocumentLimits
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeploymentOptions(_Strict):
+    """Ray Serve deployment options (a subset of ``@serve.deployment``'s, same names and meaning)."""
+
+    num_replicas: int | Literal["auto"] | None = Field(default=1, description="Fixed replica count, or 'auto'.")
+    autoscaling_config: dict[str, Any] | None = Field(
+        default=None,
+        description="Serve autoscaling (min_replicas, max_replicas, target_ongoing_requests...); overrides num_replicas.",
+    )
+    max_ongoing_requests: int | None = Field(default=None, gt=0, description="Concurrent requests per replica.")
+    max_queued_requests: int | None = Field(
+        default=None, description="Requests queued per caller before Serve refuses them (-1: unbounded)."
+    )
+    ray_actor_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="num_cpus, num_gpus, memory, resources, accelerator_type, label_selector, runtime_env...",
+    )
+    health_check_period_s: float | None = Field(default=None, gt=0, description="Seconds between health checks.")
+    health_check_timeout_s: float | None = Field(default=None, gt=0, description="Health check deadline in seconds.")
+    graceful_shutdown_timeout_s: float | None = Field(default=None, ge=0, description="Drain time on shutdown.")
+
+    def to_serve_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Deployment.options()``."""
+        opts = self.model_dump(exclude_none=True)
+        if not opts.get("ray_actor_options"):
+            opts.pop("ray_actor_options", None)
+        if self.autoscaling_config is not None:
+            opts.pop("num_replicas", None)
+        return opts
+
+
+class BackendConfig(_Strict):
+    """One backend: an engine kind, its config, default request options and how it is deployed."""
+
+    engine: str = Field(description="Engine kind: rapidocr, deepseek, mineru (or fake, for tests).")
+    engine_config: dict[str, Any] = Field(default_factory=dict, description="The engine's own config fields.")
+    default_options: dict[str, Any] = Field(
+        default_factory=dict, description="Per-request option defaults; changeable at run time (user_config)."
+    )
+    enabled: bool = Field(default=True, description="Deploy this backend (false keeps the entry but skips it).")
+    deployment: DeploymentOptions = Field(default_factory=DeploymentOptions, description="Ray Serve options.")
+
+    def spec(self, name: str) -> BackendSpec:
+        return BackendSpec(name=name, engine=self.engine, engine_config=self.engine_config)
+
+
+class RouterSettings(_Strict):
+    """What the router replica needs to decide and to refuse."""
+
+    limits: DocumentLimits = Field(default_factory=DocumentLimits, description="Upload, page and pixel limits.")
+    auto_order: list[str] = Field(
+        default_factory=lambda: ["deepseek-ocr", "mineru", "rapidocr"],
+        description="Preference order for backend 'auto': the first deployed, ready backend that reads the type.",
+    )
+    default_backend: str = Field(default="auto", description="Backend used when a request names none.")
+    request_timeout_s: float = Field(default=300.0, gt=0, description="Default time a request may take.")
+    max_request_timeout_s: float = Field(default=1800.0, gt=0, description="Cap on a request's own timeout_s.")
+    status_ttl_s: float = Field(default=5.0, ge=0, description="How long a backend's health answer is reused.")
+    api_key: SecretStr | None = Field(default=None, description="When set, requests need 'x-api-key: <key>'.")
+    debug_errors: bool = Field(default=False, description="Put exception text in 500 answers (never in production).")
+
+
+class AppArgs(_Strict):
+    """The whole application: backends behind one router."""
+
+    backends: dict[str, BackendConfig] = Field(
+        default_factory=lambda: {
+            "rapidocr": BackendConfig(
+                engine="rapidocr", deployment=DeploymentOptions(ray_actor_options={"num_cpus": 0.5})
+            )
+        },
+        description="Backends by name (the name clients send). The CPU default is RapidOCR alone.",
+    )
+    router: RouterSettings = Field(default_factory=RouterSettings, description="Router behaviour and limits.")
+    router_deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(ray_actor_options={"num_cpus": 0.1}),
+        description="Ray Serve options of the router (the HTTP ingress), scaled independently of backends.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AppArgs:
+        enabled = [n for n, b in self.backends.items() if b.enabled]
+        if not enabled:
+            raise ValueError("at least one backend must be enabled")
+        if "router" in self.backends:
+            raise ValueError("'router' is reserved for the ingress deployment; rename that backend")
+        default = self.router.default_backend
+        if default != "auto" and default not in enabled:
+            raise ValueError(f"default_backend {default!r} is not an enabled backend ({enabled})")
+        return self
+
+    def enabled_backends(self) -> dict[str, BackendConfig]:
+        return {n: b for n, b in self.backends.items() if b.enabled}

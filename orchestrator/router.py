@@ -1,0 +1,143 @@
+"""The router: the HTTP ingress replica. Validates documents, picks a backend, forwards, times.
+
+A plain class holding a dict of backend handles keyed by name (built from config, so adding a backend is
+configuration). The builder wraps it with ``serve.ingress``; its HTTP app comes from
+:func:`orchestrator.api.create_api`, which reads this object from ``app.state``, so the routes are testable
+with a fake router and the router with fake handles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.config import RouterSettings
+from orchestrator.selection import AUTO, auto_candidates, choose_backend
+from shared.documents import PAGED_TYPES, STRUCTURED_TYPES, Document, open_document
+from shared.errors import OCRError, as_ocr_error
+from shared.requests import OCROptions, RunRequest
+from shared.schema import BackendStatus, OCRResponse
+
+logger = logging.getLogger("ray.serve")
+
+KNOWN_TYPES = PAGED_TYPES | STRUCTURED_TYPES
+DESCRIBE_TIMEOUT_S = 5.0
+
+
+class Router:
+    """Routes OCR requests to backend deployments."""
+
+    def __init__(self, backends: Mapping[str, Any], settings: RouterSettings | dict[str, Any] | None = None) -> None:
+        self.backends = dict(backends)
+        self.settings = settings if isinstance(settings, RouterSettings) else RouterSettings.model_validate(settings or {})
+        self._statuses: dict[str, BackendStatus] = {}
+        self._statuses_at = 0.0
+
+    def __serve_build_asgi_app__(self):
+        from orchestrator.api import create_api
+
+        return create_api(self)
+
+    # --- backend directory -------------------------------------------------------------------------------------
+
+    async def statuses(self, *, max_age_s: float | None = None) -> dict[str, BackendStatus]:
+        """Every backend's health, asked of all at once and reused for ``status_ttl_s``."""
+        ttl = self.settings.status_ttl_s if max_age_s is None else max_age_s
+        if self._statuses and time.monotonic() - self._statuses_at <= ttl:
+            return self._statuses
+        names = list(self.backends)
+        answers = await asyncio.gather(*(self._describe(n) for n in names))
+        self._statuses = dict(zip(names, answers))
+        self._statuses_at = time.monotonic()
+        return self._statuses
+
+    async def _describe(self, name: str) -> BackendStatus:
+        try:
+            return await asyncio.wait_for(self.backends[name].describe.remote(), DESCRIBE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            return BackendStatus(name=name, engine="?", status="unavailable", detail="no health answer in time")
+        except Exception as e:  # replica starting, dead or unreachable
+            return BackendStatus(name=name, engine="?", status="unavailable", detail=f"{type(e).__name__}: {e}"[:300])
+
+    # --- OCR ---------------------------------------------------------------------------------------------------
+
+    def validate(self, data: bytes, filename: str, opts: OCROptions) -> Document:
+        """Cheap checks before anything reaches a backend (no page is decoded)."""
+        return open_document(
+            data, name=filename, limits=self.settings.limits, page_range=opts.pages, dpi=opts.dpi, accepted=KNOWN_TYPES
+        )
+
+    async def ocr(self, data: bytes, filename: str, opts: OCROptions, request_id: str) -> OCRResponse:
+        """Validate, choose a backend, run, and stamp the total time.
+
+        Raises:
+            OCRError: every failure a client should hear about, with its status code.
+        """
+        received = time.time()
+        doc = await asyncio.to_thread(self.validate, data, filename, opts)
+        requested = opts.backend or self.settings.default_backend
+        timeout = min(opts.timeout_s or self.settings.request_timeout_s, self.settings.max_request_timeout_s)
+        run = RunRequest(
+            request_id=request_id,
+            received_at=received,
+            include_boxes_image=opts.include_boxes_image,
+            include_raw=opts.include_raw,
+            options=opts.options,
+        )
+        tried: list[str] = []
+        while True:
+            statuses = await self.statuses() if requested == AUTO else {}
+            name = choose_backend(
+                requested,
+                deployed=list(self.backends),
+                statuses=statuses,
+                media_type=doc.media_type,
+                auto_order=self.settings.auto_order,
+                exclude=tried,
+            )
+            try:
+                result = await self._call(name, doc, run, timeout)
+            except OCRError as e:
+                # 'auto' gets one more try on another backend when a replica died under the request.
+                if requested == AUTO and e.code == "backend_unavailable" and not tried:
+                    tried.append(name)
+                    self._statuses_at = 0.0
+                    logger.warning("request %s: backend %s unavailable, retrying on another", request_id, name)
+                    continue
+                raise
+            result.timings.total_s = round(time.time() - received, 4)
+            if tried:
+                result.warnings.append(f"backend {tried[0]!r} failed during the request; answered by {name!r}")
+            return result
+
+    async def _call(self, name: str, doc: Document, run: RunRequest, timeout: float) -> OCRResponse:
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+        from ray.serve.exceptions import BackPressureError
+
+        response = self.backends[name].ocr.remote(doc, run)
+        try:
+            return await asyncio.wait_for(response, timeout)
+        except asyncio.TimeoutError:
+            response.cancel()
+            raise OCRError(
+                "timeout", f"backend {name!r} took longer than {timeout:.0f} s", accepted={"max_timeout_s": timeout}
+            ) from None
+        except BackPressureError:
+            raise OCRError(
+                "overloaded", f"backend {name!r} is at capacity; retry later", accepted={"retry_after_s": 2}
+            ) from None
+        except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+            raise OCRError(
+                "backend_unavailable", f"backend {name!r} replica failed during the request ({type(e).__name__})"
+            ) from None
+        except Exception as e:
+            carried = as_ocr_error(e)
+            if carried is not None:
+                raise carried from None
+            raise
+
+    def auto_rule(self) -> list[str]:
+        return auto_candidates(list(self.backends), self.settings.auto_order)

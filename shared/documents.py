@@ -1,0 +1,357 @@
+"""Documents in, page images out: type detection, limits, PDF rasterisation and multi-frame images.
+
+Two steps on purpose. :func:`open_document` is cheap (headers and page sizes only) and runs in the router, so
+bad input is refused before it reaches a GPU. :func:`render_pages` decodes and rasterises, and runs in the backend
+replica that needs the pixels. Both raise :class:`~shared.errors.OCRError` for anything a client did wrong.
+
+The media type is detected from the bytes, never trusted from the client's ``Content-Type`` or file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import OCRError
+from shared.pages import parse_page_range
+
+logger = logging.getLogger(__name__)
+
+PDF = "application/pdf"
+RASTER_TYPES: dict[str, str] = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "TIFF": "image/tiff",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+}
+IMAGE_TYPES = frozenset(RASTER_TYPES.values())
+PAGED_TYPES = IMAGE_TYPES | {PDF}
+"""Media types that have pages we can rasterise (every backend takes these)."""
+
+OFFICE_TYPES: dict[str, str] = {
+    "word/document.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "ppt/presentation.xml": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "xl/workbook.xml": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+EPUB = "application/epub+zip"
+HTML = "text/html"
+CSV = "text/csv"
+STRUCTURED_TYPES = frozenset(OFFICE_TYPES.values()) | {EPUB, HTML, CSV}
+"""Formats some engines (MinerU) parse natively, without page images."""
+
+# PDFium is not thread-safe: one call at a time per process.
+_PDFIUM_LOCK = threading.Lock()
+
+
+class DocumentLimits(BaseModel):
+    """What one request may ask of the service. Exceeding any is a 4xx, not a slow death."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest upload, in bytes.")
+    max_pages: int = Field(default=200, gt=0, description="Most pages processed in one request.")
+    max_pixels_per_page: int = Field(
+        default=50_000_000, gt=0, description="Most pixels in one page image (guards against decompression bombs)."
+    )
+    default_dpi: float = Field(default=144.0, gt=0, description="Rasterisation DPI for PDF pages when none is asked.")
+    min_dpi: float = Field(default=36.0, gt=0, description="Lowest DPI a request may ask for.")
+    max_dpi: float = Field(default=600.0, gt=0, description="Highest DPI a request may ask for.")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A validated upload: its bytes, what it is, and which pages to process."""
+
+    data: bytes = field(repr=False)
+    name: str
+    media_type: str
+    sha256: str
+    page_count: int
+    page_indices: list[int]
+    dpi: float
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.data)
+
+
+@dataclass
+class PageImage:
+    """One page as pixels, ready for an engine."""
+
+    index: int
+    image: Image.Image
+    dpi: float | None
+
+
+def sniff_media_type(data: bytes, name: str = "") -> str | None:
+    """The media type the bytes really are, or None when they are nothing we know."""
+    head = data[:16]
+    if data[:1024].lstrip().startswith(b"%PDF-") or b"%PDF-" in data[:1024]:
+        return PDF
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "image/tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:2] == b"BM":
+        return "image/bmp"
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                names = set(zf.namelist())
+                if "mimetype" in names and zf.read("mimetype").strip() == EPUB.encode():
+                    return EPUB
+        except (zipfile.BadZipFile, KeyError, OSError, RuntimeError):
+            return None
+        for marker, media_type in OFFICE_TYPES.items():
+            if marker in names:
+                return media_type
+        return None
+    text_head = data[:512].lstrip().lower()
+    if text_head.startswith((b"<!doctype html", b"<html")):
+        return HTML
+    if name.lower().endswith(".csv") and _is_text(data):
+        return CSV
+    return None
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data[:65536].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in data[:65536]
+
+
+def open_document(
+    data: bytes,
+    *,
+    name: str = "document",
+    limits: DocumentLimits = DocumentLimits(),
+    page_range: str | None = None,
+    dpi: float | None = None,
+    accepted: frozenset[str] = PAGED_TYPES,
+) -> Document:
+    """Validate an upload cheaply (no page is decoded) and resolve the pages to process.
+
+    Args:
+        data: The uploaded bytes.
+        name: The client's file name; shown back, never used as a path.
+        limits: Size, page and pixel limits.
+        page_range: 1-based range expression (see :mod:`shared.pages`); None means every page.
+        dpi: Rasterisation DPI for PDF pages; None means ``limits.default_dpi``.
+        accepted: Media types the chosen backend takes.
+
+    Raises:
+        OCRError: for empty, oversized, unknown, unreadable, encrypted or over-limit documents and bad ranges.
+    """
+    if not data:
+        raise OCRError("empty_document", "the upload is empty (0 bytes)", accepted=sorted(accepted))
+    if len(data) > limits.max_bytes:
+        raise OCRError(
+            "document_too_large",
+            f"the upload is {len(data)} bytes; the limit is {limits.max_bytes}",
+            accepted={"max_bytes": limits.max_bytes},
+        )
+    if dpi is None:
+        dpi = limits.default_dpi
+    if not (limits.min_dpi <= dpi <= limits.max_dpi):
+        raise OCRError(
+            "invalid_option",
+            f"dpi {dpi} is outside the allowed range",
+            accepted={"min_dpi": limits.min_dpi, "max_dpi": limits.max_dpi},
+        )
+    media_type = sniff_media_type(data, name)
+    if media_type is None:
+        raise OCRError(
+            "unsupported_media_type",
+            "the upload is not a document type this service knows (detected from its content, not its name)",
+            accepted=sorted(accepted),
+        )
+    if media_type not in accepted:
+        raise OCRError(
+            "unsupported_media_type",
+            f"{media_type} is not accepted by this backend",
+            accepted=sorted(accepted),
+        )
+    if media_type == PDF:
+        page_count, sizes = _pdf_page_sizes(data)
+    elif media_type in IMAGE_TYPES:
+        page_count, sizes = _image_frame_sizes(data)
+    else:  # structured formats: one logical "page", no pixels to check here
+        page_count, sizes = 1, None
+    indices = parse_page_range(page_range, page_count)
+    if len(indices) > limits.max_pages:
+        raise OCRError(
+            "too_many_pages",
+            f"{len(indices)} pages selected; at most {limits.max_pages} per request (use a page range or the job API)",
+            accepted={"max_pages": limits.max_pages},
+        )
+    if sizes is not None:
+        for i in indices:
+            w, h = sizes(i)
+            if media_type == PDF:
+                w, h = w * dpi / 72.0, h * dpi / 72.0
+            if w * h > limits.max_pixels_per_page or w < 1 or h < 1:
+                raise OCRError(
+                    "too_many_pixels",
+                    f"page {i + 1} would be {int(w)}x{int(h)} pixels; the limit is {limits.max_pixels_per_page} pixels"
+                    + (" (lower the dpi)" if media_type == PDF else ""),
+                    accepted={"max_pixels_per_page": limits.max_pixels_per_page},
+                )
+    return Document(
+        data=data,
+        name=name,
+        media_type=media_type,
+        sha256=hashlib.sha256(data).hexdigest(),
+        page_count=page_count,
+        page_indices=indices,
+        dpi=dpi,
+    )
+
+
+def _pdf_page_sizes(data: bytes):
+    import pypdfium2 as pdfium
+
+    with _PDFIUM_LOCK:
+        pdf = _open_pdf(data)
+        try:
+            n = len(pdf)
+        finally:
+            pdf.close()
+    if n < 1:
+        raise OCRError("invalid_document", "the PDF has no pages", accepted=[PDF])
+
+    def size(i: int) -> tuple[float, float]:
+        with _PDFIUM_LOCK:
+            doc = _open_pdf(data)
+            try:
+                return doc[i].get_size()
+            finally:
+                doc.close()
+
+    return n, size
+
+
+def _open_pdf(data: bytes):
+    import pypdfium2 as pdfium
+
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as e:
+        text = str(e).lower()
+        if "password" in text:
+            raise OCRError(
+                "encrypted_document", "the PDF is encrypted; send it without a password", accepted=["unencrypted PDF"]
+            ) from None
+        raise OCRError("invalid_document", f"the PDF cannot be read ({e})", accepted=[PDF]) from None
+
+
+def _open_image(data: bytes) -> Image.Image:
+    """Open lazily: only the header is read, so a decompression bomb is caught by its declared size."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise OCRError("too_many_pixels", f"the image declares too many pixels ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError) as e:
+        raise OCRError("invalid_document", f"the image cannot be read ({e})", accepted=sorted(IMAGE_TYPES)) from None
+
+
+def _image_frame_sizes(data: bytes):
+    im = _open_image(data)
+    n = getattr(im, "n_frames", 1) or 1
+    first = im.size
+
+    def size(i: int) -> tuple[int, int]:
+        if i == 0:
+            return first
+        try:
+            im.seek(i)
+        except (EOFError, OSError, ValueError) as e:
+            raise OCRError("invalid_document", f"frame {i + 1} of the image cannot be read ({e})") from None
+        return im.size
+
+    return n, size
+
+
+def render_pages(doc: Document) -> Iterator[PageImage]:
+    """Decode the selected pages as RGB images, in order.
+
+    Raises:
+        OCRError: ``invalid_document`` when a page turns out to be corrupt while decoding.
+    """
+    if doc.media_type == PDF:
+        yield from _render_pdf(doc)
+    elif doc.media_type in IMAGE_TYPES:
+        yield from _render_image(doc)
+    else:
+        raise OCRError("unsupported_media_type", f"{doc.media_type} has no page images", accepted=sorted(PAGED_TYPES))
+
+
+def _render_pdf(doc: Document) -> Iterator[PageImage]:
+    scale = doc.dpi / 72.0
+    for i in doc.page_indices:
+        with _PDFIUM_LOCK:
+            pdf = _open_pdf(doc.data)
+            try:
+                page = pdf[i]
+                image = page.render(scale=scale, may_draw_forms=True).to_pil().convert("RGB")
+            except OCRError:
+                raise
+            except Exception as e:  # PDFium reports damage as generic errors
+                raise OCRError("invalid_document", f"page {i + 1} of the PDF cannot be rendered ({e})") from None
+            finally:
+                pdf.close()
+        yield PageImage(index=i, image=image, dpi=doc.dpi)
+
+
+def _render_image(doc: Document) -> Iterator[PageImage]:
+    im = _open_image(doc.data)
+    for i in doc.page_indices:
+        try:
+            if i:
+                im.seek(i)
+            frame = ImageOps.exif_transpose(im) if doc.media_type == "image/jpeg" else im
+            rgb = to_rgb(frame)
+        except OCRError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise OCRError(
+                "invalid_document", f"page {i + 1} of the image cannot be decoded ({e})", accepted=sorted(IMAGE_TYPES)
+            ) from None
+        dpi = im.info.get("dpi")
+        yield PageImage(index=i, image=rgb, dpi=float(dpi[0]) if dpi and dpi[0] else None)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB copy of any Pillow image; transparency is flattened onto white, as paper is."""
+    image.load()
+    if image.mode == "RGB":
+        return image.copy()
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, "white")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def page_images(images: list[Image.Image]) -> list[PageImage]:
+    """Wrap in-memory images as pages (for engines called in-process, benchmarks and tests)."""
+    return [PageImage(index=i, image=to_rgb(im), dpi=None) for i, im in enumerate(images)]

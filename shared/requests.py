@@ -1,0 +1,79 @@
+"""What a client asks for, and what the router hands a backend deployment. Pure data, importable by clients."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.errors import OCRError
+
+
+class OCROptions(BaseModel):
+    """Options of ``POST /v1/ocr``, common to every backend (multipart form fields or JSON body fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field(default="auto", description="Backend name from GET /v1/backends, or 'auto'.")
+    pages: str | None = Field(default=None, description="1-based page range, e.g. '1-3,7'; all pages when absent.")
+    dpi: float | None = Field(default=None, description="Rasterisation DPI for PDF pages (default 144).")
+    include_boxes_image: bool = Field(default=True, description="Return a PNG per page with the boxes drawn.")
+    include_raw: bool = Field(default=False, description="Return the backend's native output as raw_result.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Backend-specific options (e.g. DeepSeek 'mode'/'prompt', MinerU 'tier')."
+    )
+    timeout_s: float | None = Field(default=None, gt=0, description="Give up after this long (capped by the server).")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_from_json(cls, v: Any) -> Any:
+        """Multipart forms carry ``options`` as a JSON string."""
+        if v is None or v == "":
+            return {}
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"options must be a JSON object: {e}") from None
+        if not isinstance(v, dict):
+            raise ValueError("options must be a JSON object")
+        return v
+
+
+class OCRJSONRequest(OCROptions):
+    """``POST /v1/ocr`` with a JSON body instead of a multipart upload."""
+
+    file_base64: str = Field(description="The document's bytes, base64.")
+    filename: str = Field(default="document", description="Display name of the document.")
+
+
+class RunRequest(BaseModel):
+    """What the router sends a backend deployment along with the document. Small and serialisable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str
+    received_at: float = Field(description="Router receive time (epoch seconds), for queue timing.")
+    include_boxes_image: bool = True
+    include_raw: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def parse_options(**fields: Any) -> OCROptions:
+    """OCROptions from loose fields (form values), with validation errors turned into a 400 that lists them.
+
+    Raises:
+        OCRError: ``invalid_option``.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return OCROptions.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise OCRError(
+            "invalid_option",
+            f"bad request options: {problems}",
+            accepted={name: f.description for name, f in OCROptions.model_fields.items()},
+        ) from None

@@ -1,0 +1,195 @@
+"""The unified response schema: one shape for every backend, every success and every failure.
+
+Clients import this module without the server's dependencies (pydantic only), so they can validate what the
+service returns. Versioned by ``SCHEMA_VERSION``; a breaking change bumps the major number.
+
+How the seed system's unified format maps onto this one:
+
+===================  ==========================================
+seed field           here
+===================  ==========================================
+``success``          ``OCRResponse.success``
+``backend``          ``OCRResponse.backend``
+``raw_result``       ``OCRResponse.raw_result``
+``markdown``         ``OCRResponse.markdown`` (and ``PageResult.markdown``)
+``source_markdown``  ``OCRResponse.source_markdown`` (the engine's own text before clean-up)
+``boxes_image``      ``PageResult.boxes_image`` (one PNG per page)
+``processing_time``  ``OCRResponse.timings.total_s``
+``image_name``       ``OCRResponse.document.name``
+===================  ==========================================
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+BlockType = Literal[
+    "text", "title", "table", "figure", "formula", "caption", "list", "header", "footer", "other"
+]
+BLOCK_TYPES: tuple[str, ...] = BlockType.__args__  # type: ignore[attr-defined]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Line(_Model):
+    """One recognised line inside a block, for engines that report lines (RapidOCR)."""
+
+    text: str = Field(description="Recognised text of the line.")
+    bbox: list[float] = Field(description="[x0, y0, x1, y1] in page-image pixels.")
+    score: float | None = Field(default=None, description="Recognition confidence 0-1, when the engine gives one.")
+
+
+class Block(_Model):
+    """A layout block: a paragraph, title, table, figure... in reading order."""
+
+    type: BlockType = Field(description="Block type from the unified vocabulary.")
+    text: str = Field(default="", description="Block content (markdown; tables as HTML, formulas as LaTeX).")
+    bbox: list[float] = Field(description="[x0, y0, x1, y1] in page-image pixels, origin top-left.")
+    bbox_norm: list[float] = Field(description="[x0, y0, x1, y1] normalised to 0-1 by the page's width and height.")
+    score: float | None = Field(default=None, description="Confidence 0-1, when the engine gives one.")
+    label: str | None = Field(default=None, description="The engine's own label for this block, before mapping.")
+    lines: list[Line] | None = Field(default=None, description="Lines of the block, when the engine reports lines.")
+
+
+class PageUsage(_Model):
+    """Cost figures of one page, where the engine knows them."""
+
+    vision_tokens: int | None = Field(default=None, description="Vision tokens the page was encoded into.")
+    output_tokens: int | None = Field(default=None, description="Tokens the model generated for the page.")
+    compression_ratio: float | None = Field(
+        default=None, description="Output text tokens per vision token (DeepSeek-OCR's headline metric)."
+    )
+
+
+class PageResult(_Model):
+    """One page of the document as the backend saw it."""
+
+    index: int = Field(description="0-based index of the page in the source document.")
+    width: int = Field(description="Width of the page image in pixels (the image the boxes refer to).")
+    height: int = Field(description="Height of the page image in pixels.")
+    dpi: float | None = Field(default=None, description="Resolution the page was rendered or scanned at.")
+    markdown: str = Field(default="", description="Markdown of this page.")
+    blocks: list[Block] = Field(default_factory=list, description="Layout blocks in reading order.")
+    boxes_image: str | None = Field(
+        default=None, description="PNG of the page with every block's box drawn, base64; null when not requested."
+    )
+    usage: PageUsage = Field(default_factory=PageUsage, description="Per-page cost figures.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What went wrong on this page without failing it (e.g. 'truncated: hit the token limit').",
+    )
+
+
+class DocumentInfo(_Model):
+    """What was received."""
+
+    name: str = Field(description="File name given by the client (display only; never used as a path).")
+    media_type: str = Field(description="Media type detected from the content.")
+    size_bytes: int = Field(description="Size of the upload in bytes.")
+    sha256: str = Field(description="SHA-256 of the upload, hex.")
+    page_count: int = Field(description="Pages in the whole document.")
+    pages_processed: list[int] = Field(description="0-based indices of the pages that were processed.")
+
+
+class ModelInfo(_Model):
+    """Which model and engine produced the result."""
+
+    id: str = Field(description="Model id (HF id, local path or package model name).")
+    version: str | None = Field(default=None, description="Version of the model or of its package.")
+    engine: str = Field(description="Inference engine, e.g. 'onnxruntime', 'vllm', 'transformers', 'mineru'.")
+    device: str | None = Field(default=None, description="Device the model ran on, e.g. 'cpu', 'cuda:0'.")
+
+
+class Timings(_Model):
+    """Where the time went, in seconds."""
+
+    queue_s: float = Field(default=0.0, description="From the router receiving the request to the engine starting.")
+    inference_s: float = Field(default=0.0, description="Engine time, rasterisation included.")
+    total_s: float = Field(default=0.0, description="From the router receiving the request to the answer.")
+
+
+class Usage(_Model):
+    """Cost figures of the whole request."""
+
+    pages: int = Field(description="Pages processed.")
+    vision_tokens: int | None = Field(default=None, description="Sum over pages, when known.")
+    output_tokens: int | None = Field(default=None, description="Sum over pages, when known.")
+    compression_ratio: float | None = Field(default=None, description="output_tokens / vision_tokens, when known.")
+
+
+class OCRResponse(_Model):
+    """A successful OCR answer."""
+
+    schema_version: str = Field(default=SCHEMA_VERSION, description="Version of this schema.")
+    request_id: str = Field(description="Request id (the client's x-request-id when given).")
+    success: Literal[True] = Field(default=True, description="Always true here; failures use ErrorResponse.")
+    backend: str = Field(description="Name of the backend deployment that answered.")
+    model: ModelInfo = Field(description="Model and engine that produced the result.")
+    document: DocumentInfo = Field(description="What was received.")
+    markdown: str = Field(description="Markdown of the whole document, pages separated by a blank line.")
+    source_markdown: str | None = Field(
+        default=None, description="The engine's own output text before clean-up (e.g. with grounding tags)."
+    )
+    pages: list[PageResult] = Field(description="One entry per processed page, in document order.")
+    raw_result: Any = Field(default=None, description="The backend's native output, JSON; null when not requested.")
+    timings: Timings = Field(default_factory=Timings, description="Where the time went.")
+    usage: Usage = Field(description="Cost figures of the whole request.")
+    warnings: list[str] = Field(default_factory=list, description="Request-level warnings (e.g. an option ignored).")
+
+
+ErrorCode = Literal[
+    "empty_document",
+    "unsupported_media_type",
+    "invalid_document",
+    "encrypted_document",
+    "document_too_large",
+    "too_many_pages",
+    "too_many_pixels",
+    "invalid_page_range",
+    "invalid_option",
+    "unknown_backend",
+    "backend_unavailable",
+    "models_missing",
+    "unauthorized",
+    "overloaded",
+    "timeout",
+    "not_found",
+    "internal_error",
+]
+
+
+class ErrorDetail(_Model):
+    """What went wrong, and what would have been accepted."""
+
+    code: ErrorCode = Field(description="Machine-readable error code.")
+    message: str = Field(description="Human-readable explanation.")
+    accepted: Any = Field(default=None, description="What is accepted instead (names, media types, ranges...).")
+
+
+class ErrorResponse(_Model):
+    """The one shape of every failure, whatever the status code."""
+
+    schema_version: str = Field(default=SCHEMA_VERSION, description="Version of this schema.")
+    request_id: str | None = Field(default=None, description="Request id, when one was assigned.")
+    success: Literal[False] = Field(default=False, description="Always false.")
+    backend: str | None = Field(default=None, description="Backend concerned, when there is one.")
+    error: ErrorDetail = Field(description="What went wrong.")
+
+
+class BackendStatus(_Model):
+    """One entry of ``GET /v1/backends``."""
+
+    name: str = Field(description="Backend name, as used in requests.")
+    engine: str = Field(description="Engine kind from the registry (rapidocr, deepseek, mineru...).")
+    status: Literal["ready", "unhealthy", "unavailable"] = Field(description="Whether it can take requests now.")
+    model: ModelInfo | None = Field(default=None, description="Model it serves, when it answered.")
+    media_types: list[str] = Field(default_factory=list, description="Media types it accepts.")
+    replicas: int | None = Field(default=None, description="Running replicas, when known.")
+    detail: str | None = Field(default=None, description="Why it is not ready, when it is not.")
+    info: dict[str, Any] = Field(default_factory=dict, description="Engine-specific health facts (versions...).")

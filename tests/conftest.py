@@ -1,0 +1,93 @@
+"""Fixtures shared by the suite: where the dev data is, and one real local Ray cluster per test session.
+
+The cluster is started once (it costs ~10 s) and every end-to-end test deploys its own application on it under
+its own route prefix, then talks to it over real HTTP through Serve's proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEV_DATA = REPO.parent / "shared" / "data" / "dev"
+
+# Ray >= 2.59 turns token auth on for new local clusters; say so explicitly so every process agrees.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def dev_file(relative: str) -> Path:
+    """A file of ../shared/data/dev, or a skip when this clone has no ../shared beside it."""
+    path = DEV_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"dev data not present ({path}); runs where ../shared/data/dev exists")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_url() -> Iterator[str]:
+    """Base URL of Serve's HTTP proxy on a session-wide local Ray cluster."""
+    import ray
+    from ray import serve
+
+    port = _free_port()
+    ray.init(
+        num_cpus=16,  # logical: replicas ask for fractions, the 2 real cores are shared
+        object_store_memory=300 * 1024 * 1024,
+        include_dashboard=False,
+        namespace="serve",
+        log_to_driver=False,
+    )
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def deploy_app(serve_url: str) -> Iterator[Callable[[str, dict[str, Any]], str]]:
+    """``deploy_app(name, args) -> base_url``: run ``build_app(args)`` as application ``name`` at ``/name``."""
+    from ray import serve
+
+    from orchestrator.builder import build_app
+
+    deployed: dict[str, str] = {}
+
+    def _deploy(name: str, args: dict[str, Any]) -> str:
+        if name not in deployed:
+            serve.run(build_app(args), name=name, route_prefix=f"/{name}")
+            deployed[name] = f"{serve_url}/{name}"
+        return deployed[name]
+
+    yield _deploy
+    for name in deployed:
+        serve.delete(name)
+
+
+@pytest.fixture(scope="session")
+def rapidocr_url(deploy_app) -> str:
+    """An application with RapidOCR and a fake engine behind one router."""
+    return deploy_app(
+        "cpu",
+        {
+            "backends": {
+                "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 0.5}}},
+                "fake": {"engine": "fake", "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
+            },
+            "router": {"auto_order": ["rapidocr", "fake"]},
+        },
+    )
