@@ -37,7 +37,7 @@ class RapidOCRConfig(EngineConfig):
     )
     warmup: bool = Field(default=True, description="Run one tiny image at start so the first request is not slow.")
     title_ratio: float = Field(
-        default=1.6, gt=1.0, description="A paragraph whose line height is this many times the median is a title."
+        default=1.35, gt=1.0, description="A paragraph whose line height is this many times the median is a title."
     )
 
 

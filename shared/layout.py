@@ -130,19 +130,30 @@ def reading_order(boxes: Sequence[Box]) -> list[int]:
 
 
 def group_paragraphs(boxes: Sequence[Box], order: Sequence[int]) -> list[list[int]]:
-    """Consecutive lines (in reading order) that sit in one column with line spacing between them."""
+    """Consecutive lines (in reading order) in one column, of similar size, with ordinary line spacing.
+
+    "Ordinary" is measured on the page itself: a gap more than half a line height above the page's median gap
+    between consecutive lines starts a new paragraph.
+    """
     if not order:
         return []
     unit = median_line_height(boxes)
+
+    def same_column(p: Box, c: Box) -> bool:
+        overlap = min(p[2], c[2]) - max(p[0], c[0])
+        return overlap > 0.3 * min(p[2] - p[0], c[2] - c[0])
+
+    pairs = list(zip(order, order[1:]))
+    gaps = [boxes[c][1] - boxes[p][3] for p, c in pairs if same_column(boxes[p], boxes[c])]
+    gaps = [g for g in gaps if -unit < g < 2 * unit]
+    usual = statistics.median(gaps) if gaps else 0.0
     paragraphs: list[list[int]] = [[order[0]]]
-    for prev, cur in zip(order, order[1:]):
+    for prev, cur in pairs:
         p, c = boxes[prev], boxes[cur]
         hp, hc = p[3] - p[1], c[3] - c[1]
         gap = c[1] - p[3]
-        overlap = min(p[2], c[2]) - max(p[0], c[0])
-        same_column = overlap > 0.3 * min(p[2] - p[0], c[2] - c[0])
-        similar_size = max(hp, hc) <= 1.4 * max(1.0, min(hp, hc))
-        if same_column and similar_size and -0.5 * unit <= gap <= 0.8 * unit:
+        similar_size = max(hp, hc) <= 1.3 * max(1.0, min(hp, hc))
+        if same_column(p, c) and similar_size and -0.5 * unit <= gap <= usual + 0.5 * unit:
             paragraphs[-1].append(cur)
         else:
             paragraphs.append([cur])
