@@ -16,7 +16,7 @@ from typing import Any
 from backends.base import OCREngine
 from shared.boxes import draw_boxes, png_base64
 from shared.documents import PAGED_TYPES, Document, PageImage, render_pages
-from shared.schema import DocumentInfo, OCRResponse, PageResult, Timings, Usage
+from shared.schema import OCRResponse, PageResult, Timings, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -27,17 +27,6 @@ ProgressFn = Callable[[int, int], None]
 def _chunks(pages: Iterator[PageImage], size: int) -> Iterator[list[PageImage]]:
     while batch := list(itertools.islice(pages, size)):
         yield batch
-
-
-def document_info(doc: Document) -> DocumentInfo:
-    return DocumentInfo(
-        name=doc.name,
-        media_type=doc.media_type,
-        size_bytes=doc.size_bytes,
-        sha256=doc.sha256,
-        page_count=doc.page_count,
-        pages_processed=list(doc.page_indices),
-    )
 
 
 def run_document(
@@ -81,7 +70,7 @@ def run_document(
             raws.append(out.raw)
         if out.source_markdown is not None:
             sources.append(out.source_markdown)
-        warnings.extend(out.warnings)
+        warnings.extend(w for w in out.warnings if w not in warnings)  # batches repeat request-level warnings
         if progress is not None:
             progress(min(len(pages), total), total)
 
@@ -97,7 +86,7 @@ def run_document(
         request_id=request_id,
         backend=backend,
         model=engine.model_info(),
-        document=document_info(doc),
+        document=doc.info(),
         markdown="\n\n".join(p.markdown for p in pages if p.markdown),
         source_markdown="\n\n".join(sources) if sources else None,
         pages=pages,

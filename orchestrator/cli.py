@@ -31,7 +31,7 @@ DEFAULT_URL = os.environ.get("OCRSERVE_URL", "http://127.0.0.1:8000")
 
 @app.command()
 def serve(
-    profile: Annotated[str, typer.Option(help="Bundled profile: cpu, tiny-deepseek, or production.")] = "cpu",
+    profile: Annotated[str, typer.Option(help="Bundled profile name (orchestrator/profiles/) or production.")] = "cpu",
     config: Annotated[Optional[Path], typer.Option(help="A Serve config file (overrides --profile).")] = None,
     host: Annotated[Optional[str], typer.Option(help="HTTP host (default: the config's).")] = None,
     port: Annotated[Optional[int], typer.Option(help="HTTP port (default: the config's).")] = None,
@@ -156,6 +156,72 @@ def backends(
         table.add_row(b["name"], b["engine"], b["status"], model.get("id", "-"), model.get("device") or "-", b.get("detail") or "")
     Console().print(table)
     Console().print(f"auto tries: {', '.join(listing['auto_order'])}")
+
+
+@app.command()
+def compare(
+    manifest: Annotated[Optional[Path], typer.Argument(help="Manifest (JSON lines: id, file, truth, truth_format).")] = None,
+    backends: Annotated[str, typer.Option(help="Comma-separated backends to score.")] = "rapidocr",
+    url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
+    out: Annotated[Path, typer.Option(help="Run folder (an existing one is resumed).")] = Path("runs/latest"),
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")] = 2,
+    options: Annotated[Optional[str], typer.Option(help='Per-backend options JSON: {"mineru": {"tier": "flash"}}.')] = None,
+    dpi: Annotated[Optional[float], typer.Option(help="PDF rasterisation DPI.")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="On resume, send failed pairs again.")] = False,
+    diff: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Compare two finished runs: --diff RUN_A RUN_B.")] = None,
+    api_key: Annotated[Optional[str], typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+) -> None:
+    """Accuracy run: every manifest document through every backend, scored against its reference; or --diff."""
+    from orchestrator.accuracy import run_accuracy
+    from orchestrator.report import COLUMNS, diff_runs
+
+    if diff is not None:
+        _print_diff(diff_runs(*diff), *diff)
+        return
+    if manifest is None:
+        console.print("[red]give a MANIFEST, or --diff RUN_A RUN_B[/]")
+        raise typer.Exit(2)
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task(f"{manifest.name} × {', '.join(names)}", total=None)
+        try:
+            report = run_accuracy(
+                manifest, url=url, backends=names, out=out, concurrency=concurrency,
+                options=json.loads(options) if options else None, dpi=dpi, api_key=api_key, retry_failed=retry_failed,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ValueError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+    table = Table(title=f"{report['documents']} documents — {out}/report.html")
+    table.add_column("backend")
+    for _, label in COLUMNS:
+        table.add_column(label, justify="right")
+    for name, s in report["backends"].items():
+        table.add_row(name, *[f"{s[k]:.3f}" if isinstance(s[k], float) else str(s[k]) for k, _ in COLUMNS])
+    Console().print(table)
+
+
+def _print_diff(d: dict, a: Path, b: Path) -> None:
+    console_out = Console()
+    console_out.print(f"[bold]{a}[/] → [bold]{b}[/]; same dataset: {d['same_dataset']}")
+    table = Table()
+    for col in ("backend", "NED mean a → b", "Δ", "NED dataset Δ", "CER Δ", "failures a → b", "model changed"):
+        table.add_column(col)
+    for name, row in d["backends"].items():
+        if not (row["in_a"] and row["in_b"]):
+            table.add_row(name, "only in " + ("a" if row["in_a"] else "b"), "", "", "", "", "")
+            continue
+        ned_row = row["ned_mean"]
+        table.add_row(
+            name, f"{ned_row['a']} → {ned_row['b']}", f"{ned_row['delta']:+.4f}" if ned_row["delta"] is not None else "–",
+            f"{row['ned_dataset']['delta']:+.4f}" if row["ned_dataset"]["delta"] is not None else "–",
+            f"{row['cer_mean']['delta']:+.4f}" if row["cer_mean"]["delta"] is not None else "–",
+            f"{row['failures']['a']} → {row['failures']['b']}", str(row["model_changed"]),
+        )
+    console_out.print(table)
 
 
 @app.command("config-schema")

@@ -22,7 +22,7 @@ REPO_CONFIG = Path(__file__).resolve().parents[1] / "serve_config.yaml"
 
 
 def profile_path(profile: str) -> Path:
-    """The bundled Serve config of a profile ('cpu', 'tiny-deepseek'...) or 'production' (serve_config.yaml)."""
+    """The bundled Serve config of a profile (a file in orchestrator/profiles/) or 'production' (serve_config.yaml)."""
     if profile == "production":
         return REPO_CONFIG
     path = PROFILES_DIR / f"{profile}.yaml"

@@ -18,8 +18,9 @@ from orchestrator.config import RouterSettings
 from orchestrator.selection import AUTO, auto_candidates, choose_backend
 from shared.documents import PAGED_TYPES, STRUCTURED_TYPES, Document, open_document
 from shared.errors import OCRError, as_ocr_error
-from shared.requests import OCROptions, RunRequest
-from shared.schema import BackendStatus, OCRResponse
+from shared.metrics import ned
+from shared.requests import CompareOptions, OCROptions, RunRequest
+from shared.schema import BackendStatus, CompareEntry, CompareResponse, ErrorDetail, OCRResponse, PairAgreement
 
 logger = logging.getLogger("ray.serve")
 
@@ -139,5 +140,56 @@ class Router:
                 raise carried from None
             raise
 
+    async def compare(self, data: bytes, filename: str, opts: CompareOptions, request_id: str) -> CompareResponse:
+        """One document through several backends concurrently; each answers or fails on its own.
+
+        Raises:
+            OCRError: for the document itself (it is validated once) or an unknown backend name.
+        """
+        received = time.time()
+        doc = await asyncio.to_thread(
+            open_document, data, name=filename, limits=self.settings.limits, page_range=opts.pages, dpi=opts.dpi,
+            accepted=KNOWN_TYPES,
+        )
+        names = list(dict.fromkeys(opts.backends)) or list(self.backends)
+        unknown = [n for n in [*names, *opts.options] if n not in self.backends]
+        if unknown:
+            raise OCRError("unknown_backend", f"no backend named {unknown[0]!r} is deployed", accepted=sorted(self.backends))
+        timeout = min(opts.timeout_s or self.settings.request_timeout_s, self.settings.max_request_timeout_s)
+
+        async def one(name: str) -> CompareEntry:
+            run = RunRequest(
+                request_id=f"{request_id}:{name}",
+                received_at=received,
+                include_boxes_image=opts.include_boxes_image,
+                options=opts.options.get(name, {}),
+            )
+            started = time.perf_counter()
+            try:
+                result = await self._call(name, doc, run, timeout)
+            except OCRError as e:
+                error = ErrorDetail(code=e.code, message=e.message, accepted=e.accepted)  # type: ignore[arg-type]
+                return CompareEntry(backend=name, ok=False, seconds=round(time.perf_counter() - started, 4), error=error)
+            except Exception as e:  # a server fault in one backend must not sink the others
+                logger.exception("compare %s: backend %s failed", request_id, name)
+                error = ErrorDetail(code="internal_error", message=f"backend failed ({type(e).__name__})")
+                return CompareEntry(backend=name, ok=False, seconds=round(time.perf_counter() - started, 4), error=error)
+            return CompareEntry(backend=name, ok=True, seconds=round(time.perf_counter() - started, 4), result=result)
+
+        entries = await asyncio.gather(*(one(n) for n in names))
+        agreement = await asyncio.to_thread(pairwise_agreement, entries)
+        return CompareResponse(request_id=request_id, document=doc.info(), entries=entries, agreement=agreement)
+
     def auto_rule(self) -> list[str]:
         return auto_candidates(list(self.backends), self.settings.auto_order)
+
+
+def pairwise_agreement(entries: list[CompareEntry]) -> list[PairAgreement]:
+    """Normalised edit distance between the markdown of every pair of successful entries."""
+    done = [e for e in entries if e.ok and e.result is not None]
+    pairs = []
+    for i, a in enumerate(done):
+        for b in done[i + 1 :]:
+            d = ned(a.result.markdown, b.result.markdown)  # type: ignore[union-attr]
+            pairs.append(PairAgreement(a=a.backend, b=b.backend, ned=round(d, 4), agreement=round(1 - d, 4)))
+    return pairs

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import OCRError
 from shared.pages import parse_page_range
+from shared.schema import DocumentInfo
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,17 @@ class Document:
     @property
     def size_bytes(self) -> int:
         return len(self.data)
+
+    def info(self) -> DocumentInfo:
+        """The schema's view of this document."""
+        return DocumentInfo(
+            name=self.name,
+            media_type=self.media_type,
+            size_bytes=self.size_bytes,
+            sha256=self.sha256,
+            page_count=self.page_count,
+            pages_processed=list(self.page_indices),
+        )
 
 
 @dataclass

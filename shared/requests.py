@@ -10,6 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.errors import OCRError
 
 
+def json_object(v: Any) -> Any:
+    """Multipart forms carry ``options`` as a JSON string; JSON bodies as an object. Either way, an object."""
+    if v is None or v == "":
+        return {}
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"options must be a JSON object: {e}") from None
+    if not isinstance(v, dict):
+        raise ValueError("options must be a JSON object")
+    return v
+
+
 class OCROptions(BaseModel):
     """Options of ``POST /v1/ocr``, common to every backend (multipart form fields or JSON body fields)."""
 
@@ -28,17 +42,7 @@ class OCROptions(BaseModel):
     @field_validator("options", mode="before")
     @classmethod
     def _options_from_json(cls, v: Any) -> Any:
-        """Multipart forms carry ``options`` as a JSON string."""
-        if v is None or v == "":
-            return {}
-        if isinstance(v, str):
-            try:
-                v = json.loads(v)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"options must be a JSON object: {e}") from None
-        if not isinstance(v, dict):
-            raise ValueError("options must be a JSON object")
-        return v
+        return json_object(v)
 
 
 class OCRJSONRequest(OCROptions):
@@ -60,20 +64,57 @@ class RunRequest(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-def parse_options(**fields: Any) -> OCROptions:
-    """OCROptions from loose fields (form values), with validation errors turned into a 400 that lists them.
+def parse_options(model: type[BaseModel] | None = None, **fields: Any) -> Any:
+    """``model`` (OCROptions by default) from loose fields, validation errors turned into a 400 listing the fields.
 
     Raises:
         OCRError: ``invalid_option``.
     """
     from pydantic import ValidationError
 
+    model = model or OCROptions
     try:
-        return OCROptions.model_validate({k: v for k, v in fields.items() if v is not None})
+        return model.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
         raise OCRError(
             "invalid_option",
             f"bad request options: {problems}",
-            accepted={name: f.description for name, f in OCROptions.model_fields.items()},
+            accepted={name: f.description for name, f in model.model_fields.items()},
         ) from None
+
+
+class CompareOptions(BaseModel):
+    """Options of ``POST /v1/compare`` (multipart form fields or JSON body fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backends: list[str] = Field(
+        default_factory=list, description="Backends to compare (comma-separated in forms); empty means all deployed."
+    )
+    pages: str | None = Field(default=None, description="1-based page range, e.g. '1-3,7'.")
+    dpi: float | None = Field(default=None, description="Rasterisation DPI for PDF pages.")
+    include_boxes_image: bool = Field(default=False, description="Return boxes images (large; off by default).")
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-backend options: {backend name: {option: value}}."
+    )
+    timeout_s: float | None = Field(default=None, gt=0, description="Per-backend time limit (capped by the server).")
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [b.strip() for b in v.split(",") if b.strip() and b.strip() != "all"]
+        return v
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_from_json(cls, v: Any) -> Any:
+        return json_object(v)
+
+
+class CompareJSONRequest(CompareOptions):
+    """``POST /v1/compare`` with a JSON body."""
+
+    file_base64: str = Field(description="The document's bytes, base64.")
+    filename: str = Field(default="document", description="Display name of the document.")

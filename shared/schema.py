@@ -193,3 +193,33 @@ class BackendStatus(_Model):
     replicas: int | None = Field(default=None, description="Running replicas, when known.")
     detail: str | None = Field(default=None, description="Why it is not ready, when it is not.")
     info: dict[str, Any] = Field(default_factory=dict, description="Engine-specific health facts (versions...).")
+
+
+class CompareEntry(_Model):
+    """One backend's answer in a comparison: its response, or its error (the others still answer)."""
+
+    backend: str = Field(description="Backend name.")
+    ok: bool = Field(description="Whether this backend answered successfully.")
+    seconds: float = Field(description="Wall time of this backend's call, seconds.")
+    result: OCRResponse | None = Field(default=None, description="The backend's response when ok.")
+    error: ErrorDetail | None = Field(default=None, description="What went wrong when not ok.")
+
+
+class PairAgreement(_Model):
+    """How much two backends' texts agree (OmniDocBench-normalised edit distance)."""
+
+    a: str = Field(description="First backend.")
+    b: str = Field(description="Second backend.")
+    ned: float = Field(description="Normalised edit distance between their markdown, 0 = identical.")
+    agreement: float = Field(description="1 - ned.")
+
+
+class CompareResponse(_Model):
+    """``POST /v1/compare``: one document through several backends at once."""
+
+    schema_version: str = Field(default=SCHEMA_VERSION, description="Version of this schema.")
+    request_id: str = Field(description="Request id.")
+    success: Literal[True] = Field(default=True, description="True when the comparison ran (entries may have failed).")
+    document: DocumentInfo = Field(description="What was received.")
+    entries: list[CompareEntry] = Field(description="One per backend, in the order asked.")
+    agreement: list[PairAgreement] = Field(description="Every pair of successful backends.")

@@ -80,14 +80,19 @@ def deploy_app(serve_url: str) -> Iterator[Callable[[str, dict[str, Any]], str]]
 
 @pytest.fixture(scope="session")
 def rapidocr_url(deploy_app) -> str:
-    """An application with RapidOCR and a fake engine behind one router."""
+    """An application with RapidOCR (tuned and package-default settings) and a fake engine behind one router."""
     return deploy_app(
         "cpu",
         {
             "backends": {
                 "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 0.5}}},
+                "rapidocr-default": {
+                    "engine": "rapidocr",
+                    "engine_config": {"params": {}},
+                    "deployment": {"ray_actor_options": {"num_cpus": 0.5}},
+                },
                 "fake": {"engine": "fake", "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
             },
-            "router": {"auto_order": ["rapidocr", "fake"]},
+            "router": {"auto_order": ["rapidocr", "rapidocr-default", "fake"]},
         },
     )
