@@ -1,0 +1,23 @@
+"""DeepSeek-OCR / DeepSeek-OCR-2 backend.
+
+Modules, one job each:
+
+* :mod:`~backends.deepseek.config` - deployment config and per-request options (pydantic, strict).
+* :mod:`~backends.deepseek.prompts` - prompt presets.
+* :mod:`~backends.deepseek.modes` - resolution modes, tiling and vision-token arithmetic.
+* :mod:`~backends.deepseek.grounding` - grounding output -> blocks, markdown, warnings (pure).
+* :mod:`~backends.deepseek.ngram` - the no-repeat n-gram guard (pure).
+* :mod:`~backends.deepseek.source` - where the weights are; offline checks; clear "download this" errors.
+* :mod:`~backends.deepseek.vllm_inputs` - everything sent to vLLM, as plain data.
+* :mod:`~backends.deepseek.vllm_engine` / :mod:`~backends.deepseek.hf_engine` - the two thin runners.
+* :mod:`~backends.deepseek.engine` - :class:`DeepSeekEngine`, the ``OCREngine`` the registry names.
+* :mod:`~backends.deepseek.tiny` - a tiny random OCR-2 checkpoint for CPU tests and demos.
+
+Nothing here imports torch, transformers or vLLM at module import time except the runners and ``tiny``,
+which do so inside functions.
+"""
+
+from backends.deepseek.config import DeepSeekConfig, DeepSeekOptions
+from backends.deepseek.engine import DeepSeekEngine
+
+__all__ = ["DeepSeekConfig", "DeepSeekEngine", "DeepSeekOptions"]

@@ -1,0 +1,249 @@
+"""The DeepSeek-OCR engine: one backend over two runners (vLLM, transformers), chosen by config.
+
+The engine owns the decisions that must not differ between runners - which prompt, which mode actually runs
+(and the warning when it is not the one asked for), the token budget, and how output becomes the unified
+schema (grounding parser, usage and compression figures, truncation and looping warnings). Runners only
+generate text. Neither this module nor the runners import Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PIL import Image
+
+from backends.base import EngineHealth, EngineOptions, EngineRun, OCREngine
+from backends.deepseek.config import (
+    DEFAULT_MODELS,
+    REFUSE_V1_TRANSFORMERS,
+    DeepSeekConfig,
+    DeepSeekOptions,
+    variant_from_hf_config,
+)
+from backends.deepseek.grounding import parse_page
+from backends.deepseek.modes import Variant, honoured_modes, resolve_mode, vision_tokens
+from backends.deepseek.runtime import Generation, Runner, RunPlan
+from backends.deepseek.source import ModelSource, resolve_source
+from shared.documents import PAGED_TYPES, Document, PageImage
+from shared.errors import OCRError
+from shared.schema import ModelInfo, PageResult, PageUsage
+
+logger = logging.getLogger(__name__)
+
+VARIANT_NAMES: dict[str, str] = {"ocr": "DeepSeek-OCR", "ocr2": "DeepSeek-OCR-2"}
+
+
+def compression_ratio(output_tokens: int | None, vision: int | None) -> float | None:
+    """Output tokens per vision token (the paper's compression figure), rounded; None when unknown."""
+    if not output_tokens or not vision:
+        return None
+    return round(output_tokens / vision, 4)
+
+
+def page_result(page: PageImage, gen: Generation, plan: RunPlan) -> PageResult:
+    """One page's generation as a schema page: blocks, markdown, usage and warnings."""
+    width, height = page.image.size
+    parsed = parse_page(
+        gen.text,
+        width=width,
+        height=height,
+        page_number=page.index + 1,
+        finish_reason=gen.finish_reason,
+        output_tokens=gen.output_tokens,
+    )
+    vision = gen.vision_tokens if gen.vision_tokens is not None else vision_tokens(width, height, plan.spec)
+    return PageResult(
+        index=page.index,
+        width=width,
+        height=height,
+        dpi=page.dpi,
+        markdown=parsed.markdown,
+        blocks=parsed.blocks,
+        usage=PageUsage(
+            vision_tokens=vision,
+            output_tokens=gen.output_tokens,
+            compression_ratio=compression_ratio(gen.output_tokens, vision),
+        ),
+        warnings=[*gen.warnings, *parsed.warnings],
+    )
+
+
+class DeepSeekEngine(OCREngine):
+    """DeepSeek-OCR / DeepSeek-OCR-2 on vLLM (production) or transformers (OCR-2, GPU or CPU)."""
+
+    kind = "deepseek"
+    media_types = PAGED_TYPES
+    batch_pages = 64
+    Config = DeepSeekConfig
+    Options = DeepSeekOptions
+
+    def __init__(self, config: DeepSeekConfig | dict[str, Any] | None = None, *, runner: Runner | None = None) -> None:
+        """Configure (cheap, no I/O).
+
+        Args:
+            config: A :class:`DeepSeekConfig` or its dict form.
+            runner: A ready runner to use instead of loading one (tests inject fakes here).
+        """
+        super().__init__(config)
+        assert isinstance(self.config, DeepSeekConfig)
+        self.cfg: DeepSeekConfig = self.config
+        self.batch_pages = self.cfg.batch_pages
+        self._runner: Runner | None = runner
+        self._variant: Variant = self.cfg.declared_variant() or "ocr2"
+        self._source: ModelSource | None = None
+        self._error: str | None = None
+        self._error_code = "backend_unavailable"
+
+    @property
+    def variant(self) -> Variant:
+        """``ocr`` or ``ocr2``, as resolved (from config, model name, then the checkpoint's config.json)."""
+        return self._variant
+
+    def start(self) -> None:
+        """Check the weights, load the runner, warm up.
+
+        Raises:
+            OCRError: ``models_missing`` with what to download and where; ``backend_unavailable`` when the
+                engine cannot run here (no vLLM, no CUDA, a v1 checkpoint on transformers).
+        """
+        try:
+            if self._runner is None:
+                self._runner = self._load_runner()
+            if self.cfg.warmup:
+                self._warmup()
+            self._error = None
+        except OCRError as e:
+            self._error, self._error_code = e.message, e.code
+            logger.error("DeepSeek engine not ready: %s", e.message)
+            raise
+        except Exception as e:
+            self._error = f"{type(e).__name__}: {e}"
+            logger.exception("DeepSeek engine failed to start")
+            raise
+
+    def _load_runner(self) -> Runner:
+        default_hub = DEFAULT_MODELS.get((self.cfg.engine, self._variant), DEFAULT_MODELS[("transformers", "ocr2")])
+        self._source = resolve_source(
+            self.cfg.model_ref(),
+            offline=self.cfg.is_offline(),
+            default_hub_id=default_hub,
+            download_dir=self.cfg.download_dir,
+            revision=self.cfg.revision,
+            need_weights=self.cfg.load_format != "dummy",
+        )
+        if self.cfg.variant == "auto" and self._source.hf_config is not None:
+            self._variant = variant_from_hf_config(self._source.hf_config) or self._variant
+        if self.cfg.engine == "transformers":
+            if self._variant == "ocr":
+                raise OCRError("backend_unavailable", REFUSE_V1_TRANSFORMERS)
+            if self._source.hf_config is not None and self._source.hf_config.get("model_type") != "deepseek_ocr2":
+                raise OCRError(
+                    "backend_unavailable",
+                    f"{self._source.ref} is not a native transformers DeepSeek-OCR-2 checkpoint (model_type "
+                    f"{self._source.hf_config.get('model_type')!r}); use deepseek-community/DeepSeek-OCR-2 on "
+                    "transformers, or engine: vllm for DeepSeek's own repos",
+                )
+            from backends.deepseek.hf_engine import HFRunner
+
+            runner: Runner = HFRunner(self.cfg, self._source)
+        else:
+            from backends.deepseek.vllm_engine import VLLMRunner
+
+            runner = VLLMRunner(self.cfg, self._source, self._variant)
+        runner.load()
+        return runner
+
+    def _warmup(self) -> None:
+        assert self._runner is not None
+        spec, _ = resolve_mode("gundam", variant=self._variant, engine=self._runner.name)  # type: ignore[arg-type]
+        plan = RunPlan(prompt="<image>\nFree OCR.", spec=self._runner.adapt(spec), max_new_tokens=2)
+        self._runner.generate([Image.new("RGB", (64, 64), "white")], plan)
+
+    def health(self) -> EngineHealth:
+        runner = self._runner
+        engine_name = runner.name if runner is not None else self.cfg.engine
+        ready = runner is not None and self._error is None
+        info: dict[str, Any] = {
+            "engine": engine_name,
+            "variant": self._variant,
+            "model_source": self._source.ref if self._source else self.cfg.model_ref(),
+            "offline": self.cfg.is_offline(),
+            "modes_honoured": list(honoured_modes(self._variant, engine_name)),  # type: ignore[arg-type]
+            "batch_pages": self.batch_pages,
+            "max_new_tokens": self.cfg.max_new_tokens,
+        }
+        if runner is not None:
+            try:
+                info.update(runner.info())
+            except Exception as e:  # health must answer even when the runner is half-broken
+                info["runner_error"] = str(e)
+        detail = self._error if self._error else (None if ready else "not started")
+        if ready and (info.get("engine_dead") or "runner_error" in info):
+            # a dead vLLM engine core never recovers in-process: unready makes Serve replace the replica
+            ready, detail = False, f"{engine_name} engine stopped working: {info.get('runner_error', 'engine dead')}"
+
+        return EngineHealth(
+            ready=ready,
+            model=ModelInfo(
+                id=self.cfg.model_ref(),
+                version=VARIANT_NAMES[self._variant],
+                engine=engine_name,
+                device=runner.device() if runner is not None else None,
+            ),
+            detail=detail,
+            info=info,
+        )
+
+    def plan(self, options: DeepSeekOptions) -> tuple[RunPlan, list[str]]:
+        """The prompt, mode and token budget for a request, and request-level warnings.
+
+        Raises:
+            OCRError: ``invalid_option`` for a token budget above the deployment's limit.
+        """
+        max_new = options.max_new_tokens or self.cfg.max_new_tokens
+        if max_new > self.cfg.max_new_tokens_limit:
+            raise OCRError(
+                "invalid_option",
+                f"max_new_tokens {max_new} exceeds this deployment's limit of {self.cfg.max_new_tokens_limit}",
+                accepted={"max_new_tokens": f"1..{self.cfg.max_new_tokens_limit}"},
+            )
+        engine_name = self._runner.name if self._runner is not None else self.cfg.engine
+        spec, warnings = resolve_mode(options.mode, variant=self._variant, engine=engine_name)  # type: ignore[arg-type]
+        if self._runner is not None:
+            spec = self._runner.adapt(spec)
+        return RunPlan(prompt=options.prompt_text(), spec=spec, max_new_tokens=max_new), warnings
+
+    def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
+        if not isinstance(options, DeepSeekOptions):
+            options = self.parse_options(options.model_dump())
+        assert isinstance(options, DeepSeekOptions)
+        if self._error is not None:
+            raise OCRError(self._error_code, self._error)
+        if self._runner is None:
+            raise OCRError("backend_unavailable", "the DeepSeek engine is not started")
+        plan, warnings = self.plan(options)
+        generations = self._runner.generate([p.image for p in pages], plan) if pages else []
+        if len(generations) != len(pages):
+            raise RuntimeError(f"runner returned {len(generations)} generations for {len(pages)} pages")
+        results = [page_result(page, gen, plan) for page, gen in zip(pages, generations, strict=True)]
+        raw = {
+            "prompt": plan.prompt,
+            "mode": plan.spec.name,
+            "pages": [
+                {"index": p.index, "text": g.text, "finish_reason": g.finish_reason, "output_tokens": g.output_tokens}
+                for p, g in zip(pages, generations, strict=True)
+            ],
+        }
+        return EngineRun(
+            pages=results,
+            raw=raw,
+            source_markdown="\n\n".join(g.text for g in generations),
+            warnings=warnings,
+        )
+
+    def close(self) -> None:
+        """Release the model."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None

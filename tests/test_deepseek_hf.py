@@ -1,0 +1,173 @@
+"""The transformers engine end to end on a tiny random DeepSeek-OCR-2, loaded like real weights, on a CPU."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from backends.deepseek import DeepSeekEngine  # noqa: E402
+from backends.deepseek.config import DeepSeekConfig  # noqa: E402
+from backends.deepseek.hf_engine import HFRunner, _ngram_guard, choose_attention, images_kwargs  # noqa: E402
+from backends.deepseek.modes import V2_MODES, vision_tokens  # noqa: E402
+from backends.deepseek.runtime import RunPlan  # noqa: E402
+from backends.deepseek.source import resolve_source  # noqa: E402
+from backends.deepseek.tiny import build_tiny_model  # noqa: E402
+from backends.runner import run_document  # noqa: E402
+from shared.documents import open_document  # noqa: E402
+from shared.schema import OCRResponse  # noqa: E402
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-deepseek-ocr2"))
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_dir):
+    # the same configuration a deployment would use for real weights in a local directory, offline
+    eng = DeepSeekEngine({"engine": "transformers", "model": str(tiny_dir), "offline": True, "max_new_tokens": 12})
+    eng.start()
+    yield eng
+    eng.close()
+
+
+def png(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, "white").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_tiny_model_is_deterministic_offline_and_reused(tmp_path, tiny_dir):
+    files = {p.name for p in tiny_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json"} <= files
+    other = build_tiny_model(tmp_path / "again")
+    digest = lambda d: hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
+    assert digest(other) == digest(tiny_dir)  # seeded: same weights every time
+    stamp = (other / "model.safetensors").stat().st_mtime_ns
+    build_tiny_model(other)
+    assert (other / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+def test_run_document_on_a_real_page(engine):
+    data = (DEV / "images" / "phototest.tif").read_bytes()
+    doc = open_document(data, name="phototest.tif")
+    resp = run_document(engine, doc, backend="deepseek-ocr", request_id="hf-1", include_raw=True)
+    OCRResponse.model_validate(resp.model_dump(mode="json"))
+    (page,) = resp.pages
+    assert (page.width, page.height) == Image.open(DEV / "images" / "phototest.tif").size
+    # vision tokens counted from the processor's real placeholders equal the mode formula (tiny geometry)
+    spec = engine._runner.adapt(V2_MODES["gundam"])
+    assert page.usage.vision_tokens == vision_tokens(page.width, page.height, spec) == 256 + 6 * 144
+    assert 1 <= page.usage.output_tokens <= 12
+    assert page.usage.compression_ratio == round(page.usage.output_tokens / page.usage.vision_tokens, 4)
+    assert resp.usage.vision_tokens == page.usage.vision_tokens
+    assert resp.model.engine == "transformers" and resp.model.device == "cpu"
+    assert resp.raw_result["prompt"] == "<image>\n<|grounding|>Convert the document to markdown."
+    assert page.boxes_image is not None
+
+
+def test_finish_reason_and_truncation_warning_agree(engine):
+    # a 64 px page comes back without an end token within 6 tokens on this seed; phototest stops at once
+    for size in [(64, 64), (300, 200)]:
+        resp = run_document(
+            engine,
+            open_document(png(size), name="p.png"),
+            backend="d",
+            request_id="t",
+            options={"max_new_tokens": 6},
+            include_raw=True,
+        )
+        raw = resp.raw_result["pages"][0]
+        truncated = any(w.startswith("truncated:") for w in resp.pages[0].warnings)
+        assert truncated == (raw["finish_reason"] == "length")
+        if truncated:
+            assert raw["output_tokens"] == 6
+        assert "<｜end▁of▁sentence｜>" not in resp.markdown
+
+
+def test_pdf_pages_go_through_in_one_call(engine, monkeypatch):
+    calls = []
+    original = engine._runner.generate
+    monkeypatch.setattr(
+        engine._runner, "generate", lambda images, plan: calls.append(len(images)) or original(images, plan)
+    )
+    pdf = (DEV / "pdfs" / "multi_page.pdf").read_bytes()
+    doc = open_document(pdf, name="multi_page.pdf", dpi=36, page_range="1-2")
+    resp = run_document(engine, doc, backend="deepseek-ocr", request_id="pdf", options={"max_new_tokens": 4})
+    assert calls == [2]
+    assert [p.index for p in resp.pages] == [0, 1]
+    assert all(p.usage.vision_tokens == 256 + 6 * 144 for p in resp.pages)  # every page tiled 2 x 3 (portrait)
+
+
+def test_base_mode_runs_without_tiles_and_unknown_modes_warn(engine):
+    doc = open_document(png((300, 200)), name="p.png")
+    resp = run_document(engine, doc, backend="d", request_id="b", options={"mode": "base", "max_new_tokens": 2})
+    assert resp.pages[0].usage.vision_tokens == 256 and resp.warnings == []
+    resp = run_document(engine, doc, backend="d", request_id="s", options={"mode": "small", "max_new_tokens": 2})
+    assert resp.pages[0].usage.vision_tokens == 256
+    assert resp.warnings and "'small'" in resp.warnings[0]
+
+
+def test_health_reports_engine_and_attention(engine):
+    health = engine.health()
+    assert health.ready and health.detail is None
+    assert health.model.version == "DeepSeek-OCR-2" and health.model.engine == "transformers"
+    assert health.info["attn_implementation"] == {"decoder": "sdpa", "vision": "sdpa"}
+    assert health.info["transformers"].startswith("5.") and health.info["variant"] == "ocr2"
+    assert health.info["modes_honoured"] == ["gundam", "base"]
+
+
+def test_per_submodel_attention_dict_is_accepted(tiny_dir):
+    # the same mechanism puts flash_attention_2 on the decoder only on a GPU; eager stands in for it here
+    cfg = DeepSeekConfig(engine="transformers", model=str(tiny_dir), attn_implementation="eager")
+    runner = HFRunner(cfg, resolve_source(str(tiny_dir), offline=True, default_hub_id="x/y"))
+    runner.load()
+    assert runner.info()["attn_implementation"] == {"decoder": "eager", "vision": "eager"}
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(
+        tiny_dir,
+        local_files_only=True,
+        attn_implementation={"": "sdpa", "vision_config": "sdpa", "text_config": "eager"},
+    )
+    assert model.config.text_config._attn_implementation == "eager"
+    assert model.config.vision_config._attn_implementation == "sdpa"
+
+
+def test_choose_attention():
+    arg, report = choose_attention("auto", cuda=True, flash_available=True)
+    assert arg == {"": "sdpa", "vision_config": "sdpa", "text_config": "flash_attention_2"}
+    assert report == {"decoder": "flash_attention_2", "vision": "sdpa"}
+    assert choose_attention("auto", cuda=False, flash_available=True) == ("sdpa", {"decoder": "sdpa", "vision": "sdpa"})
+    arg, report = choose_attention("flash_attention_2", cuda=True, flash_available=False)
+    assert arg == "sdpa" and "not installed" in report["note"]
+
+
+def test_ngram_guard_logits_processor_bans_the_repeat():
+    cfg = DeepSeekConfig(ngram_size=3, window_size=10, whitelist_token_ids=(7,))
+    guard = _ngram_guard(prompt_len=2, config=cfg)
+    # prompt [9, 9], generated [1, 2, 3, 1, 2]: completing "1 2 3" again is banned; whitelisted 7 never is
+    ids = torch.tensor([[9, 9, 1, 2, 3, 1, 2], [9, 9, 1, 2, 7, 1, 2]])
+    scores = guard(ids, torch.zeros(2, 10))
+    assert scores[0, 3] == float("-inf") and torch.isfinite(scores[0, :3]).all() and torch.isfinite(scores[0, 4:]).all()
+    assert torch.isfinite(scores[1]).all()
+
+
+def test_images_kwargs_per_mode():
+    assert images_kwargs(V2_MODES["gundam"]) == {"min_patches": 2, "max_patches": 6}
+    assert images_kwargs(V2_MODES["base"]) == {
+        "crop_to_patches": False,
+        "tile_size": 1024,
+        "size": {"height": 1024, "width": 1024},
+    }
+    plan = RunPlan(prompt="<image>\nFree OCR.", spec=V2_MODES["base"], max_new_tokens=1)
+    assert plan.spec.tile_size is None
