@@ -100,7 +100,7 @@ def run_document(
             pages=len(pages),
             vision_tokens=vision_total,
             output_tokens=output_total,
-            compression_ratio=round(output_total / vision_total, 4) if vision_total and output_total else None,
+            compression_ratio=round(output_total / vision_total, 6) if vision_total and output_total else None,
         ),
         warnings=warnings,
     )

@@ -157,7 +157,7 @@ def merge_responses(parts: list[OCRResponse]) -> OCRResponse:
         pages=len(pages),
         vision_tokens=vision,
         output_tokens=output,
-        compression_ratio=round(output / vision, 4) if vision and output else None,
+        compression_ratio=round(output / vision, 6) if vision and output else None,
     )
     merged.warnings = [w for p in parts for w in p.warnings]
     return merged
