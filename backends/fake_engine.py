@@ -21,12 +21,14 @@ from shared.schema import ModelInfo, PageResult
 class FakeConfig(EngineConfig):
     text: str = Field(default="fake text", description="Text put on every page.")
     healthy: bool = Field(default=True, description="What health() reports.")
+    crashable: bool = Field(default=True, description="Whether the crash option is obeyed (a 'steady' twin ignores it).")
 
 
 class FakeOptions(EngineOptions):
     sleep_s: float = Field(default=0.0, ge=0.0, le=60.0, description="Seconds to sleep before answering.")
     fail: bool = Field(default=False, description="Raise a server-side error instead of answering.")
     crash: bool = Field(default=False, description="Kill the hosting process (fault-injection tests).")
+    poison: bool = Field(default=False, description="Make health() report unhealthy from now on (health tests).")
 
 
 class FakeEngine(OCREngine):
@@ -36,13 +38,13 @@ class FakeEngine(OCREngine):
     Options = FakeOptions
 
     def start(self) -> None:
-        self.started = True
+        self.healthy = self.config.healthy
 
     def health(self) -> EngineHealth:
         return EngineHealth(
-            ready=self.config.healthy,
+            ready=self.healthy,
             model=ModelInfo(id="fake", version="0", engine="fake", device="cpu"),
-            detail=None if self.config.healthy else "configured unhealthy",
+            detail=None if self.healthy else "engine reported itself broken",
             info={"pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
         )
 
@@ -50,8 +52,10 @@ class FakeEngine(OCREngine):
         assert isinstance(options, FakeOptions)
         if options.sleep_s:
             time.sleep(options.sleep_s)
-        if options.crash:
+        if options.crash and self.config.crashable:
             os._exit(1)
+        if options.poison:
+            self.healthy = False
         if options.fail:
             raise RuntimeError("fake engine failure")
         results: list[PageResult] = []

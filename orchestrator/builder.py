@@ -13,9 +13,11 @@ from ray.serve import Application
 
 from deployments.backend import BackendDeployment
 from orchestrator.config import AppArgs, BackendConfig, DeploymentOptions
+from orchestrator.jobs import JobWorker
 from orchestrator.router import Router
 
 ROUTER_NAME = "router"
+JOBS_NAME = "jobs"
 
 
 def backend_deployment(name: str, config: BackendConfig) -> Application:
@@ -33,8 +35,15 @@ def router_deployment(options: DeploymentOptions):
     return serve.deployment(serve.ingress()(Router)).options(name=ROUTER_NAME, **options.to_serve_options())
 
 
+def jobs_deployment(app_args: AppArgs, handles: dict[str, Application]) -> Application:
+    """The job runner: one replica (job state lives in it, mirrored to disk), calling the same backends."""
+    options = app_args.jobs_deployment.to_serve_options()
+    return serve.deployment(JobWorker).options(name=JOBS_NAME, **options).bind(handles, app_args.jobs)
+
+
 def build_app(args: AppArgs | dict[str, Any] | None = None) -> Application:
     """The whole application from ``args`` (a dict from YAML, or an ``AppArgs``)."""
     app_args = args if isinstance(args, AppArgs) else AppArgs.model_validate(args or {})
     handles = {name: backend_deployment(name, cfg) for name, cfg in app_args.enabled_backends().items()}
-    return router_deployment(app_args.router_deployment).bind(handles, app_args.router)
+    jobs = jobs_deployment(app_args, handles) if app_args.jobs_enabled else None
+    return router_deployment(app_args.router_deployment).bind(handles, app_args.router, jobs)

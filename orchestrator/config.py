@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from deployments.backend import BackendSpec
+from orchestrator.jobs import JobSettings
 from shared.documents import DocumentLimits
 
 
@@ -96,13 +97,23 @@ class AppArgs(_Strict):
         description="Ray Serve options of the router (the HTTP ingress), scaled independently of backends.",
     )
 
+    jobs_enabled: bool = Field(default=True, description="Deploy the asynchronous job API (/v1/jobs).")
+    jobs: JobSettings = Field(default_factory=JobSettings, description="Job API settings.")
+    jobs_deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_replicas=1, ray_actor_options={"num_cpus": 0.1}),
+        description="Ray Serve options of the job runner. Keep one replica: job state lives in it.",
+    )
+
     @model_validator(mode="after")
     def _check(self) -> AppArgs:
         enabled = [n for n, b in self.backends.items() if b.enabled]
         if not enabled:
             raise ValueError("at least one backend must be enabled")
-        if "router" in self.backends:
-            raise ValueError("'router' is reserved for the ingress deployment; rename that backend")
+        for reserved in ("router", "jobs"):
+            if reserved in self.backends:
+                raise ValueError(f"'{reserved}' is reserved for a deployment of the app; rename that backend")
+        if self.jobs_deployment.num_replicas not in (None, 1) or self.jobs_deployment.autoscaling_config:
+            raise ValueError("jobs_deployment must have exactly one replica (job state lives in it)")
         default = self.router.default_backend
         if default != "auto" and default not in enabled:
             raise ValueError(f"default_backend {default!r} is not an enabled backend ({enabled})")

@@ -31,8 +31,14 @@ DESCRIBE_TIMEOUT_S = 5.0
 class Router:
     """Routes OCR requests to backend deployments."""
 
-    def __init__(self, backends: Mapping[str, Any], settings: RouterSettings | dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        backends: Mapping[str, Any],
+        settings: RouterSettings | dict[str, Any] | None = None,
+        jobs: Any = None,
+    ) -> None:
         self.backends = dict(backends)
+        self.jobs = jobs  # handle of the jobs deployment (async API), None when not deployed
         self.settings = settings if isinstance(settings, RouterSettings) else RouterSettings.model_validate(settings or {})
         self._statuses: dict[str, BackendStatus] = {}
         self._statuses_at = 0.0
@@ -65,11 +71,46 @@ class Router:
 
     # --- OCR ---------------------------------------------------------------------------------------------------
 
-    def validate(self, data: bytes, filename: str, opts: OCROptions) -> Document:
+    def validate(self, data: bytes, filename: str, opts: OCROptions, max_pages: int | None = None) -> Document:
         """Cheap checks before anything reaches a backend (no page is decoded)."""
-        return open_document(
-            data, name=filename, limits=self.settings.limits, page_range=opts.pages, dpi=opts.dpi, accepted=KNOWN_TYPES
+        limits = self.settings.limits
+        if max_pages is not None:
+            limits = limits.model_copy(update={"max_pages": max_pages})
+        return open_document(data, name=filename, limits=limits, page_range=opts.pages, dpi=opts.dpi, accepted=KNOWN_TYPES)
+
+    async def _resolve(self, requested: str, media_type: str, exclude: list[str]) -> str:
+        statuses = await self.statuses() if requested == AUTO else {}
+        return choose_backend(
+            requested,
+            deployed=list(self.backends),
+            statuses=statuses,
+            media_type=media_type,
+            auto_order=self.settings.auto_order,
+            exclude=exclude,
         )
+
+    async def submit_job(self, data: bytes, filename: str, opts: OCROptions, request_id: str) -> Any:
+        """Validate now, process later in the jobs deployment; returns the job's status."""
+        if self.jobs is None:
+            raise OCRError("not_found", "the job API is not deployed in this application")
+        doc = await asyncio.to_thread(self.validate, data, filename, opts, self.settings.limits.max_job_pages)
+        name = await self._resolve(opts.backend or self.settings.default_backend, doc.media_type, [])
+        run = RunRequest(
+            request_id=request_id, received_at=time.time(), include_boxes_image=opts.include_boxes_image,
+            include_raw=opts.include_raw, options=opts.options,
+        )
+        return await self.jobs.submit.remote(name, doc, run)
+
+    async def job(self, job_id: str, *, result: bool = False) -> Any:
+        if self.jobs is None:
+            raise OCRError("not_found", "the job API is not deployed in this application")
+        try:
+            return await (self.jobs.result if result else self.jobs.get).remote(job_id)
+        except Exception as e:
+            carried = as_ocr_error(e)
+            if carried is not None:
+                raise carried from None
+            raise
 
     async def ocr(self, data: bytes, filename: str, opts: OCROptions, request_id: str) -> OCRResponse:
         """Validate, choose a backend, run, and stamp the total time.
@@ -90,15 +131,7 @@ class Router:
         )
         tried: list[str] = []
         while True:
-            statuses = await self.statuses() if requested == AUTO else {}
-            name = choose_backend(
-                requested,
-                deployed=list(self.backends),
-                statuses=statuses,
-                media_type=doc.media_type,
-                auto_order=self.settings.auto_order,
-                exclude=tried,
-            )
+            name = await self._resolve(requested, doc.media_type, tried)
             try:
                 result = await self._call(name, doc, run, timeout)
             except OCRError as e:

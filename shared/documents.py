@@ -60,9 +60,13 @@ class DocumentLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest upload, in bytes.")
-    max_pages: int = Field(default=200, gt=0, description="Most pages processed in one request.")
+    max_pages: int = Field(default=200, gt=0, description="Most pages processed in one synchronous request.")
+    max_job_pages: int = Field(default=2000, gt=0, description="Most pages processed in one asynchronous job.")
     max_pixels_per_page: int = Field(
         default=50_000_000, gt=0, description="Most pixels in one page image (guards against decompression bombs)."
+    )
+    max_side_px: int = Field(
+        default=30_000, gt=0, description="Longest side of one page image (a 100000 x 1 strip is not a page)."
     )
     default_dpi: float = Field(default=144.0, gt=0, description="Rasterisation DPI for PDF pages when none is asked.")
     min_dpi: float = Field(default=36.0, gt=0, description="Lowest DPI a request may ask for.")
@@ -218,12 +222,12 @@ def open_document(
             w, h = sizes(i)
             if media_type == PDF:
                 w, h = w * dpi / 72.0, h * dpi / 72.0
-            if w * h > limits.max_pixels_per_page or w < 1 or h < 1:
+            if w * h > limits.max_pixels_per_page or max(w, h) > limits.max_side_px or w < 1 or h < 1:
                 raise OCRError(
                     "too_many_pixels",
-                    f"page {i + 1} would be {int(w)}x{int(h)} pixels; the limit is {limits.max_pixels_per_page} pixels"
-                    + (" (lower the dpi)" if media_type == PDF else ""),
-                    accepted={"max_pixels_per_page": limits.max_pixels_per_page},
+                    f"page {i + 1} would be {int(w)}x{int(h)} pixels; the limits are {limits.max_pixels_per_page} "
+                    f"pixels and {limits.max_side_px} on the longest side" + (" (lower the dpi)" if media_type == PDF else ""),
+                    accepted={"max_pixels_per_page": limits.max_pixels_per_page, "max_side_px": limits.max_side_px},
                 )
     return Document(
         data=data,

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 
 from orchestrator.api.deps import REQUEST_ID_HEADER, request_id, serve_request_id
 from orchestrator.api.errors import install_error_handlers
-from orchestrator.api.routes import backends, compare, health, ocr
+from orchestrator.api.routes import backends, compare, health, jobs, ocr
 from shared.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -39,4 +39,5 @@ def create_api(router: Router) -> FastAPI:
     app.include_router(backends.router)
     app.include_router(ocr.router)
     app.include_router(compare.router)
+    app.include_router(jobs.router)
     return app
