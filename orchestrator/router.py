@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.config import RouterSettings
+from orchestrator.metrics import RouterMetrics
 from orchestrator.selection import AUTO, auto_candidates, choose_backend
 from shared.documents import PAGED_TYPES, STRUCTURED_TYPES, Document, open_document
 from shared.errors import OCRError, as_ocr_error
@@ -40,6 +41,7 @@ class Router:
         self.backends = dict(backends)
         self.jobs = jobs  # handle of the jobs deployment (async API), None when not deployed
         self.settings = settings if isinstance(settings, RouterSettings) else RouterSettings.model_validate(settings or {})
+        self.metrics = RouterMetrics()
         self._statuses: dict[str, BackendStatus] = {}
         self._statuses_at = 0.0
 
@@ -118,6 +120,18 @@ class Router:
         Raises:
             OCRError: every failure a client should hear about, with its status code.
         """
+        try:
+            result = await self._ocr(data, filename, opts, request_id)
+        except OCRError as e:
+            self.metrics.failure(None if opts.backend == AUTO else opts.backend, e.code)
+            raise
+        except Exception:
+            self.metrics.failure(opts.backend, "internal_error")
+            raise
+        self.metrics.success(result, opts.options)
+        return result
+
+    async def _ocr(self, data: bytes, filename: str, opts: OCROptions, request_id: str) -> OCRResponse:
         received = time.time()
         doc = await asyncio.to_thread(self.validate, data, filename, opts)
         requested = opts.backend or self.settings.default_backend

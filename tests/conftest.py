@@ -36,14 +36,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+METRICS_PORT = _free_port()
+
+
 @pytest.fixture(scope="session")
 def serve_url() -> Iterator[str]:
-    """Base URL of Serve's HTTP proxy on a session-wide local Ray cluster."""
+    """Base URL of Serve's HTTP proxy on a session-wide local Ray cluster (Prometheus on METRICS_PORT)."""
     import ray
     from ray import serve
 
     port = _free_port()
     ray.init(
+        _metrics_export_port=METRICS_PORT,
         num_cpus=16,  # logical: replicas ask for fractions, the 2 real cores are shared
         object_store_memory=300 * 1024 * 1024,
         include_dashboard=False,
