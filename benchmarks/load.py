@@ -1,0 +1,132 @@
+"""Load test: N concurrent clients for T seconds, then throughput, latency percentiles, errors and the RSS of
+every Ray process at the start and at the end (does anything grow?).
+
+    .venv/bin/python benchmarks/load.py --clients 8 --seconds 600            # starts its own local service
+    .venv/bin/python benchmarks/load.py --url http://127.0.0.1:8000 --backend rapidocr --clients 2 --seconds 60
+
+Loopback only: the target must be on 127.0.0.0/8 or localhost. Bounded by time and by --max-requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import threading
+import time
+from urllib.parse import urlparse
+
+import httpx
+import psutil
+
+from shared import samples
+
+
+def ray_processes() -> dict[int, tuple[str, int]]:
+    """pid -> (name, RSS bytes) of every Ray process on this machine (workers, raylet, GCS, Serve replicas)."""
+    out = {}
+    for p in psutil.process_iter(["pid", "name", "cmdline", "memory_info"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        name = p.info["name"] or ""
+        if name.startswith("ray::") or "raylet" in name or "gcs_server" in name or "ray/" in cmd and "default_worker" in cmd:
+            label = name if name.startswith("ray::") else (name or cmd[:40])
+            out[p.info["pid"]] = (label, p.info["memory_info"].rss)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", help="Target service (loopback only); default: start a local one.")
+    ap.add_argument("--backend", default="fake", help="Backend to load (fake measures the service itself).")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--max-requests", type=int, default=1_000_000)
+    ap.add_argument("--port", type=int, default=8766)
+    args = ap.parse_args()
+
+    started_service = args.url is None
+    if started_service:
+        import ray
+        from ray import serve
+
+        from orchestrator.builder import build_app
+
+        ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+        serve.start(http_options={"host": "127.0.0.1", "port": args.port})
+        serve.run(build_app({"backends": {
+            "fake": {"engine": "fake", "deployment": {"ray_actor_options": {"num_cpus": 0.1}, "max_ongoing_requests": 16,
+                                                      "max_queued_requests": 64}},
+            "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
+        }}), name="load", route_prefix="/")
+        args.url = f"http://127.0.0.1:{args.port}"
+    host = urlparse(args.url).hostname or ""
+    if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+        raise SystemExit(f"refusing to load {host}: loopback targets only")
+
+    page = samples.encode(samples.one_column_page()[0])
+    latencies: list[float] = []
+    statuses: collections.Counter[int | str] = collections.Counter()
+    lock = threading.Lock()
+    stop_at = time.monotonic() + args.seconds
+    sent = [0]
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=args.url, timeout=120) as c:
+            while time.monotonic() < stop_at:
+                with lock:
+                    if sent[0] >= args.max_requests:
+                        return
+                    sent[0] += 1
+                t = time.perf_counter()
+                try:
+                    r = c.post("/v1/ocr", files={"file": ("p.png", page)},
+                               data={"backend": args.backend, "include_boxes_image": "false"})
+                    code: int | str = r.status_code
+                    if r.status_code in (429, 503):
+                        time.sleep(min(float(r.headers.get("retry-after", 1)), 5))
+                except httpx.HTTPError as e:
+                    code = type(e).__name__
+                dt = time.perf_counter() - t
+                with lock:
+                    statuses[code] += 1
+                    if code == 200:
+                        latencies.append(dt)
+
+    rss_start = ray_processes()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(args.clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.monotonic() - t0
+    rss_end = ray_processes()
+
+    ok = statuses.get(200, 0)
+    print(f"target {args.url} backend={args.backend} clients={args.clients} duration={wall:.0f} s")
+    print(f"requests {sum(statuses.values())}, ok {ok}, throughput {ok / wall:.1f} req/s")
+    print(f"latency ms: p50 {pct(latencies, .5) * 1000:.1f}  p95 {pct(latencies, .95) * 1000:.1f}  "
+          f"p99 {pct(latencies, .99) * 1000:.1f}  mean {statistics.fmean(latencies) * 1000 if latencies else 0:.1f}")
+    print("statuses:", dict(statuses))
+    print(f"{'Ray process':<48}{'RSS start MB':>14}{'RSS end MB':>12}{'growth':>9}")
+    for pid in sorted(set(rss_start) | set(rss_end), key=lambda p: -(rss_end.get(p, (0, 0))[1])):
+        name = (rss_end.get(pid) or rss_start.get(pid))[0]
+        a = rss_start.get(pid, (name, 0))[1] / 2**20
+        b = rss_end.get(pid, (name, 0))[1] / 2**20
+        print(f"{name[:46]:<48}{a:>14.0f}{b:>12.0f}{(b - a):>+9.0f}")
+    total_a = sum(v[1] for v in rss_start.values()) / 2**20
+    total_b = sum(v[1] for v in rss_end.values()) / 2**20
+    print(f"{'total':<48}{total_a:>14.0f}{total_b:>12.0f}{total_b - total_a:>+9.0f}")
+
+    if started_service:
+        serve.shutdown()
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
