@@ -113,7 +113,7 @@ class PageImage:
 def sniff_media_type(data: bytes, name: str = "") -> str | None:
     """The media type the bytes really are, or None when they are nothing we know."""
     head = data[:16]
-    if data[:1024].lstrip().startswith(b"%PDF-") or b"%PDF-" in data[:1024]:
+    if b"%PDF-" in data[:1024]:  # PDF readers accept junk before the header
         return PDF
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
@@ -210,25 +210,19 @@ def open_document(
         page_count, sizes = _image_frame_sizes(data)
     else:  # structured formats: one logical "page", no pixels to check here
         page_count, sizes = 1, None
-    indices = parse_page_range(page_range, page_count)
-    if len(indices) > limits.max_pages:
-        raise OCRError(
-            "too_many_pages",
-            f"{len(indices)} pages selected; at most {limits.max_pages} per request (use a page range or the job API)",
-            accepted={"max_pages": limits.max_pages},
-        )
-    if sizes is not None:
-        for i in indices:
-            w, h = sizes(i)
-            if media_type == PDF:
-                w, h = w * dpi / 72.0, h * dpi / 72.0
-            if w * h > limits.max_pixels_per_page or max(w, h) > limits.max_side_px or w < 1 or h < 1:
-                raise OCRError(
-                    "too_many_pixels",
-                    f"page {i + 1} would be {int(w)}x{int(h)} pixels; the limits are {limits.max_pixels_per_page} "
-                    f"pixels and {limits.max_side_px} on the longest side" + (" (lower the dpi)" if media_type == PDF else ""),
-                    accepted={"max_pixels_per_page": limits.max_pixels_per_page, "max_side_px": limits.max_side_px},
-                )
+    try:
+        indices = parse_page_range(page_range, page_count)
+        if len(indices) > limits.max_pages:
+            raise OCRError(
+                "too_many_pages",
+                f"{len(indices)} pages selected; at most {limits.max_pages} per request (use a page range or the job API)",
+                accepted={"max_pages": limits.max_pages},
+            )
+        if sizes is not None:
+            for i in indices:
+                _check_pixels(i, sizes(i), dpi if media_type == PDF else None, limits)
+    finally:
+        getattr(sizes, "close", lambda: None)()
     return Document(
         data=data,
         name=name,
@@ -240,26 +234,46 @@ def open_document(
     )
 
 
-def _pdf_page_sizes(data: bytes):
-    import pypdfium2 as pdfium
+def _check_pixels(index: int, size: tuple[float, float], dpi: float | None, limits: DocumentLimits) -> None:
+    """Refuse a page whose image would be too big; ``size`` is in points when ``dpi`` is given, else pixels."""
+    w, h = size
+    if dpi is not None:
+        w, h = w * dpi / 72.0, h * dpi / 72.0
+    if w * h > limits.max_pixels_per_page or max(w, h) > limits.max_side_px or w < 1 or h < 1:
+        raise OCRError(
+            "too_many_pixels",
+            f"page {index + 1} would be {int(w)}x{int(h)} pixels; the limits are {limits.max_pixels_per_page} "
+            f"pixels and {limits.max_side_px} on the longest side" + (" (lower the dpi)" if dpi is not None else ""),
+            accepted={"max_pixels_per_page": limits.max_pixels_per_page, "max_side_px": limits.max_side_px},
+        )
 
+
+def _pdf_page_sizes(data: bytes):
+    """Page count, and a function giving a page's size in points (the PDF stays open only while asked)."""
     with _PDFIUM_LOCK:
         pdf = _open_pdf(data)
         try:
             n = len(pdf)
-        finally:
+        except Exception:
             pdf.close()
+            raise
     if n < 1:
+        with _PDFIUM_LOCK:
+            pdf.close()
         raise OCRError("invalid_document", "the PDF has no pages", accepted=[PDF])
 
     def size(i: int) -> tuple[float, float]:
         with _PDFIUM_LOCK:
-            doc = _open_pdf(data)
             try:
-                return doc[i].get_size()
-            finally:
-                doc.close()
+                return pdf.get_page_size(i)
+            except Exception as e:  # a damaged page tree
+                raise OCRError("invalid_document", f"page {i + 1} of the PDF cannot be read ({e})") from None
 
+    def close() -> None:
+        with _PDFIUM_LOCK:
+            pdf.close()
+
+    size.close = close  # type: ignore[attr-defined]
     return n, size
 
 
@@ -322,19 +336,19 @@ def render_pages(doc: Document) -> Iterator[PageImage]:
 
 def _render_pdf(doc: Document) -> Iterator[PageImage]:
     scale = doc.dpi / 72.0
-    for i in doc.page_indices:
+    with _PDFIUM_LOCK:
+        pdf = _open_pdf(doc.data)
+    try:
+        for i in doc.page_indices:
+            with _PDFIUM_LOCK:  # one PDFium call at a time in this process
+                try:
+                    image = pdf[i].render(scale=scale, may_draw_forms=True).to_pil().convert("RGB")
+                except Exception as e:  # PDFium reports damage as generic errors
+                    raise OCRError("invalid_document", f"page {i + 1} of the PDF cannot be rendered ({e})") from None
+            yield PageImage(index=i, image=image, dpi=doc.dpi)
+    finally:
         with _PDFIUM_LOCK:
-            pdf = _open_pdf(doc.data)
-            try:
-                page = pdf[i]
-                image = page.render(scale=scale, may_draw_forms=True).to_pil().convert("RGB")
-            except OCRError:
-                raise
-            except Exception as e:  # PDFium reports damage as generic errors
-                raise OCRError("invalid_document", f"page {i + 1} of the PDF cannot be rendered ({e})") from None
-            finally:
-                pdf.close()
-        yield PageImage(index=i, image=image, dpi=doc.dpi)
+            pdf.close()
 
 
 def _render_image(doc: Document) -> Iterator[PageImage]:
