@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -14,12 +13,12 @@ from backends.deepseek.modes import ModeSpec, vision_tokens
 from backends.deepseek.runtime import Generation, RunPlan
 from backends.deepseek.source import resolve_source
 from backends.runner import run_document
+from shared import samples
 from shared.documents import PageImage, open_document
 from shared.errors import OCRError
 from shared.schema import OCRResponse
 
 EOS = "<｜end▁of▁sentence｜>"
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 
 
 class FakeRunner:
@@ -92,8 +91,8 @@ def test_run_document_with_fake_runner_gives_schema_response():
 def test_pdf_pages_reach_the_runner_as_one_batch():
     runner = FakeRunner()
     engine = engine_with(runner)
-    pdf = (DEV / "pdfs" / "multi_page.pdf").read_bytes()
-    doc = open_document(pdf, name="multi_page.pdf", dpi=72)
+    pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])  # generated: runs without ../shared
+    doc = open_document(pdf, name="three_pages.pdf", dpi=72)
     resp = run_document(engine, doc, backend="deepseek-ocr", request_id="r2")
     assert doc.page_count > 1
     assert [n for n, _ in runner.calls] == [doc.page_count]  # one call with every page

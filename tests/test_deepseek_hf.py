@@ -20,10 +20,10 @@ from backends.deepseek.runtime import RunPlan  # noqa: E402
 from backends.deepseek.source import resolve_source  # noqa: E402
 from backends.deepseek.tiny import build_tiny_model  # noqa: E402
 from backends.runner import run_document  # noqa: E402
+from shared import samples
 from shared.documents import open_document  # noqa: E402
 from shared.schema import OCRResponse  # noqa: E402
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +58,13 @@ def test_tiny_model_is_deterministic_offline_and_reused(tmp_path, tiny_dir):
 
 
 def test_run_document_on_a_real_page(engine):
-    data = (DEV / "images" / "phototest.tif").read_bytes()
-    doc = open_document(data, name="phototest.tif")
+    image, _ = samples.one_column_page()  # generated: runs without ../shared
+    data = samples.encode(image)
+    doc = open_document(data, name="page.png")
     resp = run_document(engine, doc, backend="deepseek-ocr", request_id="hf-1", include_raw=True)
     OCRResponse.model_validate(resp.model_dump(mode="json"))
     (page,) = resp.pages
-    assert (page.width, page.height) == Image.open(DEV / "images" / "phototest.tif").size
+    assert (page.width, page.height) == image.size
     # vision tokens counted from the processor's real placeholders equal the mode formula (tiny geometry)
     spec = engine._runner.adapt(V2_MODES["gundam"])
     assert page.usage.vision_tokens == vision_tokens(page.width, page.height, spec) == 256 + 6 * 144
@@ -100,8 +101,8 @@ def test_pdf_pages_go_through_in_one_call(engine, monkeypatch):
     monkeypatch.setattr(
         engine._runner, "generate", lambda images, plan: calls.append(len(images)) or original(images, plan)
     )
-    pdf = (DEV / "pdfs" / "multi_page.pdf").read_bytes()
-    doc = open_document(pdf, name="multi_page.pdf", dpi=36, page_range="1-2")
+    pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])  # generated: runs without ../shared
+    doc = open_document(pdf, name="three_pages.pdf", dpi=36, page_range="1-2")
     resp = run_document(engine, doc, backend="deepseek-ocr", request_id="pdf", options={"max_new_tokens": 4})
     assert calls == [2]
     assert [p.index for p in resp.pages] == [0, 1]

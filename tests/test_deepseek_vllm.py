@@ -211,8 +211,10 @@ def test_real_vllm_on_a_dev_pdf():
     engine = DeepSeekEngine({"engine": "vllm", "model": model, "max_model_len": 8192, "gpu_memory_utilization": 0.85})
     engine.start()
     try:
-        pdf = (Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "pdfs" / "multi_page.pdf").read_bytes()
-        resp = run_document(engine, open_document(pdf, name="multi_page.pdf"), backend="deepseek-ocr", request_id="gpu")
+        from shared import samples
+
+        pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])
+        resp = run_document(engine, open_document(pdf, name="three_pages.pdf"), backend="deepseek-ocr", request_id="gpu")
         assert len(resp.pages) == resp.document.page_count
         assert all(p.usage.output_tokens and p.usage.vision_tokens for p in resp.pages)
         assert any(p.blocks for p in resp.pages) and resp.markdown
