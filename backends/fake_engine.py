@@ -21,7 +21,9 @@ from shared.schema import ModelInfo, PageResult
 class FakeConfig(EngineConfig):
     text: str = Field(default="fake text", description="Text put on every page.")
     healthy: bool = Field(default=True, description="What health() reports.")
-    crashable: bool = Field(default=True, description="Whether the crash option is obeyed (a 'steady' twin ignores it).")
+    crashable: bool = Field(
+        default=True, description="Whether the crash option is obeyed (a 'steady' twin ignores it)."
+    )
 
 
 class FakeOptions(EngineOptions):

@@ -28,7 +28,13 @@ def ray_processes() -> dict[int, tuple[str, int]]:
     for p in psutil.process_iter(["pid", "name", "cmdline", "memory_info"]):
         cmd = " ".join(p.info["cmdline"] or [])
         name = p.info["name"] or ""
-        if name.startswith("ray::") or "raylet" in name or "gcs_server" in name or "ray/" in cmd and "default_worker" in cmd:
+        if (
+            name.startswith("ray::")
+            or "raylet" in name
+            or "gcs_server" in name
+            or "ray/" in cmd
+            and "default_worker" in cmd
+        ):
             label = name if name.startswith("ray::") else (name or cmd[:40])
             out[p.info["pid"]] = (label, p.info["memory_info"].rss)
     return out
@@ -58,11 +64,25 @@ def main() -> None:
 
         ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
         serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-        serve.run(build_app({"backends": {
-            "fake": {"engine": "fake", "deployment": {"ray_actor_options": {"num_cpus": 0.1}, "max_ongoing_requests": 16,
-                                                      "max_queued_requests": 64}},
-            "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
-        }}), name="load", route_prefix="/")
+        serve.run(
+            build_app(
+                {
+                    "backends": {
+                        "fake": {
+                            "engine": "fake",
+                            "deployment": {
+                                "ray_actor_options": {"num_cpus": 0.1},
+                                "max_ongoing_requests": 16,
+                                "max_queued_requests": 64,
+                            },
+                        },
+                        "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
+                    }
+                }
+            ),
+            name="load",
+            route_prefix="/",
+        )
         args.url = f"http://127.0.0.1:{args.port}"
     host = urlparse(args.url).hostname or ""
     if not (host == "localhost" or host.startswith("127.") or host == "::1"):
@@ -84,8 +104,11 @@ def main() -> None:
                     sent[0] += 1
                 t = time.perf_counter()
                 try:
-                    r = c.post("/v1/ocr", files={"file": ("p.png", page)},
-                               data={"backend": args.backend, "include_boxes_image": "false"})
+                    r = c.post(
+                        "/v1/ocr",
+                        files={"file": ("p.png", page)},
+                        data={"backend": args.backend, "include_boxes_image": "false"},
+                    )
                     code: int | str = r.status_code
                     if r.status_code in (429, 503):
                         time.sleep(min(float(r.headers.get("retry-after", 1)), 5))
@@ -110,8 +133,10 @@ def main() -> None:
     ok = statuses.get(200, 0)
     print(f"target {args.url} backend={args.backend} clients={args.clients} duration={wall:.0f} s")
     print(f"requests {sum(statuses.values())}, ok {ok}, throughput {ok / wall:.1f} req/s")
-    print(f"latency ms: p50 {pct(latencies, .5) * 1000:.1f}  p95 {pct(latencies, .95) * 1000:.1f}  "
-          f"p99 {pct(latencies, .99) * 1000:.1f}  mean {statistics.fmean(latencies) * 1000 if latencies else 0:.1f}")
+    print(
+        f"latency ms: p50 {pct(latencies, 0.5) * 1000:.1f}  p95 {pct(latencies, 0.95) * 1000:.1f}  "
+        f"p99 {pct(latencies, 0.99) * 1000:.1f}  mean {statistics.fmean(latencies) * 1000 if latencies else 0:.1f}"
+    )
     print("statuses:", dict(statuses))
     print(f"{'Ray process':<48}{'RSS start MB':>14}{'RSS end MB':>12}{'growth':>9}")
     for pid in sorted(set(rss_start) | set(rss_end), key=lambda p: -(rss_end.get(p, (0, 0))[1])):

@@ -28,7 +28,11 @@ SETTINGS = {
 
 def documents() -> list[tuple[str, bytes, str]]:
     docs = []
-    for name, ref in [("phototest.tif", "phototest.gold.txt"), ("eurotext.tif", "eurotext.txt"), ("8071_093.3B.tif", "8071_093.3B.txt")]:
+    for name, ref in [
+        ("phototest.tif", "phototest.gold.txt"),
+        ("eurotext.tif", "eurotext.txt"),
+        ("8071_093.3B.tif", "8071_093.3B.txt"),
+    ]:
         if (DEV / name).exists():
             docs.append((name, (DEV / name).read_bytes(), (DEV / ref).read_text()))
     for label, make in [("generated 1-col", samples.one_column_page), ("generated 2-col", samples.two_column_page)]:

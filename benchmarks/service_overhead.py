@@ -54,11 +54,16 @@ def main() -> None:
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
     serve.run(
-        build_app({"backends": {
-            "fake": {"engine": "fake", "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
-            "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
-        }}),
-        name="bench", route_prefix="/",
+        build_app(
+            {
+                "backends": {
+                    "fake": {"engine": "fake", "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
+                    "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
+                }
+            }
+        ),
+        name="bench",
+        route_prefix="/",
     )
     url = f"http://127.0.0.1:{args.port}"
     try:
@@ -69,24 +74,36 @@ def main() -> None:
         http_t, handle_t = [], []
         with httpx.Client(base_url=url, timeout=60) as client:
             for _ in range(20):  # warm both paths
-                client.post("/v1/ocr", files={"file": ("t.png", tiny)}, data={"backend": "fake", "include_boxes_image": "false"})
-                handle.ocr.remote(doc, RunRequest(request_id="w", received_at=time.time(), include_boxes_image=False)).result()
+                client.post(
+                    "/v1/ocr", files={"file": ("t.png", tiny)}, data={"backend": "fake", "include_boxes_image": "false"}
+                )
+                handle.ocr.remote(
+                    doc, RunRequest(request_id="w", received_at=time.time(), include_boxes_image=False)
+                ).result()
             for i in range(args.requests):  # interleaved, so drift hits both alike
                 t = time.perf_counter()
-                r = client.post("/v1/ocr", files={"file": ("t.png", tiny)}, data={"backend": "fake", "include_boxes_image": "false"})
+                r = client.post(
+                    "/v1/ocr", files={"file": ("t.png", tiny)}, data={"backend": "fake", "include_boxes_image": "false"}
+                )
                 http_t.append(time.perf_counter() - t)
                 assert r.status_code == 200, r.text
                 t = time.perf_counter()
-                handle.ocr.remote(doc, RunRequest(request_id=str(i), received_at=time.time(), include_boxes_image=False)).result()
+                handle.ocr.remote(
+                    doc, RunRequest(request_id=str(i), received_at=time.time(), include_boxes_image=False)
+                ).result()
                 handle_t.append(time.perf_counter() - t)
         a = summary("HTTP -> proxy -> router -> backend", http_t)
         b = summary("handle -> backend (no router, no HTTP)", handle_t)
-        print(f"  ratio (through router / straight): median {a['median_ms'] / b['median_ms']:.2f}x, "
-              f"p95 {a['p95_ms'] / b['p95_ms']:.2f}x; router+proxy cost ~{a['median_ms'] - b['median_ms']:.1f} ms")
+        print(
+            f"  ratio (through router / straight): median {a['median_ms'] / b['median_ms']:.2f}x, "
+            f"p95 {a['p95_ms'] / b['p95_ms']:.2f}x; router+proxy cost ~{a['median_ms'] - b['median_ms']:.1f} ms"
+        )
 
         print(f"\n(b) RapidOCR pages/s on {args.pages} generated pages (one column and two columns alternating)")
-        pages = [samples.encode((samples.one_column_page if i % 2 else samples.two_column_page)()[0])
-                 for i in range(args.pages)]
+        pages = [
+            samples.encode((samples.one_column_page if i % 2 else samples.two_column_page)()[0])
+            for i in range(args.pages)
+        ]
         engine = RapidOCREngine()
         engine.start()
         for data in pages[:1]:

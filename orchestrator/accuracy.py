@@ -87,9 +87,12 @@ def code_version() -> dict[str, str | None]:
     except PackageNotFoundError:
         pkg = None
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        ).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {"package": pkg, "git_commit": commit}
@@ -198,19 +201,35 @@ def run_accuracy(
             started = time.perf_counter()
             try:
                 result = client.ocr_bytes(
-                    entry.file.read_bytes(), entry.file.name, backend=backend, dpi=dpi,
-                    options=options.get(backend), request_id=f"accuracy-{entry.id}-{backend}",
+                    entry.file.read_bytes(),
+                    entry.file.name,
+                    backend=backend,
+                    dpi=dpi,
+                    options=options.get(backend),
+                    request_id=f"accuracy-{entry.id}-{backend}",
                 )
             except ServiceError as e:
-                return {"doc": entry.id, "backend": backend, "ok": False, "error": e.error.error.model_dump(),
-                        "seconds": round(time.perf_counter() - started, 4)}
+                return {
+                    "doc": entry.id,
+                    "backend": backend,
+                    "ok": False,
+                    "error": e.error.error.model_dump(),
+                    "seconds": round(time.perf_counter() - started, 4),
+                }
             except Exception as e:  # network trouble: recorded, retried on --retry-failed
-                return {"doc": entry.id, "backend": backend, "ok": False,
-                        "error": {"code": "client_error", "message": f"{type(e).__name__}: {e}"},
-                        "seconds": round(time.perf_counter() - started, 4)}
+                return {
+                    "doc": entry.id,
+                    "backend": backend,
+                    "ok": False,
+                    "error": {"code": "client_error", "message": f"{type(e).__name__}: {e}"},
+                    "seconds": round(time.perf_counter() - started, 4),
+                }
             return score(entry, backend, result, time.perf_counter() - started, out)
 
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, open(out / RESULTS, "a", encoding="utf-8") as sink:
+        with (
+            ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool,
+            open(out / RESULTS, "a", encoding="utf-8") as sink,
+        ):
             futures = [pool.submit(work, e, b) for e, b in todo]
             for future in as_completed(futures):
                 row = future.result()

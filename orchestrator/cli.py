@@ -1,9 +1,9 @@
 """``ocrserve``: start the service, OCR files against it, inspect it.
 
-    ocrserve serve                      # CPU profile on 127.0.0.1:8000, OCRs a sample, keeps serving
-    ocrserve serve --config serve_config.yaml
-    ocrserve ocr page.pdf --url http://127.0.0.1:8000 --backend rapidocr --out out/
-    ocrserve backends --url http://127.0.0.1:8000
+ocrserve serve                      # CPU profile on 127.0.0.1:8000, OCRs a sample, keeps serving
+ocrserve serve --config serve_config.yaml
+ocrserve ocr page.pdf --url http://127.0.0.1:8000 --backend rapidocr --out out/
+ocrserve backends --url http://127.0.0.1:8000
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,9 +32,9 @@ DEFAULT_URL = os.environ.get("OCRSERVE_URL", "http://127.0.0.1:8000")
 @app.command()
 def serve(
     profile: Annotated[str, typer.Option(help="Bundled profile name (orchestrator/profiles/) or production.")] = "cpu",
-    config: Annotated[Optional[Path], typer.Option(help="A Serve config file (overrides --profile).")] = None,
-    host: Annotated[Optional[str], typer.Option(help="HTTP host (default: the config's).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="HTTP port (default: the config's).")] = None,
+    config: Annotated[Path | None, typer.Option(help="A Serve config file (overrides --profile).")] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP host (default: the config's).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's).")] = None,
     demo: Annotated[bool, typer.Option(help="OCR a sample document through HTTP once the service is up.")] = True,
     once: Annotated[bool, typer.Option(help="Stop after the demo instead of serving on.")] = False,
     out: Annotated[Path, typer.Option(help="Where the demo writes its markdown, JSON and boxes PNGs.")] = Path("out"),
@@ -92,8 +92,12 @@ def _demo(url: str, out: Path) -> None:
                 continue
             files = write_outputs(result, out, f"demo-{b['name']}")
             table.add_row(
-                b["name"], "ok", str(len(result.pages)), f"{result.timings.total_s:.2f}",
-                f"{ned(result.markdown, truth):.3f}", str(files[0]),
+                b["name"],
+                "ok",
+                str(len(result.pages)),
+                f"{result.timings.total_s:.2f}",
+                f"{ned(result.markdown, truth):.3f}",
+                str(files[0]),
             )
             console.print(f"[bold]{b['name']}[/] markdown:\n{result.markdown}\n")
     console.print(table)
@@ -104,25 +108,40 @@ def ocr(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Document to OCR (PDF or image...).")],
     url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
     backend: Annotated[str, typer.Option(help="Backend name, or auto.")] = "auto",
-    pages: Annotated[Optional[str], typer.Option(help="1-based page range, e.g. 1-3,7.")] = None,
-    dpi: Annotated[Optional[float], typer.Option(help="PDF rasterisation DPI.")] = None,
-    options: Annotated[Optional[str], typer.Option(help='Backend options as JSON, e.g. \'{"tier": "flash"}\'.')] = None,
+    pages: Annotated[str | None, typer.Option(help="1-based page range, e.g. 1-3,7.")] = None,
+    dpi: Annotated[float | None, typer.Option(help="PDF rasterisation DPI.")] = None,
+    options: Annotated[str | None, typer.Option(help='Backend options as JSON, e.g. \'{"tier": "flash"}\'.')] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
     boxes: Annotated[bool, typer.Option(help="Ask for boxes images.")] = True,
     raw: Annotated[bool, typer.Option(help="Ask for the backend's raw output.")] = False,
     chunk_pages: Annotated[int, typer.Option(min=1, help="Pages per request (progress is shown per chunk).")] = 4,
-    api_key: Annotated[Optional[str], typer.Option(envvar="OCRSERVE_API_KEY", help="API key, when the service has one.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="OCRSERVE_API_KEY", help="API key, when the service has one.")
+    ] = None,
 ) -> None:
     """OCR a file against a running service; writes markdown, JSON and a boxes PNG per page."""
     opts = json.loads(options) if options else None
-    with OCRClient(url, api_key=api_key) as client, Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as bar:
+    with (
+        OCRClient(url, api_key=api_key) as client,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar,
+    ):
         task = bar.add_task(f"{file.name} → {backend}", total=None)
         try:
             result = client.ocr_file(
-                file, chunk_pages=chunk_pages, pages=pages, backend=backend, dpi=dpi, options=opts,
-                include_boxes_image=boxes, include_raw=raw,
+                file,
+                chunk_pages=chunk_pages,
+                pages=pages,
+                backend=backend,
+                dpi=dpi,
+                options=opts,
+                include_boxes_image=boxes,
+                include_raw=raw,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except ServiceError as e:
@@ -143,7 +162,7 @@ def ocr(
 @app.command()
 def backends(
     url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
-    api_key: Annotated[Optional[str], typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
 ) -> None:
     """List the deployed backends with status, model and device."""
     with OCRClient(url, api_key=api_key) as client:
@@ -153,23 +172,31 @@ def backends(
         table.add_column(col)
     for b in listing["backends"]:
         model = b.get("model") or {}
-        table.add_row(b["name"], b["engine"], b["status"], model.get("id", "-"), model.get("device") or "-", b.get("detail") or "")
+        table.add_row(
+            b["name"], b["engine"], b["status"], model.get("id", "-"), model.get("device") or "-", b.get("detail") or ""
+        )
     Console().print(table)
     Console().print(f"auto tries: {', '.join(listing['auto_order'])}")
 
 
 @app.command()
 def compare(
-    manifest: Annotated[Optional[Path], typer.Argument(help="Manifest (JSON lines: id, file, truth, truth_format).")] = None,
+    manifest: Annotated[
+        Path | None, typer.Argument(help="Manifest (JSON lines: id, file, truth, truth_format).")
+    ] = None,
     backends: Annotated[str, typer.Option(help="Comma-separated backends to score.")] = "rapidocr",
     url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
     out: Annotated[Path, typer.Option(help="Run folder (an existing one is resumed).")] = Path("runs/latest"),
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")] = 2,
-    options: Annotated[Optional[str], typer.Option(help='Per-backend options JSON: {"mineru": {"tier": "flash"}}.')] = None,
-    dpi: Annotated[Optional[float], typer.Option(help="PDF rasterisation DPI.")] = None,
+    options: Annotated[
+        str | None, typer.Option(help='Per-backend options JSON: {"mineru": {"tier": "flash"}}.')
+    ] = None,
+    dpi: Annotated[float | None, typer.Option(help="PDF rasterisation DPI.")] = None,
     retry_failed: Annotated[bool, typer.Option(help="On resume, send failed pairs again.")] = False,
-    diff: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Compare two finished runs: --diff RUN_A RUN_B.")] = None,
-    api_key: Annotated[Optional[str], typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+    diff: Annotated[
+        tuple[Path, Path] | None, typer.Option(help="Compare two finished runs: --diff RUN_A RUN_B.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
 ) -> None:
     """Accuracy run: every manifest document through every backend, scored against its reference; or --diff."""
     from orchestrator.accuracy import run_accuracy
@@ -188,8 +215,15 @@ def compare(
         task = bar.add_task(f"{manifest.name} × {', '.join(names)}", total=None)
         try:
             report = run_accuracy(
-                manifest, url=url, backends=names, out=out, concurrency=concurrency,
-                options=json.loads(options) if options else None, dpi=dpi, api_key=api_key, retry_failed=retry_failed,
+                manifest,
+                url=url,
+                backends=names,
+                out=out,
+                concurrency=concurrency,
+                options=json.loads(options) if options else None,
+                dpi=dpi,
+                api_key=api_key,
+                retry_failed=retry_failed,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except ValueError as e:
@@ -216,10 +250,13 @@ def _print_diff(d: dict, a: Path, b: Path) -> None:
             continue
         ned_row = row["ned_mean"]
         table.add_row(
-            name, f"{ned_row['a']} → {ned_row['b']}", f"{ned_row['delta']:+.4f}" if ned_row["delta"] is not None else "–",
+            name,
+            f"{ned_row['a']} → {ned_row['b']}",
+            f"{ned_row['delta']:+.4f}" if ned_row["delta"] is not None else "–",
             f"{row['ned_dataset']['delta']:+.4f}" if row["ned_dataset"]["delta"] is not None else "–",
             f"{row['cer_mean']['delta']:+.4f}" if row["cer_mean"]["delta"] is not None else "–",
-            f"{row['failures']['a']} → {row['failures']['b']}", str(row["model_changed"]),
+            f"{row['failures']['a']} → {row['failures']['b']}",
+            str(row["model_changed"]),
         )
     console_out.print(table)
 

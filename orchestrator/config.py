@@ -25,7 +25,7 @@ class DeploymentOptions(_Strict):
     num_replicas: int | Literal["auto"] | None = Field(default=1, description="Fixed replica count, or 'auto'.")
     autoscaling_config: dict[str, Any] | None = Field(
         default=None,
-        description="Serve autoscaling (min_replicas, max_replicas, target_ongoing_requests...); overrides num_replicas.",
+        description="Serve autoscaling (min/max_replicas, target_ongoing_requests...); overrides num_replicas.",
     )
     max_ongoing_requests: int | None = Field(default=None, gt=0, description="Concurrent requests per replica.")
     max_queued_requests: int | None = Field(

@@ -116,8 +116,12 @@ class JobWorker:
         self.store.prune(self.settings.keep_s)
         now = time.time()
         status = JobStatus(
-            job_id=uuid.uuid4().hex, state="queued", backend=backend, pages_total=len(doc.page_indices),
-            created_at=now, updated_at=now,
+            job_id=uuid.uuid4().hex,
+            state="queued",
+            backend=backend,
+            pages_total=len(doc.page_indices),
+            created_at=now,
+            updated_at=now,
         )
         self.store.put(status)
         self.tasks[status.job_id] = asyncio.get_running_loop().create_task(self._run(status, doc, run))
@@ -133,7 +137,8 @@ class JobWorker:
         status = await self.get(job_id)
         if status.state != "succeeded":
             raise OCRError(
-                "not_found", f"job {job_id} is {status.state}; the result exists once it has succeeded",
+                "not_found",
+                f"job {job_id} is {status.state}; the result exists once it has succeeded",
                 accepted={"state": status.state, "pages_done": status.pages_done, "pages_total": status.pages_total},
                 status=409 if status.state in ("queued", "running") else 404,
             )
@@ -155,7 +160,9 @@ class JobWorker:
                     part = await asyncio.wait_for(call, self.settings.chunk_timeout_s)
                 except asyncio.TimeoutError:
                     call.cancel()
-                    raise OCRError("timeout", f"a chunk took longer than {self.settings.chunk_timeout_s:.0f} s") from None
+                    raise OCRError(
+                        "timeout", f"a chunk took longer than {self.settings.chunk_timeout_s:.0f} s"
+                    ) from None
                 parts.append(part)
                 done = status.pages_done + len(part.pages)
                 status = status.model_copy(update={"pages_done": done, "updated_at": time.time()})
@@ -165,14 +172,21 @@ class JobWorker:
             result.timings.total_s = round(time.time() - run.received_at, 4)
             self.store.put_result(status.job_id, result)
             status = status.model_copy(
-                update={"state": "succeeded", "updated_at": time.time(), "result_url": f"/v1/jobs/{status.job_id}/result"}
+                update={
+                    "state": "succeeded",
+                    "updated_at": time.time(),
+                    "result_url": f"/v1/jobs/{status.job_id}/result",
+                }
             )
         except Exception as e:
             err = as_ocr_error(e) or OCRError("internal_error", f"job failed ({type(e).__name__})")
             logger.warning("job %s failed: %s", status.job_id, err)
             status = status.model_copy(
-                update={"state": "failed", "updated_at": time.time(),
-                        "error": ErrorDetail(code=err.code, message=err.message, accepted=err.accepted)}  # type: ignore[arg-type]
+                update={
+                    "state": "failed",
+                    "updated_at": time.time(),
+                    "error": ErrorDetail(code=err.code, message=err.message, accepted=err.accepted),
+                }  # type: ignore[arg-type]
             )
         finally:
             self.store.put(status)

@@ -27,16 +27,21 @@ class RouterMetrics:
             from ray.serve.metrics import Counter, Histogram
 
             self.requests = Counter(
-                "ocrserve_requests_total", description="OCR requests by backend and outcome.",
+                "ocrserve_requests_total",
+                description="OCR requests by backend and outcome.",
                 tag_keys=("backend", "outcome", "code"),
             )
             self.latency = Histogram(
-                "ocrserve_request_seconds", description="Router receipt to answer, seconds.",
-                boundaries=LATENCY_BOUNDARIES, tag_keys=("backend", "mode"),
+                "ocrserve_request_seconds",
+                description="Router receipt to answer, seconds.",
+                boundaries=LATENCY_BOUNDARIES,
+                tag_keys=("backend", "mode"),
             )
             self.queue_wait = Histogram(
-                "ocrserve_queue_wait_seconds", description="Router receipt to engine start, seconds.",
-                boundaries=LATENCY_BOUNDARIES, tag_keys=("backend",),
+                "ocrserve_queue_wait_seconds",
+                description="Router receipt to engine start, seconds.",
+                boundaries=LATENCY_BOUNDARIES,
+                tag_keys=("backend",),
             )
             self.pages = Counter("ocrserve_pages_total", description="Pages processed.", tag_keys=("backend",))
             self.vision_tokens = Counter(
@@ -46,8 +51,10 @@ class RouterMetrics:
                 "ocrserve_output_tokens_total", description="Tokens generated.", tag_keys=("backend",)
             )
             self.compression = Histogram(
-                "ocrserve_compression_ratio", description="Output tokens per vision token, per request.",
-                boundaries=RATIO_BOUNDARIES, tag_keys=("backend",),
+                "ocrserve_compression_ratio",
+                description="Output tokens per vision token, per request.",
+                boundaries=RATIO_BOUNDARIES,
+                tag_keys=("backend",),
             )
             self.enabled = True
         except Exception as e:  # not in a Ray worker
@@ -59,7 +66,9 @@ class RouterMetrics:
             return
         b = {"backend": result.backend}
         self.requests.inc(tags={**b, "outcome": "ok", "code": "ok"})
-        self.latency.observe(result.timings.total_s, tags={**b, "mode": str(options.get("mode") or options.get("tier") or "default")})
+        self.latency.observe(
+            result.timings.total_s, tags={**b, "mode": str(options.get("mode") or options.get("tier") or "default")}
+        )
         self.queue_wait.observe(result.timings.queue_s, tags=b)
         self.pages.inc(result.usage.pages, tags=b)
         if result.usage.vision_tokens:

@@ -79,8 +79,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 COLUMNS = [
-    ("ned_mean", "NED mean"), ("ned_dataset", "NED dataset"), ("cer_mean", "CER"), ("wer_mean", "WER"),
-    ("latency_p50_s", "p50 s"), ("latency_p95_s", "p95 s"), ("pages_per_s", "pages/s"), ("failures", "failures"),
+    ("ned_mean", "NED mean"),
+    ("ned_dataset", "NED dataset"),
+    ("cer_mean", "CER"),
+    ("wer_mean", "WER"),
+    ("latency_p50_s", "p50 s"),
+    ("latency_p95_s", "p95 s"),
+    ("pages_per_s", "pages/s"),
+    ("failures", "failures"),
 ]
 
 
@@ -127,7 +133,8 @@ def render_html(
                 continue
             if not r.get("ok"):
                 err = r.get("error") or {}
-                cells.append(f"<td><h4>{esc(b)}</h4><p class=err>{esc(err.get('code', ''))}: {esc(err.get('message', ''))}</p></td>")
+                what = f"{esc(err.get('code', ''))}: {esc(err.get('message', ''))}"
+                cells.append(f"<td><h4>{esc(b)}</h4><p class=err>{what}</p></td>")
                 continue
             text = (run_dir / r["markdown"]).read_text(encoding="utf-8") if (run_dir / r["markdown"]).exists() else ""
             imgs = "".join(f'<a href="{esc(p)}"><img src="{esc(p)}" loading=lazy></a>' for p in r["images"][:3])
@@ -142,16 +149,18 @@ def render_html(
         )
     return f"""<!doctype html><html><head><meta charset=utf-8><title>Accuracy run</title><style>
 body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse}}
-.summary td,.summary th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} .summary td:first-child{{text-align:left}}
+.summary td,.summary th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
+.summary td:first-child{{text-align:left}}
 .side td{{vertical-align:top;border:1px solid #ddd;padding:6px;width:{100 // (len(backends) + 1)}%}}
-.side img{{max-width:100%;border:1px solid #eee;margin-bottom:4px}} pre{{white-space:pre-wrap;font-size:12px;max-height:400px;overflow:auto;background:#fafafa}}
+.side img{{max-width:100%;border:1px solid #eee;margin-bottom:4px}}
+pre{{white-space:pre-wrap;font-size:12px;max-height:400px;overflow:auto;background:#fafafa}}
 .err{{color:#b00}} h4{{margin:2px 0 6px}} small{{color:#777;font-weight:normal}}
 </style></head><body>
-<h1>Accuracy run — {report['documents']} documents, {len(backends)} backends</h1>
+<h1>Accuracy run — {report["documents"]} documents, {len(backends)} backends</h1>
 <p>NED is the OmniDocBench-normalised edit distance (0 = identical to the reference); dataset NED = sum of edits /
-sum of lengths. Dataset sha256 <code>{esc(str(report['dataset_sha256']))}</code>.</p>
+sum of lengths. Dataset sha256 <code>{esc(str(report["dataset_sha256"]))}</code>.</p>
 <table class=summary><tr><th>backend</th><th>model</th>{head}</tr>{body}</table>
-<h2>Documents, worst first</h2>{''.join(docs_html)}</body></html>"""
+<h2>Documents, worst first</h2>{"".join(docs_html)}</body></html>"""
 
 
 def diff_runs(a: Path, b: Path) -> dict[str, Any]:

@@ -40,7 +40,9 @@ class Router:
     ) -> None:
         self.backends = dict(backends)
         self.jobs = jobs  # handle of the jobs deployment (async API), None when not deployed
-        self.settings = settings if isinstance(settings, RouterSettings) else RouterSettings.model_validate(settings or {})
+        self.settings = (
+            settings if isinstance(settings, RouterSettings) else RouterSettings.model_validate(settings or {})
+        )
         self.metrics = RouterMetrics()
         self._statuses: dict[str, BackendStatus] = {}
         self._statuses_at = 0.0
@@ -78,7 +80,9 @@ class Router:
         limits = self.settings.limits
         if max_pages is not None:
             limits = limits.model_copy(update={"max_pages": max_pages})
-        return open_document(data, name=filename, limits=limits, page_range=opts.pages, dpi=opts.dpi, accepted=KNOWN_TYPES)
+        return open_document(
+            data, name=filename, limits=limits, page_range=opts.pages, dpi=opts.dpi, accepted=KNOWN_TYPES
+        )
 
     async def _resolve(self, requested: str, media_type: str, exclude: list[str]) -> str:
         statuses = await self.statuses() if requested == AUTO else {}
@@ -98,8 +102,11 @@ class Router:
         doc = await asyncio.to_thread(self.validate, data, filename, opts, self.settings.limits.max_job_pages)
         name = await self._resolve(opts.backend or self.settings.default_backend, doc.media_type, [])
         run = RunRequest(
-            request_id=request_id, received_at=time.time(), include_boxes_image=opts.include_boxes_image,
-            include_raw=opts.include_raw, options=opts.options,
+            request_id=request_id,
+            received_at=time.time(),
+            include_boxes_image=opts.include_boxes_image,
+            include_raw=opts.include_raw,
+            options=opts.options,
         )
         return await self.jobs.submit.remote(name, doc, run)
 
@@ -195,13 +202,20 @@ class Router:
         """
         received = time.time()
         doc = await asyncio.to_thread(
-            open_document, data, name=filename, limits=self.settings.limits, page_range=opts.pages, dpi=opts.dpi,
+            open_document,
+            data,
+            name=filename,
+            limits=self.settings.limits,
+            page_range=opts.pages,
+            dpi=opts.dpi,
             accepted=KNOWN_TYPES,
         )
         names = list(dict.fromkeys(opts.backends)) or list(self.backends)
         unknown = [n for n in [*names, *opts.options] if n not in self.backends]
         if unknown:
-            raise OCRError("unknown_backend", f"no backend named {unknown[0]!r} is deployed", accepted=sorted(self.backends))
+            raise OCRError(
+                "unknown_backend", f"no backend named {unknown[0]!r} is deployed", accepted=sorted(self.backends)
+            )
         timeout = min(opts.timeout_s or self.settings.request_timeout_s, self.settings.max_request_timeout_s)
 
         async def one(name: str) -> CompareEntry:
@@ -216,11 +230,15 @@ class Router:
                 result = await self._call(name, doc, run, timeout)
             except OCRError as e:
                 error = ErrorDetail(code=e.code, message=e.message, accepted=e.accepted)  # type: ignore[arg-type]
-                return CompareEntry(backend=name, ok=False, seconds=round(time.perf_counter() - started, 4), error=error)
+                return CompareEntry(
+                    backend=name, ok=False, seconds=round(time.perf_counter() - started, 4), error=error
+                )
             except Exception as e:  # a server fault in one backend must not sink the others
                 logger.exception("compare %s: backend %s failed", request_id, name)
                 error = ErrorDetail(code="internal_error", message=f"backend failed ({type(e).__name__})")
-                return CompareEntry(backend=name, ok=False, seconds=round(time.perf_counter() - started, 4), error=error)
+                return CompareEntry(
+                    backend=name, ok=False, seconds=round(time.perf_counter() - started, 4), error=error
+                )
             return CompareEntry(backend=name, ok=True, seconds=round(time.perf_counter() - started, 4), result=result)
 
         entries = await asyncio.gather(*(one(n) for n in names))

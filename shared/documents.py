@@ -157,7 +157,7 @@ def open_document(
     data: bytes,
     *,
     name: str = "document",
-    limits: DocumentLimits = DocumentLimits(),
+    limits: DocumentLimits | None = None,
     page_range: str | None = None,
     dpi: float | None = None,
     accepted: frozenset[str] = PAGED_TYPES,
@@ -175,6 +175,7 @@ def open_document(
     Raises:
         OCRError: for empty, oversized, unknown, unreadable, encrypted or over-limit documents and bad ranges.
     """
+    limits = limits or DocumentLimits()
     if not data:
         raise OCRError("empty_document", "the upload is empty (0 bytes)", accepted=sorted(accepted))
     if len(data) > limits.max_bytes:
@@ -215,7 +216,8 @@ def open_document(
         if len(indices) > limits.max_pages:
             raise OCRError(
                 "too_many_pages",
-                f"{len(indices)} pages selected; at most {limits.max_pages} per request (use a page range or the job API)",
+                f"{len(indices)} pages selected; at most {limits.max_pages} per request "
+                "(use a page range or the job API)",
                 accepted={"max_pages": limits.max_pages},
             )
         if sizes is not None:

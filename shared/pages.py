@@ -25,7 +25,9 @@ def parse_page_range(expr: str | None, page_count: int) -> list[int]:
     for part in expr.split(","):
         m = _PART.match(part)
         if not m or (not m.group(1) and not m.group(3)):
-            raise OCRError("invalid_page_range", f"cannot read page range {expr!r} (at {part.strip()!r})", accepted=ACCEPTED)
+            raise OCRError(
+                "invalid_page_range", f"cannot read page range {expr!r} (at {part.strip()!r})", accepted=ACCEPTED
+            )
         first_s, dash, last_s = m.groups()
         if not dash and last_s:  # "7" is matched as first "" + last "7"? no: regex puts digits in group 1
             first_s = last_s

@@ -32,7 +32,9 @@ def _draw_lines(draw: ImageDraw.ImageDraw, lines: list[str], x: int, y: int, siz
     return y
 
 
-def one_column_page(*, width: int = 1240, paragraphs: list[str] | None = None, title: str = "Serving OCR") -> tuple[Image.Image, str]:
+def one_column_page(
+    *, width: int = 1240, paragraphs: list[str] | None = None, title: str = "Serving OCR"
+) -> tuple[Image.Image, str]:
     """A page with a title and wrapped paragraphs in one column."""
     paragraphs = paragraphs or PARAGRAPHS[:3]
     page = Image.new("RGB", (width, int(width * 1.414)), "white")

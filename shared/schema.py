@@ -27,9 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
 
-BlockType = Literal[
-    "text", "title", "table", "figure", "formula", "caption", "list", "header", "footer", "other"
-]
+BlockType = Literal["text", "title", "table", "figure", "formula", "caption", "list", "header", "footer", "other"]
 BLOCK_TYPES: tuple[str, ...] = BlockType.__args__  # type: ignore[attr-defined]
 
 

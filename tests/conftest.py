@@ -115,13 +115,21 @@ def strict_url(deploy_app) -> str:
             "backends": {
                 "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 0.3}}},
                 "slow": {"engine": "fake", "deployment": {**tiny, "max_ongoing_requests": 1, "max_queued_requests": 1}},
-                "fragile": {"engine": "fake", "deployment": {**tiny, "health_check_period_s": 1, "health_check_timeout_s": 5}},
+                "fragile": {
+                    "engine": "fake",
+                    "deployment": {**tiny, "health_check_period_s": 1, "health_check_timeout_s": 5},
+                },
                 "steady": {"engine": "fake", "engine_config": {"crashable": False}, "deployment": tiny},
             },
             "router": {
                 "api_key": STRICT_KEY,
                 "auto_order": ["fragile", "steady"],
-                "limits": {"max_bytes": 3_000_000, "max_pages": 20, "max_job_pages": 100, "max_pixels_per_page": 40_000_000},
+                "limits": {
+                    "max_bytes": 3_000_000,
+                    "max_pages": 20,
+                    "max_job_pages": 100,
+                    "max_pixels_per_page": 40_000_000,
+                },
                 "max_request_timeout_s": 60,
                 "status_ttl_s": 0,
             },

@@ -27,7 +27,11 @@ def multipart_schema(model: type[BaseModel]) -> dict[str, Any]:
         "type": "object",
         "required": ["file"],
         "properties": {
-            "file": {"type": "string", "format": "binary", "description": "The document (PDF, PNG, JPEG, TIFF, WebP, BMP...)."},
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "The document (PDF, PNG, JPEG, TIFF, WebP, BMP...).",
+            },
             **{name: {"type": "string", "description": f.description} for name, f in model.model_fields.items()},
         },
     }
@@ -39,7 +43,9 @@ def request_body(model: type[BaseModel], json_model: type[BaseModel]) -> dict[st
             "required": True,
             "content": {
                 "multipart/form-data": {"schema": multipart_schema(model)},
-                "application/json": {"schema": json_model.model_json_schema(ref_template="#/components/schemas/{model}")},
+                "application/json": {
+                    "schema": json_model.model_json_schema(ref_template="#/components/schemas/{model}")
+                },
             },
         }
     }
@@ -57,7 +63,8 @@ async def read_upload(
     # base64 and multipart framing add overhead; refuse early what cannot fit however it is framed
     if declared and declared.isdigit() and int(declared) > max_bytes * 4 // 3 + 1024 * 1024:
         raise OCRError(
-            "document_too_large", f"the request is {declared} bytes; documents may be at most {max_bytes} bytes",
+            "document_too_large",
+            f"the request is {declared} bytes; documents may be at most {max_bytes} bytes",
             accepted={"max_bytes": max_bytes},
         )
     content_type = request.headers.get("content-type", "")
@@ -103,7 +110,8 @@ async def _read_json(
         raise OCRError("invalid_option", f"the body is not valid JSON: {e}") from None
     except Exception as e:
         raise OCRError(
-            "invalid_option", f"bad JSON request: {e}",
+            "invalid_option",
+            f"bad JSON request: {e}",
             accepted={n: f.description for n, f in json_model.model_fields.items()},
         ) from None
     try:
@@ -112,7 +120,8 @@ async def _read_json(
         raise OCRError("invalid_option", f"file_base64 is not valid base64: {e}") from None
     if len(data) > max_bytes:
         raise OCRError(
-            "document_too_large", f"the document is {len(data)} bytes; the limit is {max_bytes}",
+            "document_too_large",
+            f"the document is {len(data)} bytes; the limit is {max_bytes}",
             accepted={"max_bytes": max_bytes},
         )
     opts = model.model_validate(req.model_dump(exclude={"file_base64", "filename"}))

@@ -26,7 +26,9 @@ def test_ocr_command_writes_markdown_json_and_boxes_per_page(rapidocr_url, tmp_p
     saved = json.loads((out / "five.json").read_text())
     assert saved["document"]["pages_processed"] == [0, 1, 2, 3, 4]  # three requests, merged in order
     assert [p["index"] for p in saved["pages"]] == [0, 1, 2, 3, 4]
-    assert sorted(p.name for p in out.glob("five.page-*.boxes.png")) == [f"five.page-{i}.boxes.png" for i in range(1, 6)]
+    assert sorted(p.name for p in out.glob("five.page-*.boxes.png")) == [
+        f"five.page-{i}.boxes.png" for i in range(1, 6)
+    ]
     assert ned((out / "five.md").read_text(), "\n\n".join(texts)) <= 0.05
 
 

@@ -40,8 +40,11 @@ def test_compare_runs_backends_concurrently_and_scores_agreement(rapidocr_url):
 
 def test_compare_refuses_unknown_backends(rapidocr_url):
     with httpx.Client(base_url=rapidocr_url, timeout=60) as client:
-        r = client.post("/v1/compare", files={"file": ("p.png", samples.encode(samples.one_column_page()[0]))},
-                        data={"backends": "rapidocr,ghost"})
+        r = client.post(
+            "/v1/compare",
+            files={"file": ("p.png", samples.encode(samples.one_column_page()[0]))},
+            data={"backends": "rapidocr,ghost"},
+        )
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_backend"
 
 
@@ -51,7 +54,9 @@ def _generated_manifest(tmp_path):
         image, truth = make()
         (tmp_path / f"doc{i}.png").write_bytes(samples.encode(image))
         (tmp_path / f"doc{i}.txt").write_text(truth)
-        lines.append(json.dumps({"id": f"doc{i}", "file": f"doc{i}.png", "truth": f"doc{i}.txt", "truth_format": "text"}))
+        lines.append(
+            json.dumps({"id": f"doc{i}", "file": f"doc{i}.png", "truth": f"doc{i}.txt", "truth_format": "text"})
+        )
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest

@@ -29,8 +29,13 @@ def deepseek_url(deploy_app, tmp_path_factory) -> str:
             "backends": {
                 "deepseek-ocr": {
                     "engine": "deepseek",
-                    "engine_config": {"engine": "transformers", "model": str(model_dir), "offline": True,
-                                      "max_new_tokens": 16, "warmup": False},
+                    "engine_config": {
+                        "engine": "transformers",
+                        "model": str(model_dir),
+                        "offline": True,
+                        "max_new_tokens": 16,
+                        "warmup": False,
+                    },
                     "deployment": {"ray_actor_options": {"num_cpus": 0.5}},
                 },
                 "missing-weights": {
@@ -47,8 +52,11 @@ def deepseek_url(deploy_app, tmp_path_factory) -> str:
 def test_tiny_deepseek_answers_a_real_page_in_the_unified_schema(deepseek_url):
     image, _ = samples.one_column_page()
     with httpx.Client(base_url=deepseek_url, timeout=300) as client:
-        r = client.post("/v1/ocr", files={"file": ("page.png", samples.encode(image))},
-                        data={"backend": "deepseek-ocr", "options": '{"prompt": "markdown"}', "include_raw": "true"})
+        r = client.post(
+            "/v1/ocr",
+            files={"file": ("page.png", samples.encode(image))},
+            data={"backend": "deepseek-ocr", "options": '{"prompt": "markdown"}', "include_raw": "true"},
+        )
     assert r.status_code == 200, r.text
     result = OCRResponse.model_validate(r.json())
     assert result.backend == "deepseek-ocr" and result.model.engine == "transformers"
@@ -56,7 +64,9 @@ def test_tiny_deepseek_answers_a_real_page_in_the_unified_schema(deepseek_url):
     assert (page.width, page.height) == image.size and page.boxes_image
     assert page.usage.vision_tokens and page.usage.vision_tokens > 0
     assert 0 < page.usage.output_tokens <= 16
-    assert result.usage.compression_ratio == pytest.approx(result.usage.output_tokens / result.usage.vision_tokens, rel=1e-3)
+    assert result.usage.compression_ratio == pytest.approx(
+        result.usage.output_tokens / result.usage.vision_tokens, rel=1e-3
+    )
     assert result.source_markdown is not None  # the engine's own text, before clean-up
 
 

@@ -40,14 +40,27 @@ def _png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _tiff_header(width: int, height: int) -> bytes:
     """A little-endian TIFF whose only IFD declares width x height, 8-bit grey, one strip of 1 byte."""
-    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
-               (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, 1)]
+    entries = [
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 4, 1, 8),
+        (277, 3, 1, 1),
+        (278, 4, 1, height),
+        (279, 4, 1, 1),
+    ]
     ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + struct.pack("<I", 0)
     return b"II*\x00" + struct.pack("<I", 9) + b"\x00" + ifd
 
@@ -96,16 +109,49 @@ CORPUS = [
     ("webp-garbage", b"RIFF\x10\x00\x00\x00WEBPVP8 garbagegarbage", "x.webp", {}, 422, "invalid_document"),
     ("text-named-pdf", b"this is just text, honestly" * 20, "report.pdf", {}, 415, "unsupported_media_type"),
     ("gif", samples.encode(Image.new("RGB", (10, 10)), "GIF"), "x.gif", {}, 415, "unsupported_media_type"),
-    ("svg", b'<svg xmlns="http://www.w3.org/2000/svg"><text>hi</text></svg>', "x.svg", {}, 415, "unsupported_media_type"),
+    (
+        "svg",
+        b'<svg xmlns="http://www.w3.org/2000/svg"><text>hi</text></svg>',
+        "x.svg",
+        {},
+        415,
+        "unsupported_media_type",
+    ),
     ("plain-zip", _zip({"a.txt": "hello"}), "x.zip", {}, 415, "unsupported_media_type"),
-    ("docx-to-rapidocr", _zip({"[Content_Types].xml": "<T/>", "word/document.xml": "<w/>"}), "x.docx",
-     {"backend": "rapidocr"}, 415, "unsupported_media_type"),
-    ("html-to-rapidocr", b"<!doctype html><html><body>hi</body></html>", "x.html", {"backend": "rapidocr"}, 415,
-     "unsupported_media_type"),
+    (
+        "docx-to-rapidocr",
+        _zip({"[Content_Types].xml": "<T/>", "word/document.xml": "<w/>"}),
+        "x.docx",
+        {"backend": "rapidocr"},
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "html-to-rapidocr",
+        b"<!doctype html><html><body>hi</body></html>",
+        "x.html",
+        {"backend": "rapidocr"},
+        415,
+        "unsupported_media_type",
+    ),
     ("oversized-upload", b"\x89PNG\r\n\x1a\n" + b"\x00" * 3_100_000, "big.png", {}, 413, "document_too_large"),
     ("unknown-backend", GOOD, "p.png", {"backend": "tesseract"}, 404, "unknown_backend"),
-    ("unknown-engine-option", GOOD, "p.png", {"backend": "rapidocr", "options": '{"mode": "gundam"}'}, 400, "invalid_option"),
-    ("bad-option-value", GOOD, "p.png", {"backend": "rapidocr", "options": '{"min_score": "high"}'}, 400, "invalid_option"),
+    (
+        "unknown-engine-option",
+        GOOD,
+        "p.png",
+        {"backend": "rapidocr", "options": '{"mode": "gundam"}'},
+        400,
+        "invalid_option",
+    ),
+    (
+        "bad-option-value",
+        GOOD,
+        "p.png",
+        {"backend": "rapidocr", "options": '{"min_score": "high"}'},
+        400,
+        "invalid_option",
+    ),
     ("options-not-json", GOOD, "p.png", {"options": "{mode: gundam"}, 400, "invalid_option"),
     ("options-json-array", GOOD, "p.png", {"options": "[1, 2]"}, 400, "invalid_option"),
     ("page-range-reversed", GOOD, "p.png", {"pages": "3-1"}, 400, "invalid_page_range"),
@@ -139,7 +185,11 @@ OTHER_BAD_REQUESTS = [
     ("json-missing-file", {"json": {"backend": "rapidocr"}}, 400),
     ("json-wrong-types", {"json": {"file_base64": "aGk=", "backend": 5, "dpi": "x"}}, 400),
     ("json-not-json", {"content": b"{'single': quotes}", "headers": {"content-type": "application/json"}}, 400),
-    ("broken-multipart", {"content": b"--x\r\nnot a part", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400),
+    (
+        "broken-multipart",
+        {"content": b"--x\r\nnot a part", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+        400,
+    ),
 ]
 
 
@@ -166,8 +216,10 @@ def test_lying_content_type_and_odd_names_still_work(client, strict_url):
     result = OCRResponse.model_validate(r.json())
     assert result.document.media_type == "image/png" and ned(result.markdown, truth) <= 0.02
     boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"backend\"\r\n\r\nsteady\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="backend"\r\n\r\nsteady\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="'
+    ).encode()
     body += "caf\xe9 r\xe9sum\xe9.png".encode("latin-1") + b'"\r\nContent-Type: image/png\r\n\r\n' + GOOD
     body += f"\r\n--{boundary}--\r\n".encode()
     r = client.post("/v1/ocr", content=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"})
@@ -175,7 +227,9 @@ def test_lying_content_type_and_odd_names_still_work(client, strict_url):
 
 
 def test_page_range_makes_a_huge_pdf_acceptable(client):
-    r = client.post("/v1/ocr", files={"file": ("huge.pdf", _pdf(10_000))}, data={"backend": "steady", "pages": "2,9999"})
+    r = client.post(
+        "/v1/ocr", files={"file": ("huge.pdf", _pdf(10_000))}, data={"backend": "steady", "pages": "2,9999"}
+    )
     assert r.status_code == 200 and [p["index"] for p in r.json()["pages"]] == [1, 9998]
 
 
@@ -188,8 +242,9 @@ def test_service_still_serves_after_the_corpus(client):
 def test_overload_is_refused_with_retry_after_not_queued_forever(strict_url):
     def one(_):
         with httpx.Client(base_url=strict_url, timeout=60, headers=KEY) as c:
-            return c.post("/v1/ocr", files={"file": ("p.png", GOOD)},
-                          data={"backend": "slow", "options": '{"sleep_s": 1.5}'})
+            return c.post(
+                "/v1/ocr", files={"file": ("p.png", GOOD)}, data={"backend": "slow", "options": '{"sleep_s": 1.5}'}
+            )
 
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -202,8 +257,11 @@ def test_overload_is_refused_with_retry_after_not_queued_forever(strict_url):
 
 
 def test_request_timeout_gives_504(client):
-    r = client.post("/v1/ocr", files={"file": ("p.png", GOOD)},
-                    data={"backend": "steady", "options": '{"sleep_s": 5}', "timeout_s": "0.5"})
+    r = client.post(
+        "/v1/ocr",
+        files={"file": ("p.png", GOOD)},
+        data={"backend": "steady", "options": '{"sleep_s": 5}', "timeout_s": "0.5"},
+    )
     assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
 
 
@@ -224,7 +282,9 @@ def _wait_ready(client, name, *, other_than_pid, timeout_s=90):
 def test_replica_dying_mid_request_fails_fast_then_recovers(client):
     pid = _backend(client, "fragile")["info"]["pid"]
     started = time.monotonic()
-    r = client.post("/v1/ocr", files={"file": ("p.png", GOOD)}, data={"backend": "fragile", "options": '{"crash": true}'})
+    r = client.post(
+        "/v1/ocr", files={"file": ("p.png", GOOD)}, data={"backend": "fragile", "options": '{"crash": true}'}
+    )
     assert r.status_code == 503 and r.json()["error"]["code"] == "backend_unavailable"
     assert "retry-after" in r.headers and time.monotonic() - started < 20
     back = _wait_ready(client, "fragile", other_than_pid=pid)  # Serve started a new replica
@@ -242,7 +302,9 @@ def test_auto_retries_on_another_backend_when_the_replica_dies(client):
 
 def test_engine_that_stops_working_is_replaced(client):
     pid = _backend(client, "fragile")["info"]["pid"]
-    r = client.post("/v1/ocr", files={"file": ("p.png", GOOD)}, data={"backend": "fragile", "options": '{"poison": true}'})
+    r = client.post(
+        "/v1/ocr", files={"file": ("p.png", GOOD)}, data={"backend": "fragile", "options": '{"poison": true}'}
+    )
     assert r.status_code == 200
     back = _wait_ready(client, "fragile", other_than_pid=pid)  # check_health failed -> replica replaced
     assert back["info"]["pid"] != pid
@@ -251,8 +313,7 @@ def test_engine_that_stops_working_is_replaced(client):
 def _kill_router(app_name: str) -> None:
     import ray
 
-    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-             if f"{app_name}#router#" in a["name"]]
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if f"{app_name}#router#" in a["name"]]
     assert names, "router replica not found"
     for name in names:
         ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
@@ -274,7 +335,9 @@ def _poll(client, url, until, timeout_s=240):
 
 def test_async_job_survives_a_router_restart(client):
     images, texts = samples.numbered_pages(8)
-    r = client.post("/v1/jobs", files={"file": ("long.pdf", samples.multi_page_pdf(images))}, data={"backend": "rapidocr"})
+    r = client.post(
+        "/v1/jobs", files={"file": ("long.pdf", samples.multi_page_pdf(images))}, data={"backend": "rapidocr"}
+    )
     assert r.status_code == 202, r.text
     job = r.json()
     url = f"/v1/jobs/{job['job_id']}"

@@ -25,22 +25,26 @@ def test_request_pages_latency_and_error_metrics_are_exported(rapidocr_url):
         assert client.post("/v1/ocr", files={"file": ("p.png", b"")}, data={"backend": "rapidocr"}).status_code == 400
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        ok = [l for l in _metric_lines("ocrserve_requests_total") if 'outcome="ok"' in l and 'backend="rapidocr"' in l]
-        bad = [l for l in _metric_lines("ocrserve_requests_total") if 'code="empty_document"' in l]
+        ok = [x for x in _metric_lines("ocrserve_requests_total") if 'outcome="ok"' in x and 'backend="rapidocr"' in x]
+        bad = [x for x in _metric_lines("ocrserve_requests_total") if 'code="empty_document"' in x]
         if ok and bad:
             break
         time.sleep(2)
     assert ok and float(ok[0].rsplit(" ", 1)[1]) >= 1
     assert bad and float(bad[0].rsplit(" ", 1)[1]) >= 1
-    assert any('backend="rapidocr"' in l for l in _metric_lines("ocrserve_pages_total"))
-    assert any('le="+Inf"' in l for l in _metric_lines("ocrserve_request_seconds_bucket"))
+    assert any('backend="rapidocr"' in x for x in _metric_lines("ocrserve_pages_total"))
+    assert any('le="+Inf"' in x for x in _metric_lines("ocrserve_request_seconds_bucket"))
     assert _metric_lines("ocrserve_queue_wait_seconds_count")
 
 
 def test_request_id_is_echoed_on_success_and_error(rapidocr_url):
     with httpx.Client(base_url=rapidocr_url, timeout=60) as client:
-        good = client.post("/v1/ocr", files={"file": ("p.png", samples.encode(samples.one_column_page()[0]))},
-                           data={"backend": "fake"}, headers={"x-request-id": "trace-me-1"})
+        good = client.post(
+            "/v1/ocr",
+            files={"file": ("p.png", samples.encode(samples.one_column_page()[0]))},
+            data={"backend": "fake"},
+            headers={"x-request-id": "trace-me-1"},
+        )
         bad = client.post("/v1/ocr", files={"file": ("p.png", b"")}, headers={"x-request-id": "trace-me-2"})
     assert good.json()["request_id"] == "trace-me-1" == good.headers["x-request-id"]
     assert bad.json()["request_id"] == "trace-me-2" == bad.headers["x-request-id"]

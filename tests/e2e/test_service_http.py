@@ -78,7 +78,9 @@ def test_generated_pages_one_and_two_columns(client):
         for block in page.blocks:
             x0, y0, x1, y1 = block.bbox
             assert 0 <= x0 < x1 <= page.width and 0 <= y0 < y1 <= page.height
-            assert block.bbox_norm == pytest.approx([x0 / page.width, y0 / page.height, x1 / page.width, y1 / page.height], abs=1e-5)
+            assert block.bbox_norm == pytest.approx(
+                [x0 / page.width, y0 / page.height, x1 / page.width, y1 / page.height], abs=1e-5
+            )
 
 
 @pytest.mark.parametrize("kind", ["pdf", "tiff"])

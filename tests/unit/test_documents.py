@@ -23,7 +23,13 @@ def code_of(fn, *a, **kw) -> str:
 
 @pytest.mark.parametrize(
     "fmt,media_type",
-    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("TIFF", "image/tiff"), ("WEBP", "image/webp"), ("BMP", "image/bmp")],
+    [
+        ("PNG", "image/png"),
+        ("JPEG", "image/jpeg"),
+        ("TIFF", "image/tiff"),
+        ("WEBP", "image/webp"),
+        ("BMP", "image/bmp"),
+    ],
 )
 def test_every_image_type_is_sniffed_and_rendered(fmt, media_type):
     image = Image.new("RGB", (120, 80), "white")
@@ -65,7 +71,9 @@ def test_limits_bytes_pages_pixels_dpi():
     assert code_of(open_document, pdf, limits=DocumentLimits(max_bytes=100)) == "document_too_large"
     assert code_of(open_document, pdf, limits=DocumentLimits(max_pages=2)) == "too_many_pages"
     assert open_document(pdf, limits=DocumentLimits(max_pages=2), page_range="1-2").page_indices == [0, 1]
-    assert code_of(open_document, pdf, dpi=600, limits=DocumentLimits(max_pixels_per_page=1_000_000)) == "too_many_pixels"
+    assert (
+        code_of(open_document, pdf, dpi=600, limits=DocumentLimits(max_pixels_per_page=1_000_000)) == "too_many_pixels"
+    )
     assert code_of(open_document, pdf, dpi=-1) == "invalid_option"
     assert code_of(open_document, pdf, dpi=10_000) == "invalid_option"
 
@@ -79,7 +87,9 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 
 def test_decompression_bomb_is_refused_from_its_header():
-    assert code_of(open_document, _png_header_only(20_000, 20_000)) == "too_many_pixels"  # 400 MP < PIL's own bomb limit
+    assert (
+        code_of(open_document, _png_header_only(20_000, 20_000)) == "too_many_pixels"
+    )  # 400 MP < PIL's own bomb limit
     assert code_of(open_document, _png_header_only(100_000, 100_000)) == "too_many_pixels"  # PIL's bomb error
 
 
@@ -89,7 +99,7 @@ def test_hostile_and_broken_inputs():
     assert code_of(open_document, b"just some text, not a document") == "unsupported_media_type"
     jpeg = samples.encode(Image.new("RGB", (64, 64), "white"), "JPEG")
     for broken in (jpeg[: len(jpeg) // 2], jpeg[:200] + b"\x00garbage" * 50):  # cut short / garbage after header
-        assert code_of(lambda: list(render_pages(open_document(broken)))) == "invalid_document"
+        assert code_of(lambda b=broken: list(render_pages(open_document(b)))) == "invalid_document"
     png = samples.encode(Image.new("RGB", (64, 64), "white"))
     assert code_of(open_document, png, accepted=frozenset({"application/pdf"})) == "unsupported_media_type"
 
@@ -119,8 +129,15 @@ def test_structured_formats_are_sniffed():
 
 @pytest.mark.parametrize(
     "expr,count,expected",
-    [(None, 3, [0, 1, 2]), ("all", 2, [0, 1]), ("1-3,7", 10, [0, 1, 2, 6]), ("5-", 6, [4, 5]), ("-2", 6, [0, 1]),
-     ("2, 2 ,1", 3, [0, 1]), ("3-9", 4, [2, 3])],
+    [
+        (None, 3, [0, 1, 2]),
+        ("all", 2, [0, 1]),
+        ("1-3,7", 10, [0, 1, 2, 6]),
+        ("5-", 6, [4, 5]),
+        ("-2", 6, [0, 1]),
+        ("2, 2 ,1", 3, [0, 1]),
+        ("3-9", 4, [2, 3]),
+    ],
 )
 def test_page_ranges(expr, count, expected):
     assert parse_page_range(expr, count) == expected

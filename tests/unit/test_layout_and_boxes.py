@@ -61,8 +61,10 @@ def test_make_block_clamps_and_normalises():
 
 def test_draw_boxes_marks_inside_the_box_and_adds_a_legend():
     page = Image.new("RGB", (400, 300), "white")
-    blocks = [make_block("title", "t", [50, 50, 200, 100], width=400, height=300),
-              make_block("table", "t", [50, 150, 350, 250], width=400, height=300)]
+    blocks = [
+        make_block("title", "t", [50, 50, 200, 100], width=400, height=300),
+        make_block("table", "t", [50, 150, 350, 250], width=400, height=300),
+    ]
     out = draw_boxes(page, blocks)
     assert out.width == 400 and out.height > 300  # legend strip below the page
     arr = np.asarray(out).astype(int)

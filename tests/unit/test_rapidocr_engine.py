@@ -67,11 +67,14 @@ def test_blank_page_gives_an_empty_page_not_an_error(engine):
     assert len(result.pages) == 1 and result.pages[0].blocks == []
 
 
-@pytest.mark.parametrize("name,reference,limit", [
-    ("phototest.tif", "phototest.gold.txt", 0.05),
-    ("eurotext.tif", "eurotext.txt", 0.05),
-    ("8071_093.3B.tif", "8071_093.3B.txt", 0.20),
-])
+@pytest.mark.parametrize(
+    "name,reference,limit",
+    [
+        ("phototest.tif", "phototest.gold.txt", 0.05),
+        ("eurotext.tif", "eurotext.txt", 0.05),
+        ("8071_093.3B.tif", "8071_093.3B.txt", 0.20),
+    ],
+)
 def test_dev_scans(engine, name, reference, limit):
     path = dev_file(f"images/{name}")
     result = ocr(engine, path.read_bytes())

@@ -51,8 +51,15 @@ class _Method:
 class FakeHandle:
     """Quacks like a DeploymentHandle of BackendDeployment, backed by the fake engine in-process."""
 
-    def __init__(self, name: str, *, status: str = "ready", error: Exception | None = None, delay_s: float = 0.0,
-                 media_types=("image/png", "application/pdf")):
+    def __init__(
+        self,
+        name: str,
+        *,
+        status: str = "ready",
+        error: Exception | None = None,
+        delay_s: float = 0.0,
+        media_types=("image/png", "application/pdf"),
+    ):
         self.name, self.status, self.error, self.delay_s, self.media_types = name, status, error, delay_s, media_types
         self.engine = FakeEngine({"text": f"from {name}"})
         self.engine.start()
@@ -63,8 +70,14 @@ class FakeHandle:
         await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
-        return run_document(self.engine, doc, backend=self.name, request_id=run.request_id, options=run.options,
-                            received_at=run.received_at)
+        return run_document(
+            self.engine,
+            doc,
+            backend=self.name,
+            request_id=run.request_id,
+            options=run.options,
+            received_at=run.received_at,
+        )
 
     async def _describe(self):
         return BackendStatus(name=self.name, engine="fake", status=self.status, media_types=list(self.media_types))
@@ -88,8 +101,11 @@ def test_named_backend_is_called_and_timed():
 
 def test_auto_takes_first_ready_backend_that_reads_the_type():
     router = Router(
-        {"gpu": FakeHandle("gpu", status="unavailable"), "pdf-only": FakeHandle("pdf-only", media_types=("application/pdf",)),
-         "cpu": FakeHandle("cpu")},
+        {
+            "gpu": FakeHandle("gpu", status="unavailable"),
+            "pdf-only": FakeHandle("pdf-only", media_types=("application/pdf",)),
+            "cpu": FakeHandle("cpu"),
+        },
         RouterSettings(auto_order=["gpu", "pdf-only", "cpu"]),
     )
     assert run(router.ocr(PNG, "p.png", OCROptions(), "r")).backend == "cpu"
@@ -164,7 +180,11 @@ def test_api_multipart_json_and_api_key(api):
         ({"files": {"nofile": ("p.png", PNG)}}, 400, "invalid_option"),
         ({"files": {"file": ("p.png", PNG)}, "data": {"colour": "red"}}, 400, "invalid_option"),
         ({"files": {"file": ("p.png", PNG)}, "data": {"include_raw": "maybe"}}, 400, "invalid_option"),
-        ({"content": b"raw bytes", "headers": {"content-type": "application/octet-stream"}}, 415, "unsupported_media_type"),
+        (
+            {"content": b"raw bytes", "headers": {"content-type": "application/octet-stream"}},
+            415,
+            "unsupported_media_type",
+        ),
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_option"),
         ({"json": {"file_base64": "###", "backend": "a"}}, 400, "invalid_option"),
     ],
@@ -178,12 +198,18 @@ def test_api_refuses_malformed_requests_with_json_errors(api, kwargs, status, co
 
 
 def test_display_name_never_carries_a_path(api):
-    r = api.post("/v1/ocr", files={"file": ("../../etc/passwd\x00.png", PNG)}, data={"backend": "a"},
-                 headers={"x-api-key": "s3cret"})
+    r = api.post(
+        "/v1/ocr",
+        files={"file": ("../../etc/passwd\x00.png", PNG)},
+        data={"backend": "a"},
+        headers={"x-api-key": "s3cret"},
+    )
     name = r.json()["document"]["name"]
     assert name.startswith("passwd") and name.endswith(".png") and "/" not in name and ".." not in name
 
 
 def test_engine_health_model_is_strict():
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         EngineHealth(ready=True, model={"id": "x", "engine": "y"}, surprise=1)

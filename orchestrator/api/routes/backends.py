@@ -13,7 +13,9 @@ router = APIRouter(prefix="/v1", tags=["backends"], dependencies=[Depends(check_
 
 class BackendList(BaseModel):
     backends: list[BackendStatus] = Field(description="Every deployed backend with its health.")
-    auto_order: list[str] = Field(description="Order in which 'auto' tries backends (first ready one that reads the type).")
+    auto_order: list[str] = Field(
+        description="Order in which 'auto' tries backends (first ready one that reads the type)."
+    )
     default_backend: str = Field(description="Backend used when a request names none.")
 
 
