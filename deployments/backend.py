@@ -94,7 +94,7 @@ class BackendDeployment:
             model=health.model,
             media_types=sorted(self.engine.media_types),
             detail=health.detail,
-            info={**health.info, "pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+            info={**health.info, **_placement()},
         )
 
     async def check_health(self) -> None:
@@ -111,3 +111,16 @@ class BackendDeployment:
 
     def model_info(self) -> ModelInfo:
         return self.engine.model_info()
+
+
+def _placement() -> dict[str, Any]:
+    """Where this replica runs: process, node and the GPUs Ray gave it (for /v1/backends and placement tests)."""
+    facts: dict[str, Any] = {"pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    try:
+        import ray
+
+        facts["node_id"] = ray.get_runtime_context().get_node_id()
+        facts["gpu_ids"] = [str(g) for g in ray.get_gpu_ids()]
+    except Exception:  # hosted outside Ray (tests)
+        pass
+    return facts

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from deployments.backend import BackendSpec
 from orchestrator.jobs import JobSettings
@@ -38,6 +38,19 @@ class DeploymentOptions(_Strict):
     health_check_period_s: float | None = Field(default=None, gt=0, description="Seconds between health checks.")
     health_check_timeout_s: float | None = Field(default=None, gt=0, description="Health check deadline in seconds.")
     graceful_shutdown_timeout_s: float | None = Field(default=None, ge=0, description="Drain time on shutdown.")
+
+    @field_validator("autoscaling_config")
+    @classmethod
+    def _known_autoscaling_keys(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Ray silently drops unknown keys (``min_replica: 2`` would leave min_replicas at 1): refuse them."""
+        if v is None:
+            return v
+        from ray.serve.config import AutoscalingConfig
+
+        unknown = sorted(set(v) - set(AutoscalingConfig.model_fields))
+        if unknown:
+            raise ValueError(f"unknown autoscaling_config keys {unknown}; known: {sorted(AutoscalingConfig.model_fields)}")
+        return v
 
     def to_serve_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Deployment.options()``."""

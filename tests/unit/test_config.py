@@ -59,3 +59,8 @@ def test_autoscaling_replaces_fixed_replica_count():
     opts = DeploymentOptions(num_replicas=3, autoscaling_config={"min_replicas": 1, "max_replicas": 4})
     assert "num_replicas" not in opts.to_serve_options()
     assert DeploymentOptions().to_serve_options() == {"num_replicas": 1}
+
+
+def test_misspelt_autoscaling_keys_are_refused():
+    with pytest.raises(Exception, match="min_replica"):
+        DeploymentOptions(autoscaling_config={"min_replica": 2, "max_replicas": 4})

@@ -1,0 +1,1 @@
+"""Placement and scaling: simulated GPU clusters, profiles, the KubeRay manifest."""
