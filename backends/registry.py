@@ -16,7 +16,7 @@ from shared.errors import OCRError
 ENGINES: dict[str, str] = {
     "rapidocr": "backends.rapidocr_engine:RapidOCREngine",
     "deepseek": "backends.deepseek.engine:DeepSeekEngine",
-    "mineru": "backends.mineru_engine:MinerUEngine",
+    "mineru": "backends.mineru:MinerUEngine",
     "fake": "backends.fake_engine:FakeEngine",
 }
 
