@@ -20,12 +20,12 @@ import pytest
 pytest.importorskip("mineru", reason="the mineru extra is not installed")
 
 from backends.mineru import MinerUEngine  # noqa: E402
-from shared.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 from backends.registry import create_engine  # noqa: E402
 from backends.runner import run_document  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.metrics import ned  # noqa: E402
+from shared.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 
