@@ -36,6 +36,24 @@ class BackendSpec(BaseModel):
     engine_config: dict[str, Any] = Field(default_factory=dict, description="The engine's Config fields.")
 
 
+class BackendRefusal(BaseModel):
+    """A client-side failure answered by a backend replica (turned back into ``OCRError`` by the router)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    message: str
+    accepted: Any = None
+    status: int
+
+    @classmethod
+    def of(cls, error: OCRError) -> BackendRefusal:
+        return cls(code=error.code, message=error.message, accepted=error.accepted, status=error.status)
+
+    def error(self) -> OCRError:
+        return OCRError(self.code, self.message, accepted=self.accepted, status=self.status)
+
+
 class BackendDeployment:
     """Hosts an engine: loads it once, runs documents in a worker thread, reports health."""
 
@@ -54,8 +72,19 @@ class BackendDeployment:
         """Runtime options from ``user_config``: ``default_options`` become the engine's per-request defaults."""
         self.engine.reconfigure(dict(user_config.get("default_options") or {}))
 
-    async def ocr(self, doc: Document, request: RunRequest) -> OCRResponse:
-        """OCR a validated document. Raises OCRError for anything the client can fix or should wait out."""
+    async def ocr(self, doc: Document, request: RunRequest) -> OCRResponse | BackendRefusal:
+        """OCR a validated document.
+
+        Anything the client can fix or should wait out comes back as a ``BackendRefusal`` value rather than an
+        exception: it is an answer, not a fault, so it should not fill the replica's log with tracebacks.
+        """
+        try:
+            return await self._ocr(doc, request)
+        except OCRError as e:
+            logger.info("request %s refused: %s", request.request_id, e)
+            return BackendRefusal.of(e)
+
+    async def _ocr(self, doc: Document, request: RunRequest) -> OCRResponse:
         if self.start_error is not None:
             raise self.start_error
         if doc.media_type not in self.engine.media_types:

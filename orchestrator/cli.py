@@ -35,7 +35,8 @@ def serve(
     config: Annotated[Path | None, typer.Option(help="A Serve config file (overrides --profile).")] = None,
     host: Annotated[str | None, typer.Option(help="HTTP host (default: the config's).")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's).")] = None,
-    demo: Annotated[bool, typer.Option(help="OCR a sample document through HTTP once the service is up.")] = True,
+    demo: Annotated[bool, typer.Option(help="OCR sample documents through HTTP once the service is up.")] = True,
+    verbose: Annotated[bool, typer.Option(help="Stream every replica's log to this terminal.")] = False,
     once: Annotated[bool, typer.Option(help="Stop after the demo instead of serving on.")] = False,
     out: Annotated[Path, typer.Option(help="Where the demo writes its markdown, JSON and boxes PNGs.")] = Path("out"),
 ) -> None:
@@ -47,12 +48,14 @@ def serve(
     console.print(f"[bold]Starting[/] {path} ...")
     t0 = time.monotonic()
     try:
-        url = local.start(cfg)
+        url = local.start(cfg, log_to_driver=verbose)
     except RuntimeError as e:
         console.print(f"[red]error:[/] {e}")
         local.stop()
         raise typer.Exit(2) from None
     console.print(f"[green]Serving[/] on {url} (started in {time.monotonic() - t0:.1f} s). API docs: {url}/docs")
+    if not verbose:
+        console.print("Replica logs: /tmp/ray/session_latest/logs/serve/ (or run with --verbose)")
     try:
         if demo:
             _demo(url, out)
@@ -70,36 +73,49 @@ def serve(
 
 
 def _demo(url: str, out: Path) -> None:
-    """OCR a generated two-column page with every deployed backend that reads PNG; print and write results."""
+    """OCR two generated documents (a two-column scan and a born-digital PDF) with every ready backend that reads
+    them, through HTTP; print a table with NED against the known text and write the results."""
     from shared.metrics import ned
-    from shared.samples import encode, two_column_page
+    from shared.samples import PARAGRAPHS, encode, two_column_page
+    from shared.textpdf import article_pages
 
-    image, truth = two_column_page()
-    data = encode(image)
+    image, scan_truth = two_column_page()
+    titles = ["Serving OCR", "Comparing backends"]
+    pdf = article_pages([PARAGRAPHS[:3], PARAGRAPHS[3:]], titles=titles)
+    pdf_truth = "\n\n".join([titles[0], *PARAGRAPHS[:3], titles[1], *PARAGRAPHS[3:]])
+    documents = [
+        ("demo-scan.png", encode(image), "image/png", scan_truth),
+        ("demo-digital.pdf", pdf, "application/pdf", pdf_truth),
+    ]
+    table = Table(title=f"Demo through {url}/v1/ocr: generated documents with known text")
+    for col in ("document", "backend", "result", "pages", "seconds", "NED vs truth"):
+        table.add_column(col)
     with OCRClient(url) as client:
-        listing = client.backends()
-        table = Table(title=f"Demo: a generated two-column page, through {url}/v1/ocr")
-        for col in ("backend", "status", "pages", "seconds", "NED vs truth", "written"):
-            table.add_column(col)
-        for b in listing["backends"]:
-            if b["status"] != "ready" or "image/png" not in b["media_types"]:
-                table.add_row(b["name"], b["status"], "-", "-", "-", b.get("detail") or "")
-                continue
-            try:
-                result = client.ocr_bytes(data, "demo-two-columns.png", backend=b["name"])
-            except ServiceError as e:
-                table.add_row(b["name"], "error", "-", "-", "-", str(e))
-                continue
-            files = write_outputs(result, out, f"demo-{b['name']}")
-            table.add_row(
-                b["name"],
-                "ok",
-                str(len(result.pages)),
-                f"{result.timings.total_s:.2f}",
-                f"{ned(result.markdown, truth):.3f}",
-                str(files[0]),
-            )
-            console.print(f"[bold]{b['name']}[/] markdown:\n{result.markdown}\n")
+        listing = client.backends()["backends"]
+        for name, data, media_type, truth in documents:
+            for b in listing:
+                if b["status"] != "ready" or media_type not in b["media_types"]:
+                    continue
+                try:
+                    result = client.ocr_bytes(data, name, backend=b["name"])
+                except ServiceError as e:
+                    table.add_row(
+                        name, b["name"], f"[yellow]{e.error.error.code}[/]", "-", "-", "-", e.error.error.message[:60]
+                    )
+                    continue
+                stem = f"{Path(name).stem}-{b['name']}"
+                files = write_outputs(result, out, stem)
+                table.add_row(
+                    name,
+                    b["name"],
+                    "[green]ok[/]",
+                    str(len(result.pages)),
+                    f"{result.timings.total_s:.2f}",
+                    f"{ned(result.markdown, truth):.3f}",
+                    str(files[0]),
+                )
+                if b["name"] == listing[0]["name"]:
+                    typer.echo(f"--- {name} read by {b['name']} ---\n{result.markdown}\n")
     console.print(table)
 
 

@@ -49,7 +49,9 @@ class DeploymentOptions(_Strict):
 
         unknown = sorted(set(v) - set(AutoscalingConfig.model_fields))
         if unknown:
-            raise ValueError(f"unknown autoscaling_config keys {unknown}; known: {sorted(AutoscalingConfig.model_fields)}")
+            raise ValueError(
+                f"unknown autoscaling_config keys {unknown}; known: {sorted(AutoscalingConfig.model_fields)}"
+            )
         return v
 
     def to_serve_options(self) -> dict[str, Any]:

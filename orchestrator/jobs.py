@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.backend import BackendRefusal
 from orchestrator.client import merge_responses
 from shared.documents import Document
 from shared.errors import OCRError, as_ocr_error
@@ -163,6 +164,8 @@ class JobWorker:
                     raise OCRError(
                         "timeout", f"a chunk took longer than {self.settings.chunk_timeout_s:.0f} s"
                     ) from None
+                if isinstance(part, BackendRefusal):
+                    raise part.error()
                 parts.append(part)
                 done = status.pages_done + len(part.pages)
                 status = status.model_copy(update={"pages_done": done, "updated_at": time.time()})

@@ -62,7 +62,7 @@ def required_gpus(config) -> float:
     return total
 
 
-def start(config, *, num_cpus: int | None = None, timeout_s: float = 600.0) -> str:
+def start(config, *, num_cpus: int | None = None, timeout_s: float = 600.0, log_to_driver: bool = True) -> str:
     """Start Ray and Serve locally, deploy ``config``, wait until running; returns the base URL.
 
     Raises:
@@ -73,7 +73,7 @@ def start(config, *, num_cpus: int | None = None, timeout_s: float = 600.0) -> s
     from ray.serve.config import ProxyLocation
 
     if not ray.is_initialized():
-        ray.init(namespace="serve", num_cpus=num_cpus, include_dashboard=False)
+        ray.init(namespace="serve", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver)
     have = ray.cluster_resources().get("GPU", 0.0)
     need = required_gpus(config)
     if need > have:

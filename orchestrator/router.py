@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from deployments.backend import BackendRefusal
 from orchestrator.config import RouterSettings
 from orchestrator.metrics import RouterMetrics
 from orchestrator.selection import AUTO, auto_candidates, choose_backend
@@ -174,7 +175,7 @@ class Router:
 
         response = self.backends[name].ocr.remote(doc, run)
         try:
-            return await asyncio.wait_for(response, timeout)
+            answer = await asyncio.wait_for(response, timeout)
         except asyncio.TimeoutError:
             response.cancel()
             raise OCRError(
@@ -193,6 +194,9 @@ class Router:
             if carried is not None:
                 raise carried from None
             raise
+        if isinstance(answer, BackendRefusal):
+            raise answer.error()
+        return answer
 
     async def compare(self, data: bytes, filename: str, opts: CompareOptions, request_id: str) -> CompareResponse:
         """One document through several backends concurrently; each answers or fails on its own.

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from backends.base import EngineHealth
 from backends.fake_engine import FakeEngine
 from backends.runner import run_document
+from deployments.backend import BackendRefusal
 from orchestrator.api import create_api
 from orchestrator.config import RouterSettings
 from orchestrator.router import Router
@@ -68,6 +69,8 @@ class FakeHandle:
 
     async def _ocr(self, doc, run):
         await asyncio.sleep(self.delay_s)
+        if isinstance(self.error, OCRError):  # as BackendDeployment does: a refusal is a value
+            return BackendRefusal.of(self.error)
         if self.error is not None:
             raise self.error
         return run_document(
