@@ -34,6 +34,12 @@ class BackendSpec(BaseModel):
     name: str = Field(description="Backend name clients use (also the Serve deployment name).")
     engine: str = Field(description="Engine kind from backends.registry (rapidocr, deepseek, mineru, fake).")
     engine_config: dict[str, Any] = Field(default_factory=dict, description="The engine's Config fields.")
+    max_rss_mb: int | None = Field(
+        default=None,
+        gt=0,
+        description="Recycle the replica (fail its health check, Serve starts a fresh one) when its resident memory, "
+        "child processes included, passes this many MiB. A guard for engines whose memory grows across documents.",
+    )
 
 
 class BackendRefusal(BaseModel):
@@ -132,6 +138,16 @@ class BackendDeployment:
         Missing models are not a liveness failure (a new replica would lack them too); an engine that was
         running and stopped working is.
         """
+        if self.spec.max_rss_mb is not None:
+            rss = resident_mb()
+            if rss > self.spec.max_rss_mb:
+                logger.warning(
+                    "backend %s: %.0f MiB resident > max_rss_mb %d: recycling",
+                    self.spec.name,
+                    rss,
+                    self.spec.max_rss_mb,
+                )
+                raise RuntimeError(f"resident memory {rss:.0f} MiB over max_rss_mb {self.spec.max_rss_mb}")
         if self.start_error is not None:
             return
         health = await asyncio.to_thread(self.engine.health)
@@ -140,6 +156,25 @@ class BackendDeployment:
 
     def model_info(self) -> ModelInfo:
         return self.engine.model_info()
+
+
+def resident_mb() -> float:
+    """Resident memory of this process and its children (engines such as MinerU fork render workers), MiB."""
+    pids = [os.getpid()]
+    try:
+        children = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
+        pids += [int(p) for p in children]
+    except OSError:
+        pass
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):  # gone, or not Linux
+            continue
+    return total / 2**20
 
 
 def _placement() -> dict[str, Any]:

@@ -73,10 +73,13 @@ class BackendConfig(_Strict):
         default_factory=dict, description="Per-request option defaults; changeable at run time (user_config)."
     )
     enabled: bool = Field(default=True, description="Deploy this backend (false keeps the entry but skips it).")
+    max_rss_mb: int | None = Field(
+        default=None, gt=0, description="Recycle a replica whose resident memory passes this (MiB); see BackendSpec."
+    )
     deployment: DeploymentOptions = Field(default_factory=DeploymentOptions, description="Ray Serve options.")
 
     def spec(self, name: str) -> BackendSpec:
-        return BackendSpec(name=name, engine=self.engine, engine_config=self.engine_config)
+        return BackendSpec(name=name, engine=self.engine, engine_config=self.engine_config, max_rss_mb=self.max_rss_mb)
 
 
 class RouterSettings(_Strict):
