@@ -26,8 +26,7 @@ from shared.documents import open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.metrics import ned  # noqa: E402
 from shared.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
-
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+from tests.conftest import dev_file  # noqa: E402
 
 PARAGRAPHS = [
     [
@@ -114,9 +113,7 @@ def test_dev_multi_page_pdf_matches_its_reference(engine):
     heading longer than 38 characters fails, while small renderer drift (dashes, bullets, ligatures: removed by
     the OmniDocBench normalisation anyway) does not.
     """
-    pdf, reference = DEV / "pdfs" / "multi_page.pdf", DEV / "pdfs" / "multi_page.md"
-    if not pdf.exists() or not reference.exists():
-        pytest.skip(f"development data not found at {DEV}")
+    pdf, reference = dev_file("pdfs/multi_page.pdf"), dev_file("pdfs/multi_page.md")
     started = time.perf_counter()
     response = _run(engine, pdf.read_bytes(), "multi_page.pdf", include_raw=True)
     elapsed = time.perf_counter() - started

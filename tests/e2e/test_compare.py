@@ -12,7 +12,7 @@ from orchestrator.accuracy import RESULTS, run_accuracy
 from orchestrator.report import diff_runs
 from shared import samples
 from shared.schema import CompareResponse
-from tests.conftest import DEV_DATA
+from tests.conftest import dev_file
 
 pytestmark = pytest.mark.cluster
 
@@ -105,9 +105,7 @@ def test_accuracy_run_writes_reports_resumes_and_diffs(rapidocr_url, tmp_path):
 
 
 def test_accuracy_run_over_the_dev_manifest(rapidocr_url, tmp_path):
-    manifest = DEV_DATA / "manifest.jsonl"
-    if not manifest.exists():
-        pytest.skip("dev data not present")
+    manifest = dev_file("manifest.jsonl")
     out = tmp_path / "dev-run"
     report = run_accuracy(manifest, url=rapidocr_url, backends=["rapidocr"], out=out, dpi=100, concurrency=2)
     rows = {r["doc"]: r for r in map(json.loads, (out / RESULTS).read_text().splitlines())}
