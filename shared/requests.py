@@ -29,7 +29,10 @@ class OCROptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = Field(default="auto", description="Backend name from GET /v1/backends, or 'auto'.")
+    backend: str | None = Field(
+        default=None,
+        description="Backend name from GET /v1/backends, or 'auto'; absent: the server's default_backend (auto).",
+    )
     pages: str | None = Field(default=None, description="1-based page range, e.g. '1-3,7'; all pages when absent.")
     dpi: float | None = Field(default=None, description="Rasterisation DPI for PDF pages (default 144).")
     include_boxes_image: bool = Field(default=True, description="Return a PNG per page with the boxes drawn.")

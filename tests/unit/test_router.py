@@ -114,6 +114,12 @@ def test_auto_takes_first_ready_backend_that_reads_the_type():
     assert run(router.ocr(PNG, "p.png", OCROptions(), "r")).backend == "cpu"
 
 
+def test_a_request_naming_no_backend_gets_the_configured_default():
+    router = Router({"a": FakeHandle("a"), "b": FakeHandle("b")}, RouterSettings(default_backend="b"))
+    assert run(router.ocr(PNG, "p.png", OCROptions(), "r")).backend == "b"
+    assert run(router.ocr(PNG, "p.png", OCROptions(backend="auto"), "r")).backend == "a"
+
+
 def test_unknown_backend_lists_the_deployed_ones():
     with pytest.raises(OCRError) as e:
         run(Router({"a": FakeHandle("a")}).ocr(PNG, "p.png", OCROptions(backend="zzz"), "r"))
