@@ -23,8 +23,8 @@ REPO_CONFIG = Path(__file__).resolve().parents[1] / "serve_config.yaml"
 
 def profile_path(profile: str) -> Path:
     """The bundled Serve config of a profile (a file in orchestrator/profiles/) or 'production' (serve_config.yaml)."""
-    if profile == "production":
-        return REPO_CONFIG
+    if profile == "production":  # the repository's file; from an installed package, the working directory's
+        return REPO_CONFIG if REPO_CONFIG.is_file() else Path.cwd() / "serve_config.yaml"
     path = PROFILES_DIR / f"{profile}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")) + ["production"]
