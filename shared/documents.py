@@ -50,8 +50,9 @@ CSV = "text/csv"
 STRUCTURED_TYPES = frozenset(OFFICE_TYPES.values()) | {EPUB, HTML, CSV}
 """Formats some engines (MinerU) parse natively, without page images."""
 
-# PDFium is not thread-safe: one call at a time per process.
-_PDFIUM_LOCK = threading.Lock()
+PDFIUM_LOCK = threading.Lock()
+"""PDFium is not thread-safe: one call at a time per process. Engines that use PDFium through other libraries
+(MinerU) hold this lock around that use too, so their calls and the runner's rendering never overlap."""
 
 
 class DocumentLimits(BaseModel):
@@ -252,7 +253,7 @@ def _check_pixels(index: int, size: tuple[float, float], dpi: float | None, limi
 
 def _pdf_page_sizes(data: bytes):
     """Page count, and a function giving a page's size in points (the PDF stays open only while asked)."""
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         pdf = _open_pdf(data)
         try:
             n = len(pdf)
@@ -260,19 +261,19 @@ def _pdf_page_sizes(data: bytes):
             pdf.close()
             raise
     if n < 1:
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             pdf.close()
         raise OCRError("invalid_document", "the PDF has no pages", accepted=[PDF])
 
     def size(i: int) -> tuple[float, float]:
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             try:
                 return pdf.get_page_size(i)
             except Exception as e:  # a damaged page tree
                 raise OCRError("invalid_document", f"page {i + 1} of the PDF cannot be read ({e})") from None
 
     def close() -> None:
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             pdf.close()
 
     size.close = close  # type: ignore[attr-defined]
@@ -338,18 +339,18 @@ def render_pages(doc: Document) -> Iterator[PageImage]:
 
 def _render_pdf(doc: Document) -> Iterator[PageImage]:
     scale = doc.dpi / 72.0
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         pdf = _open_pdf(doc.data)
     try:
         for i in doc.page_indices:
-            with _PDFIUM_LOCK:  # one PDFium call at a time in this process
+            with PDFIUM_LOCK:  # one PDFium call at a time in this process
                 try:
                     image = pdf[i].render(scale=scale, may_draw_forms=True).to_pil().convert("RGB")
                 except Exception as e:  # PDFium reports damage as generic errors
                     raise OCRError("invalid_document", f"page {i + 1} of the PDF cannot be rendered ({e})") from None
             yield PageImage(index=i, image=image, dpi=doc.dpi)
     finally:
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             pdf.close()
 
 

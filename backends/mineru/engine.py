@@ -36,6 +36,7 @@ from shared.documents import (
     OFFICE_TYPES,
     PAGED_TYPES,
     PDF,
+    PDFIUM_LOCK,
     STRUCTURED_TYPES,
     Document,
     PageImage,
@@ -190,7 +191,11 @@ class MinerUEngine(OCREngine):
             warnings.append(f"tier {tier} applies to PDFs and images; {doc.media_type} is parsed natively (flash)")
             tier = "flash"
 
-        layer = TextLayer(classification="txt") if structured else self._text_layer(doc)
+        if structured:
+            layer = TextLayer(classification="txt")
+        else:
+            with PDFIUM_LOCK:
+                layer = self._text_layer(doc)
         needs_ocr = options.ocr_mode == "ocr" or (options.ocr_mode == "auto" and layer.classification == "ocr")
         if needs_models(tier, needs_ocr):
             reason = _ocr_reason(doc, layer) if tier == "flash" else ""
@@ -206,7 +211,7 @@ class MinerUEngine(OCREngine):
         whole = doc.media_type != PDF or doc.page_indices == list(range(doc.page_count))
         page_range = "" if whole else page_range_expr(doc.page_indices)
         started = time.perf_counter()
-        with self._lock:
+        with self._lock, PDFIUM_LOCK:  # one parse at a time; no rendering by the runner meanwhile (PDFium)
             result = self._parse(
                 doc.data, suffix=SUFFIXES[doc.media_type], tier=tier, options=options, page_range=page_range
             )
