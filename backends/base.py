@@ -65,6 +65,9 @@ class OCREngine(abc.ABC):
     """Media types the engine reads."""
     batch_pages: ClassVar[int] = 1
     """Pages handed to one ``run()`` call; engines that batch on a GPU take many, whole-document engines all."""
+    needs_pixels: ClassVar[bool] = True
+    """False for engines that read ``doc.data`` themselves: ``run()`` then gets image-less pages (sizes only) and
+    the runner renders each page once, afterwards, only to draw its boxes — a long PDF is never held in memory."""
     Config: ClassVar[type[EngineConfig]] = EngineConfig
     Options: ClassVar[type[EngineOptions]] = EngineOptions
 

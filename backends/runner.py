@@ -15,7 +15,7 @@ from typing import Any
 
 from backends.base import OCREngine
 from shared.boxes import draw_boxes, png_base64
-from shared.documents import PAGED_TYPES, Document, PageImage, render_pages
+from shared.documents import PAGED_TYPES, Document, PageImage, page_sizes, render_page, render_pages
 from shared.schema import OCRResponse, PageResult, Timings, Usage
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ def run_document(
     started = time.time()
     opts = engine.parse_options(options)
     total = len(doc.page_indices)
-    if doc.media_type in PAGED_TYPES:
+    if doc.media_type in PAGED_TYPES and not engine.needs_pixels:
+        batches = _chunks(iter(page_sizes(doc)), max(1, engine.batch_pages))
+    elif doc.media_type in PAGED_TYPES:
         batches = _chunks(render_pages(doc), max(1, engine.batch_pages))
     else:  # structured formats (DOCX, HTML...): one call, the engine reads doc.data itself
         batches = iter([[]])
@@ -62,8 +64,8 @@ def run_document(
         out = engine.run(doc, batch, opts)
         images = {p.index: p.image for p in batch}
         for result in out.pages:
-            image = images.get(result.index)
-            if include_boxes_image and image is not None:
+            if include_boxes_image and result.index in images:
+                image = images[result.index] or render_page(doc, result.index).image
                 result.boxes_image = png_base64(draw_boxes(image, result.blocks))
             pages.append(result)
         if out.raw is not None:

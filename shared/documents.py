@@ -9,9 +9,11 @@ The media type is detected from the bytes, never trusted from the client's ``Con
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
+import math
 import threading
 import warnings
 import zipfile
@@ -104,11 +106,17 @@ class Document:
 
 @dataclass
 class PageImage:
-    """One page as pixels, ready for an engine."""
+    """One page as pixels, ready for an engine; or only its size, for engines that read the document itself."""
 
     index: int
-    image: Image.Image
+    image: Image.Image | None
     dpi: float | None
+    size: tuple[int, int] = (0, 0)
+    """(width, height) in pixels: the image's, or what rendering the page would give."""
+
+    def __post_init__(self) -> None:
+        if self.image is not None:
+            self.size = self.image.size
 
 
 def sniff_media_type(data: bytes, name: str = "") -> str | None:
@@ -321,6 +329,30 @@ def _image_frame_sizes(data: bytes):
         return im.size
 
     return n, size
+
+
+def page_sizes(doc: Document) -> list[PageImage]:
+    """The selected pages' pixel sizes (at ``doc.dpi`` for PDFs) without decoding any, as image-less PageImages."""
+    if doc.media_type == PDF:
+        _, size = _pdf_page_sizes(doc.data)
+        try:
+            points = [(i, size(i)) for i in doc.page_indices]
+        finally:
+            size.close()  # type: ignore[attr-defined]
+        scale = doc.dpi / 72.0
+        return [  # the size pypdfium2's render() gives at this scale: ceil(points x scale)
+            PageImage(index=i, image=None, dpi=doc.dpi, size=(math.ceil(w * scale), math.ceil(h * scale)))
+            for i, (w, h) in points
+        ]
+    if doc.media_type in IMAGE_TYPES:
+        _, size = _image_frame_sizes(doc.data)
+        return [PageImage(index=i, image=None, dpi=None, size=tuple(size(i))) for i in doc.page_indices]
+    return []
+
+
+def render_page(doc: Document, index: int) -> PageImage:
+    """One page of ``doc`` as pixels (for drawing boxes after an engine that did not need them)."""
+    return next(render_pages(dataclasses.replace(doc, page_indices=[index])))
 
 
 def render_pages(doc: Document) -> Iterator[PageImage]:

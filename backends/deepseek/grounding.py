@@ -8,7 +8,8 @@ The model writes each layout block as a header and its content::
     <table><tr><td>...</td></tr></table>
 
 Boxes are on a 0-999 grid relative to the input page (pixel = v / 999 x width, or height). The official scripts
-read the boxes with Python's eval builtin; here numbers are read with a regular expression, so model output can never run
+read the boxes with Python's eval builtin; here numbers are read with a regular expression, so model output can
+never run
 as code. Real outputs are messy - a page can stop mid-block at the token limit, loop on a phrase until the
 limit, or emit a box with three numbers - so the parser keeps everything that parsed, drops what did not, and
 says what it dropped in the page's warnings rather than failing the page.

@@ -2,7 +2,8 @@
 
 MinerU parses the *document* (its bytes and a page range), not page images: it reads the PDF's text layer, runs
 its layout/OCR/VLM models per tier, and merges content across pages. So this engine asks the runner for every
-page in one ``run()`` call (``batch_pages`` is huge) and uses the rendered page images only for their sizes, to
+page in one ``run()`` call (``batch_pages`` is huge) and needs only the pages' pixel sizes (``needs_pixels`` is
+false: the runner renders each page afterwards, one at a time, just to draw its boxes), to
 turn MinerU's 0-1 boxes into pixels on exactly the images the boxes image is drawn on. Office, HTML, EPUB and
 CSV files arrive with no page images and come back as one logical page without geometry.
 
@@ -69,6 +70,7 @@ class MinerUEngine(OCREngine):
     kind = "mineru"
     media_types = PAGED_TYPES | STRUCTURED_TYPES
     batch_pages = 1_000_000  # the whole document in one run(): MinerU works on documents, not pages
+    needs_pixels = False  # it reads doc.data; page sizes are enough to place its boxes
     Config = MinerUConfig
     Options = MinerUOptions
 
@@ -303,10 +305,10 @@ class MinerUEngine(OCREngine):
         by_index = {p.page_idx: p for p in result.pages}
         if not pages:  # called without page images: map onto the selected pages, boxes without pixels
             warnings.append("no page images were given: boxes are left empty")
-            pages = [PageImage(index=i, image=None, dpi=None) for i in doc.page_indices]  # type: ignore[arg-type]
+            pages = [PageImage(index=i, image=None, dpi=None) for i in doc.page_indices]
         out: list[PageResult] = []
         for page in pages:
-            width, height = page.image.size if page.image is not None else (0, 0)
+            width, height = page.size
             native = by_index.get(page.index)
             if native is None:
                 out.append(

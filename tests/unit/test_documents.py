@@ -148,3 +148,15 @@ def test_bad_page_ranges(expr):
     with pytest.raises(OCRError) as e:
         parse_page_range(expr, 5)
     assert e.value.code == "invalid_page_range" and e.value.accepted
+
+
+@pytest.mark.parametrize("dpi", [36, 72, 100, 144, 150, 333])
+def test_page_sizes_match_rendered_pages_without_rendering(dpi):
+    from shared.documents import page_sizes
+
+    images, _ = samples.numbered_pages(2)
+    for data in (samples.multi_page_pdf(images, dpi=150), samples.multi_frame_tiff(images)):
+        doc = open_document(data, dpi=dpi)
+        sized = page_sizes(doc)
+        assert all(p.image is None for p in sized)
+        assert [(p.index, p.size) for p in sized] == [(p.index, p.image.size) for p in render_pages(doc)]
