@@ -128,14 +128,28 @@ class JobWorker:
         self.tasks[status.job_id] = asyncio.get_running_loop().create_task(self._run(status, doc, run))
         return status
 
-    async def get(self, job_id: str) -> JobStatus:
+    async def get(self, job_id: str) -> JobStatus | BackendRefusal:
+        """The job's status; an unknown id is answered with a refusal value (404), not an exception."""
+        try:
+            return self._status(job_id)
+        except OCRError as e:
+            return BackendRefusal.of(e)
+
+    async def result(self, job_id: str) -> OCRResponse | BackendRefusal:
+        """The job's result; not found (404) or not finished (409) are refusal values."""
+        try:
+            return self._result(job_id)
+        except OCRError as e:
+            return BackendRefusal.of(e)
+
+    def _status(self, job_id: str) -> JobStatus:
         status = self.store.status.get(job_id)
         if status is None:
             raise OCRError("not_found", f"no job {job_id!r} (finished jobs are kept {self.settings.keep_s:.0f} s)")
         return status
 
-    async def result(self, job_id: str) -> OCRResponse:
-        status = await self.get(job_id)
+    def _result(self, job_id: str) -> OCRResponse:
+        status = self._status(job_id)
         if status.state != "succeeded":
             raise OCRError(
                 "not_found",

@@ -114,13 +114,10 @@ class Router:
     async def job(self, job_id: str, *, result: bool = False) -> Any:
         if self.jobs is None:
             raise OCRError("not_found", "the job API is not deployed in this application")
-        try:
-            return await (self.jobs.result if result else self.jobs.get).remote(job_id)
-        except Exception as e:
-            carried = as_ocr_error(e)
-            if carried is not None:
-                raise carried from None
-            raise
+        answer = await (self.jobs.result if result else self.jobs.get).remote(job_id)
+        if isinstance(answer, BackendRefusal):
+            raise answer.error()
+        return answer
 
     async def ocr(self, data: bytes, filename: str, opts: OCROptions, request_id: str) -> OCRResponse:
         """Validate, choose a backend, run, and stamp the total time.
