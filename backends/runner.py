@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from backends.base import OCREngine
@@ -19,9 +19,6 @@ from shared.documents import PAGED_TYPES, Document, PageImage, page_sizes, rende
 from shared.schema import OCRResponse, PageResult, Timings, Usage
 
 logger = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int], None]
-"""Called with (pages done, pages total) after each batch."""
 
 
 def _chunks(pages: Iterator[PageImage], size: int) -> Iterator[list[PageImage]]:
@@ -39,7 +36,6 @@ def run_document(
     include_boxes_image: bool = True,
     include_raw: bool = False,
     received_at: float | None = None,
-    progress: ProgressFn | None = None,
 ) -> OCRResponse:
     """OCR ``doc`` with ``engine`` and return the unified response.
 
@@ -48,7 +44,6 @@ def run_document(
     """
     started = time.time()
     opts = engine.parse_options(options)
-    total = len(doc.page_indices)
     if doc.media_type in PAGED_TYPES and not engine.needs_pixels:
         batches = _chunks(iter(page_sizes(doc)), max(1, engine.batch_pages))
     elif doc.media_type in PAGED_TYPES:
@@ -73,8 +68,6 @@ def run_document(
         if out.source_markdown is not None:
             sources.append(out.source_markdown)
         warnings.extend(w for w in out.warnings if w not in warnings)  # batches repeat request-level warnings
-        if progress is not None:
-            progress(min(len(pages), total), total)
 
     finished = time.time()
     vision = [p.usage.vision_tokens for p in pages if p.usage.vision_tokens is not None]

@@ -21,7 +21,7 @@ from backends.runner import run_document
 from shared.documents import Document
 from shared.errors import OCRError
 from shared.requests import RunRequest
-from shared.schema import BackendStatus, ModelInfo, OCRResponse
+from shared.schema import BackendStatus, OCRResponse
 
 logger = logging.getLogger("ray.serve")
 
@@ -153,9 +153,6 @@ class BackendDeployment:
         health = await asyncio.to_thread(self.engine.health)
         if not health.ready:
             raise RuntimeError(f"engine {self.spec.engine} unhealthy: {health.detail}")
-
-    def model_info(self) -> ModelInfo:
-        return self.engine.model_info()
 
 
 def resident_mb() -> float:

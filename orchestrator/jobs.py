@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.backend import BackendRefusal
-from orchestrator.client import merge_responses
 from shared.documents import Document
 from shared.errors import OCRError, as_ocr_error
+from shared.merge import merge_responses
 from shared.requests import RunRequest
 from shared.schema import ErrorDetail, OCRResponse
 

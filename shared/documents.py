@@ -415,8 +415,3 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
-
-
-def page_images(images: list[Image.Image]) -> list[PageImage]:
-    """Wrap in-memory images as pages (for engines called in-process, benchmarks and tests)."""
-    return [PageImage(index=i, image=to_rgb(im), dpi=None) for i, im in enumerate(images)]

@@ -21,7 +21,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from shared.boxes import make_block
+from shared.boxes import make_block, scale_box
 from shared.schema import Block
 
 logger = logging.getLogger(__name__)
@@ -161,8 +161,7 @@ def find_repetition(
 
 def grid_to_pixels(box: tuple[float, float, float, float], width: int, height: int) -> list[float]:
     """A 0-999 grid box as page pixels: x / 999 x width, y / 999 x height."""
-    x0, y0, x1, y1 = box
-    return [x0 / GRID_MAX * width, y0 / GRID_MAX * height, x1 / GRID_MAX * width, y1 / GRID_MAX * height]
+    return scale_box(box, sx=width / GRID_MAX, sy=height / GRID_MAX)
 
 
 def parse_boxes(det: str) -> tuple[list[tuple[float, float, float, float]], bool]:

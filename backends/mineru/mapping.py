@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.boxes import make_block
+from shared.boxes import make_block, scale_box
 from shared.schema import Block, PageResult
 
 logger = logging.getLogger(__name__)
@@ -159,8 +159,7 @@ def _make(unified: str, text: str, box: Any, width: int, height: int, label: str
     if box is None or not width or not height:
         pixel = [0.0, 0.0, 0.0, 0.0]
     else:
-        x0, y0, x1, y1 = box
-        pixel = [x0 * width, y0 * height, x1 * width, y1 * height]
+        pixel = scale_box(box, sx=width, sy=height)
     return make_block(unified, text, pixel, width=width, height=height, label=label)
 
 

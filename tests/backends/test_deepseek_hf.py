@@ -20,10 +20,9 @@ from backends.deepseek.runtime import RunPlan  # noqa: E402
 from backends.deepseek.source import resolve_source  # noqa: E402
 from backends.deepseek.tiny import build_tiny_model  # noqa: E402
 from backends.runner import run_document  # noqa: E402
-from shared import samples
+from shared import samples  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.schema import OCRResponse  # noqa: E402
-
 
 
 @pytest.fixture(scope="module")

@@ -202,7 +202,6 @@ def test_real_vllm_on_a_dev_pdf():
     model = os.environ.get("DEEPSEEK_OCR_MODEL")
     if not model:
         pytest.skip("set DEEPSEEK_OCR_MODEL to a DeepSeek-OCR(-2) directory or hub id")
-    from pathlib import Path
 
     from backends.deepseek import DeepSeekEngine
     from backends.runner import run_document
@@ -214,7 +213,9 @@ def test_real_vllm_on_a_dev_pdf():
         from shared import samples
 
         pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])
-        resp = run_document(engine, open_document(pdf, name="three_pages.pdf"), backend="deepseek-ocr", request_id="gpu")
+        resp = run_document(
+            engine, open_document(pdf, name="three_pages.pdf"), backend="deepseek-ocr", request_id="gpu"
+        )
         assert len(resp.pages) == resp.document.page_count
         assert all(p.usage.output_tokens and p.usage.vision_tokens for p in resp.pages)
         assert any(p.blocks for p in resp.pages) and resp.markdown
