@@ -6,8 +6,13 @@ objects, so everything that hosts an engine (a Serve replica, a benchmark, a tes
 
 Error contract: anything the *client* did wrong (an option an engine does not know, a media type it cannot read)
 raises :class:`~shared.errors.OCRError` with a 4xx code; an engine that cannot serve at all (weights missing)
-raises ``OCRError("models_missing", ...)`` from ``start()`` and reports ``ready=False`` from ``health()``; any
-other exception is a server fault.
+raises ``OCRError("models_missing", ...)`` from ``start()`` and reports ``ready=False`` from ``health()``; an
+exception the engine's library raises on a bad document is typed by :meth:`OCREngine.classify_error`; anything
+else is a server fault.
+
+Import contract: importing an engine's module must be cheap (heavy libraries - torch, vLLM, MinerU, onnxruntime -
+are imported in ``start()``), because the application builder imports engine classes to validate each backend's
+``engine_config`` and ``default_options`` before anything is deployed.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.documents import PAGED_TYPES, Document, PageImage
-from shared.errors import OCRError
-from shared.schema import ModelInfo, PageResult
+from shared.errors import OCRError, validation_problems
+from shared.schema import ErrorCode, ModelInfo, PageResult
 
 
 class EngineConfig(BaseModel):
@@ -90,6 +95,15 @@ class OCREngine(abc.ABC):
     def model_info(self) -> ModelInfo:
         return self.health().model
 
+    def classify_error(self, error: Exception) -> OCRError | None:
+        """What an exception raised by this engine on a client's document means, when the engine knows.
+
+        The hosting deployment asks this of every exception that is not already an ``OCRError``: an engine that
+        recognises its library's failure on a bad document answers e.g. ``invalid_document``; None leaves the
+        exception a server fault (``internal_error``), which is meant for bugs only.
+        """
+        return None
+
     def reconfigure(self, defaults: dict[str, Any]) -> None:
         """Replace the default per-request options (from the deployment's ``user_config``); validated now."""
         self.Options.model_validate(defaults)
@@ -105,12 +119,9 @@ class OCREngine(abc.ABC):
         try:
             return self.Options.model_validate(merged)
         except ValidationError as e:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in e.errors()
-            )
             raise OCRError(
-                "invalid_option",
-                f"bad options for the {self.kind} engine: {problems}",
+                ErrorCode.INVALID_OPTION,
+                f"bad options for the {self.kind} engine: {validation_problems(e)}",
                 accepted=options_help(self.Options),
             ) from None
 

@@ -1,8 +1,9 @@
-"""Engine kinds by name, imported lazily.
+"""Engine kinds by name, imported lazily; or any engine class named ``module:Class``.
 
 Lazy on purpose: the router and CPU-only installs must not import torch, vLLM or MinerU just because those
-engines exist. Adding an engine is one line here; adding a *backend* (a named deployment of an engine) is
-configuration only.
+engines exist (engine modules keep heavy imports inside ``start()``, see :mod:`backends.base`). Adding an engine
+kind is one line here; adding a *backend* (a named deployment of an engine) is configuration only. An engine that
+is not registered - your own, or the test suite's fake - is named by its import path, ``package.module:Class``.
 """
 
 from __future__ import annotations
@@ -10,30 +11,67 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from pydantic import ValidationError
+
 from backends.base import OCREngine
-from shared.errors import OCRError
+from shared.errors import OCRError, validation_problems
+from shared.schema import ErrorCode
 
 ENGINES: dict[str, str] = {
     "rapidocr": "backends.rapidocr_engine:RapidOCREngine",
     "deepseek": "backends.deepseek.engine:DeepSeekEngine",
     "mineru": "backends.mineru:MinerUEngine",
-    "fake": "backends.fake_engine:FakeEngine",
 }
 
 
 def engine_class(kind: str) -> type[OCREngine]:
-    """The engine class registered as ``kind``.
+    """The engine class registered as ``kind``, or the class at ``kind`` when it is ``module:Class``.
 
     Raises:
-        OCRError: ``unknown_backend`` for a name not in the registry.
+        OCRError: ``unknown_backend`` for a name that is neither registered nor an importable engine class.
     """
-    target = ENGINES.get(kind)
+    target = ENGINES.get(kind) or (kind if ":" in kind else None)
     if target is None:
-        raise OCRError("unknown_backend", f"no engine kind {kind!r}", accepted=sorted(ENGINES))
+        raise OCRError(
+            ErrorCode.UNKNOWN_BACKEND,
+            f"no engine kind {kind!r}",
+            accepted=sorted(ENGINES) + ["module:Class (an OCREngine subclass)"],
+        )
     module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise OCRError(
+            ErrorCode.UNKNOWN_BACKEND, f"cannot import engine {target!r}: {e}", accepted=sorted(ENGINES)
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, OCREngine)):
+        raise OCRError(ErrorCode.UNKNOWN_BACKEND, f"{target!r} is not an OCREngine subclass", accepted=sorted(ENGINES))
+    return cls
 
 
 def create_engine(kind: str, config: dict[str, Any] | None = None) -> OCREngine:
     """An engine instance, configured but not started."""
     return engine_class(kind)(config)
+
+
+def check_engine_settings(kind: str, config: dict[str, Any], default_options: dict[str, Any]) -> None:
+    """Validate a backend's ``engine_config`` and ``default_options`` against the engine's own models.
+
+    Called when the application is built, so a mistyped kind, field or value fails ``serve run`` at once with the
+    field's name instead of when a replica starts (or when the first request arrives).
+
+    Raises:
+        ValueError: naming the engine kind and the offending fields.
+    """
+    try:
+        cls = engine_class(kind)
+    except OCRError as e:
+        raise ValueError(f"{e.message}; known kinds: {', '.join(sorted(ENGINES))}") from None
+    for what, model, value in (
+        ("engine_config", cls.Config, config),
+        ("default_options", cls.Options, default_options),
+    ):
+        try:
+            model.model_validate(value)
+        except ValidationError as e:
+            raise ValueError(f"{what} of engine {kind!r}: {validation_problems(e)}") from None

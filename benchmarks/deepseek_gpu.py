@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dummy:
         config["load_format"] = "dummy"
     if args.tiny:
-        from backends.deepseek.tiny import build_tiny_model
+        from tests.support.tiny_deepseek import build_tiny_model
 
         config["model"] = str(build_tiny_model(Path(tempfile.gettempdir()) / "tiny-deepseek-ocr2"))
         config["engine"] = "transformers"

@@ -69,7 +69,7 @@ def main() -> None:
                 {
                     "backends": {
                         "fake": {
-                            "engine": "fake",
+                            "engine": "tests.support.fake_engine:FakeEngine",
                             "deployment": {
                                 "ray_actor_options": {"num_cpus": 0.1},
                                 "max_ongoing_requests": 16,

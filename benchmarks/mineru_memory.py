@@ -1,6 +1,6 @@
 """Resident memory of a MinerU engine over many documents: does it grow, and does MINERU_MALLOC_TRIM help?
 
-Runs the engine as a replica does (``backends.runner.run_document``: render pages, parse, draw boxes) on the flash
+Runs the engine as a replica does (``backends.pipeline.run_document``: render pages, parse, draw boxes) on the flash
 tier over a mix of the development PDFs and generated born-digital PDFs of 1-20 pages, and samples the RSS of this
 process and of the PDF render workers MinerU spawns (they are part of a replica's footprint).
 
@@ -85,8 +85,8 @@ def measure(docs: int, every: int, malloc_trim: bool, render_processes: int | No
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    from backends.pipeline import run_document
     from backends.registry import create_engine
-    from backends.runner import run_document
     from shared.documents import open_document
 
     pid = os.getpid()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from backends.rapidocr_engine import FAST_PARAMS, RapidOCREngine
-from backends.runner import run_document
+from backends.pipeline import run_document
 from shared import samples
 from shared.documents import open_document
 from shared.metrics import ned

@@ -45,8 +45,8 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from backends.rapidocr_engine import RapidOCREngine
-    from backends.runner import run_document
+    from backends.pipeline import run_document
+    from backends.rapidocr import RapidOCREngine
     from orchestrator.builder import build_app
     from shared.documents import open_document
     from shared.requests import RunRequest
@@ -57,7 +57,7 @@ def main() -> None:
         build_app(
             {
                 "backends": {
-                    "fake": {"engine": "fake", "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
+                    "fake": {"engine": "tests.support.fake_engine:FakeEngine", "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
                     "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
                 }
             }

@@ -1,9 +1,13 @@
-"""The Ray Serve deployment that hosts one OCR engine in a replica. A plain class: the builder applies
-``serve.deployment`` with options from config, so this stays testable without Serve.
+"""The Ray Serve deployment that hosts one OCR engine in a replica, and how callers reach it.
 
-One class hosts every engine kind; which one is configuration (``BackendSpec.engine``). A replica whose models
-are missing stays up and says so (``describe()`` → unavailable, requests → 503 ``models_missing``) instead of
-crash-looping; a replica whose engine stops working fails ``check_health`` and Ray Serve replaces it.
+A plain class: the builder applies ``serve.deployment`` with options from config, so this stays testable without
+Serve. One class hosts every engine kind; which one is configuration (``BackendSpec.engine``). A replica whose
+models are missing stays up and says so (``describe()`` → unavailable, requests → 503 ``models_missing``) instead
+of crash-looping; a replica whose engine stops working fails ``check_health`` and Ray Serve replaces it.
+
+Errors leave a replica as values (``OCRResponse | ErrorDetail``), never as exceptions: see :mod:`shared.errors`.
+:func:`call_backend` is the one way callers (the router, the job runner) turn a handle call back into a response
+or an ``OCRError``, Ray's own failures (time-out, backpressure, a dead replica) included.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from backends.base import OCREngine
+from backends.pipeline import run_document
 from backends.registry import create_engine
-from backends.runner import run_document
 from shared.documents import Document
 from shared.errors import OCRError
 from shared.requests import RunRequest
-from shared.schema import BackendStatus, OCRResponse
+from shared.schema import BackendStatus, ErrorCode, ErrorDetail, OCRResponse
 
 logger = logging.getLogger("ray.serve")
 
@@ -32,7 +36,7 @@ class BackendSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Backend name clients use (also the Serve deployment name).")
-    engine: str = Field(description="Engine kind from backends.registry (rapidocr, deepseek, mineru, fake).")
+    engine: str = Field(description="Engine kind from backends.registry, or an engine class as 'module:Class'.")
     engine_config: dict[str, Any] = Field(default_factory=dict, description="The engine's Config fields.")
     max_rss_mb: int | None = Field(
         default=None,
@@ -40,24 +44,6 @@ class BackendSpec(BaseModel):
         description="Recycle the replica (fail its health check, Serve starts a fresh one) when its resident memory, "
         "child processes included, passes this many MiB. A guard for engines whose memory grows across documents.",
     )
-
-
-class BackendRefusal(BaseModel):
-    """A client-side failure answered by a backend replica (turned back into ``OCRError`` by the router)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    code: str
-    message: str
-    accepted: Any = None
-    status: int
-
-    @classmethod
-    def of(cls, error: OCRError) -> BackendRefusal:
-        return cls(code=error.code, message=error.message, accepted=error.accepted, status=error.status)
-
-    def error(self) -> OCRError:
-        return OCRError(self.code, self.message, accepted=self.accepted, status=self.status)
 
 
 class BackendDeployment:
@@ -78,24 +64,32 @@ class BackendDeployment:
         """Runtime options from ``user_config``: ``default_options`` become the engine's per-request defaults."""
         self.engine.reconfigure(dict(user_config.get("default_options") or {}))
 
-    async def ocr(self, doc: Document, request: RunRequest) -> OCRResponse | BackendRefusal:
+    async def ocr(self, doc: Document, request: RunRequest) -> OCRResponse | ErrorDetail:
         """OCR a validated document.
 
-        Anything the client can fix or should wait out comes back as a ``BackendRefusal`` value rather than an
-        exception: it is an answer, not a fault, so it should not fill the replica's log with tracebacks.
+        Anything the client can fix or should wait out comes back as an ``ErrorDetail`` value rather than an
+        exception: it is an answer, not a fault, so it should not fill the replica's log with tracebacks. An
+        engine's own exception is typed by the engine (:meth:`OCREngine.classify_error`) where it knows what it
+        means; only what nobody recognises is left to propagate as a server fault.
         """
         try:
             return await self._ocr(doc, request)
         except OCRError as e:
             logger.info("request %s refused: %s", request.request_id, e)
-            return BackendRefusal.of(e)
+            return e.detail()
+        except Exception as e:
+            typed = self.engine.classify_error(e)
+            if typed is None:
+                raise
+            logger.info("request %s failed in the engine: %s (%s)", request.request_id, typed, type(e).__name__)
+            return typed.detail()
 
     async def _ocr(self, doc: Document, request: RunRequest) -> OCRResponse:
         if self.start_error is not None:
             raise self.start_error
         if doc.media_type not in self.engine.media_types:
             raise OCRError(
-                "unsupported_media_type",
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                 f"backend {self.spec.name!r} cannot read {doc.media_type}",
                 accepted=sorted(self.engine.media_types),
             )
@@ -185,3 +179,36 @@ def _placement() -> dict[str, Any]:
     except Exception:  # hosted outside Ray (tests)
         pass
     return facts
+
+
+async def call_backend(handle: Any, name: str, doc: Document, run: RunRequest, *, timeout_s: float) -> OCRResponse:
+    """Call ``handle.ocr`` (a ``BackendDeployment`` handle) and return its response.
+
+    Raises:
+        OCRError: the backend's own refusal; ``timeout`` past ``timeout_s`` (the call is cancelled);
+            ``overloaded`` when Serve refuses for backpressure; ``backend_unavailable`` when the replica died.
+    """
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+    from ray.serve.exceptions import BackPressureError
+
+    response = handle.ocr.remote(doc, run)
+    try:
+        answer = await asyncio.wait_for(response, timeout_s)
+    except asyncio.TimeoutError:
+        response.cancel()
+        raise OCRError(
+            ErrorCode.TIMEOUT,
+            f"backend {name!r} took longer than {timeout_s:.0f} s",
+            accepted={"max_timeout_s": timeout_s},
+        ) from None
+    except BackPressureError:
+        raise OCRError(
+            ErrorCode.OVERLOADED, f"backend {name!r} is at capacity; retry later", accepted={"retry_after_s": 2}
+        ) from None
+    except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+        raise OCRError(
+            ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} replica failed during the request ({type(e).__name__})"
+        ) from None
+    if isinstance(answer, ErrorDetail):
+        raise OCRError.from_detail(answer)
+    return answer

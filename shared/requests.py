@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.errors import OCRError
+from shared.errors import OCRError, validation_problems
+from shared.schema import ErrorCode
 
 
 def json_object(v: Any) -> Any:
@@ -48,11 +49,17 @@ class OCROptions(BaseModel):
         return json_object(v)
 
 
-class OCRJSONRequest(OCROptions):
-    """``POST /v1/ocr`` with a JSON body instead of a multipart upload."""
+class Base64File(BaseModel):
+    """A document inside a JSON body (the alternative to a multipart upload)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     file_base64: str = Field(description="The document's bytes, base64.")
     filename: str = Field(default="document", description="Display name of the document.")
+
+
+class OCRJSONRequest(OCROptions, Base64File):
+    """``POST /v1/ocr`` with a JSON body instead of a multipart upload."""
 
 
 class RunRequest(BaseModel):
@@ -79,10 +86,9 @@ def parse_options(model: type[BaseModel] | None = None, **fields: Any) -> Any:
     try:
         return model.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
         raise OCRError(
-            "invalid_option",
-            f"bad request options: {problems}",
+            ErrorCode.INVALID_OPTION,
+            f"bad request options: {validation_problems(e)}",
             accepted={name: f.description for name, f in model.model_fields.items()},
         ) from None
 
@@ -116,8 +122,5 @@ class CompareOptions(BaseModel):
         return json_object(v)
 
 
-class CompareJSONRequest(CompareOptions):
+class CompareJSONRequest(CompareOptions, Base64File):
     """``POST /v1/compare`` with a JSON body."""
-
-    file_base64: str = Field(description="The document's bytes, base64.")
-    filename: str = Field(default="document", description="Display name of the document.")

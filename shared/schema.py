@@ -21,7 +21,8 @@ seed field           here
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from enum import Enum
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +44,17 @@ class Line(_Model):
     score: float | None = Field(default=None, description="Recognition confidence 0-1, when the engine gives one.")
 
 
+class TableCell(_Model):
+    """One cell of a table block, where the engine recognises table structure (RapidOCR's table model)."""
+
+    row: int = Field(description="0-based index of the cell's first row.")
+    col: int = Field(description="0-based index of the cell's first column.")
+    row_span: int = Field(default=1, description="Rows the cell spans.")
+    col_span: int = Field(default=1, description="Columns the cell spans.")
+    text: str = Field(default="", description="Text of the cell, from the OCR lines that fall in it.")
+    bbox: list[float] = Field(description="[x0, y0, x1, y1] of the cell in page-image pixels.")
+
+
 class Block(_Model):
     """A layout block: a paragraph, title, table, figure... in reading order."""
 
@@ -53,6 +65,9 @@ class Block(_Model):
     score: float | None = Field(default=None, description="Confidence 0-1, when the engine gives one.")
     label: str | None = Field(default=None, description="The engine's own label for this block, before mapping.")
     lines: list[Line] | None = Field(default=None, description="Lines of the block, when the engine reports lines.")
+    cells: list[TableCell] | None = Field(
+        default=None, description="Cells of a table block (row, column, spans, text, box), when the engine gives them."
+    )
 
 
 class PageUsage(_Model):
@@ -141,25 +156,31 @@ class OCRResponse(_Model):
     warnings: list[str] = Field(default_factory=list, description="Request-level warnings (e.g. an option ignored).")
 
 
-ErrorCode = Literal[
-    "empty_document",
-    "unsupported_media_type",
-    "invalid_document",
-    "encrypted_document",
-    "document_too_large",
-    "too_many_pages",
-    "too_many_pixels",
-    "invalid_page_range",
-    "invalid_option",
-    "unknown_backend",
-    "backend_unavailable",
-    "models_missing",
-    "unauthorized",
-    "overloaded",
-    "timeout",
-    "not_found",
-    "internal_error",
-]
+class ErrorCode(str, Enum):
+    """Machine-readable error codes. Each has one HTTP status (``shared.errors.HTTP_STATUS``)."""
+
+    EMPTY_DOCUMENT = "empty_document"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    INVALID_DOCUMENT = "invalid_document"
+    ENCRYPTED_DOCUMENT = "encrypted_document"
+    DOCUMENT_TOO_LARGE = "document_too_large"
+    TOO_MANY_PAGES = "too_many_pages"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    INVALID_PAGE_RANGE = "invalid_page_range"
+    INVALID_OPTION = "invalid_option"
+    UNKNOWN_BACKEND = "unknown_backend"
+    BACKEND_UNAVAILABLE = "backend_unavailable"
+    MODELS_MISSING = "models_missing"
+    UNAUTHORIZED = "unauthorized"
+    OVERLOADED = "overloaded"
+    TIMEOUT = "timeout"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    JOB_NOT_FINISHED = "job_not_finished"
+    INTERNAL_ERROR = "internal_error"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class ErrorDetail(_Model):
@@ -193,14 +214,26 @@ class BackendStatus(_Model):
     info: dict[str, Any] = Field(default_factory=dict, description="Engine-specific health facts (versions...).")
 
 
-class CompareEntry(_Model):
-    """One backend's answer in a comparison: its response, or its error (the others still answer)."""
+class CompareSuccess(_Model):
+    """A backend that answered, in a comparison."""
 
     backend: str = Field(description="Backend name.")
-    ok: bool = Field(description="Whether this backend answered successfully.")
+    ok: Literal[True] = Field(default=True, description="This backend answered successfully.")
     seconds: float = Field(description="Wall time of this backend's call, seconds.")
-    result: OCRResponse | None = Field(default=None, description="The backend's response when ok.")
-    error: ErrorDetail | None = Field(default=None, description="What went wrong when not ok.")
+    result: OCRResponse = Field(description="The backend's response.")
+
+
+class CompareFailure(_Model):
+    """A backend that failed, in a comparison (the others still answer)."""
+
+    backend: str = Field(description="Backend name.")
+    ok: Literal[False] = Field(default=False, description="This backend failed.")
+    seconds: float = Field(description="Wall time of this backend's call, seconds.")
+    error: ErrorDetail = Field(description="What went wrong.")
+
+
+CompareEntry = Annotated[CompareSuccess | CompareFailure, Field(discriminator="ok")]
+"""One backend's answer in a comparison: its response, or its error; ``ok`` says which."""
 
 
 class PairAgreement(_Model):
@@ -221,3 +254,30 @@ class CompareResponse(_Model):
     document: DocumentInfo = Field(description="What was received.")
     entries: list[CompareEntry] = Field(description="One per backend, in the order asked.")
     agreement: list[PairAgreement] = Field(description="Every pair of successful backends.")
+
+
+class BackendList(_Model):
+    """``GET /v1/backends``: what is deployed and whether it can work now."""
+
+    backends: list[BackendStatus] = Field(description="Every deployed backend with its health.")
+    auto_order: list[str] = Field(
+        description="Order in which 'auto' tries backends (first ready one that reads the type)."
+    )
+    default_backend: str = Field(description="Backend used when a request names none.")
+
+
+JobState = Literal["queued", "running", "succeeded", "failed", "interrupted"]
+
+
+class JobStatus(_Model):
+    """``GET /v1/jobs/{id}``: where an asynchronous job stands."""
+
+    job_id: str = Field(description="Job id.")
+    state: JobState = Field(description="queued, running, succeeded, failed, or interrupted (its worker restarted).")
+    backend: str = Field(description="Backend processing it.")
+    pages_total: int = Field(description="Pages to process.")
+    pages_done: int = Field(default=0, description="Pages processed so far.")
+    created_at: float = Field(description="Submit time, epoch seconds.")
+    updated_at: float = Field(description="Last progress, epoch seconds.")
+    error: ErrorDetail | None = Field(default=None, description="Why it failed.")
+    result_url: str | None = Field(default=None, description="Where the result is, once succeeded.")

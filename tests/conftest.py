@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.fake_engine import FAKE
+
 REPO = Path(__file__).resolve().parents[1]
 DEV_DATA = REPO.parent / "shared" / "data" / "dev"
 
@@ -95,7 +97,7 @@ def rapidocr_url(deploy_app) -> str:
                     "engine_config": {"params": {}},
                     "deployment": {"ray_actor_options": {"num_cpus": 0.5}},
                 },
-                "fake": {"engine": "fake", "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
+                "fake": {"engine": FAKE, "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
             },
             "router": {"auto_order": ["rapidocr", "rapidocr-default", "fake"]},
         },
@@ -114,12 +116,12 @@ def strict_url(deploy_app) -> str:
         {
             "backends": {
                 "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 0.3}}},
-                "slow": {"engine": "fake", "deployment": {**tiny, "max_ongoing_requests": 1, "max_queued_requests": 1}},
+                "slow": {"engine": FAKE, "deployment": {**tiny, "max_ongoing_requests": 1, "max_queued_requests": 1}},
                 "fragile": {
-                    "engine": "fake",
+                    "engine": FAKE,
                     "deployment": {**tiny, "health_check_period_s": 1, "health_check_timeout_s": 5},
                 },
-                "steady": {"engine": "fake", "engine_config": {"crashable": False}, "deployment": tiny},
+                "steady": {"engine": FAKE, "engine_config": {"crashable": False}, "deployment": tiny},
             },
             "router": {
                 "api_key": STRICT_KEY,

@@ -11,7 +11,7 @@ Modules, one job each:
 * :mod:`~backends.deepseek.vllm_inputs` - everything sent to vLLM, as plain data.
 * :mod:`~backends.deepseek.vllm_engine` / :mod:`~backends.deepseek.hf_engine` - the two thin runners.
 * :mod:`~backends.deepseek.engine` - :class:`DeepSeekEngine`, the ``OCREngine`` the registry names.
-* :mod:`~backends.deepseek.tiny` - a tiny random OCR-2 checkpoint for CPU tests and demos.
+* :mod:`~tests.support.tiny_deepseek` - a tiny random OCR-2 checkpoint for CPU tests and demos.
 
 Nothing here imports torch, transformers or vLLM at module import time except the runners and ``tiny``,
 which do so inside functions.

@@ -1,6 +1,6 @@
 """MinerU 4 backend (PyPI ``mineru``, the maintained successor of ``magic-pdf``): engine, config, mapping.
 
-Modules: :mod:`.config` (deployment config and request options), :mod:`.runtime` (offline environment, device),
+Modules: :mod:`.config` (deployment config and request options), :mod:`.environment` (offline environment, device),
 :mod:`.models` (which models a tier needs, fail-fast check), :mod:`.textlayer` (does a PDF need OCR),
 :mod:`.mapping` (middle JSON -> unified schema), :mod:`.engine` (the ``OCREngine``), :mod:`shared.textpdf` (tiny
 born-digital PDFs for warm-up, tests and benchmarks). Nothing here imports ``mineru`` at import time: the

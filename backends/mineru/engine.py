@@ -28,7 +28,7 @@ from backends.base import EngineHealth, EngineOptions, EngineRun, OCREngine
 from backends.mineru.config import MinerUConfig, MinerUOptions, Tier
 from backends.mineru.mapping import MappingOptions, map_page, merge_pages
 from backends.mineru.models import check_models, ensure_models, needs_models, tier_readiness
-from backends.mineru.runtime import Runtime, apply_environment, mineru_version, vlm_config
+from backends.mineru.environment import Runtime, apply_environment, mineru_version, vlm_config
 from backends.mineru.textlayer import TextLayer, inspect_text_layer
 from shared.documents import (
     EPUB,

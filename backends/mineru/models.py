@@ -2,7 +2,7 @@
 
 Checked *before* MinerU runs, from MinerU's own model registry (``mineru.model.registry``) and completeness markers
 (``verify_model_repo``), so the answer agrees with what MinerU would load and costs a few ``stat`` calls.
-MinerU itself would also fail with ``MINERU_MODEL_SOURCE=local`` (see :mod:`backends.mineru.runtime`), but with a
+MinerU itself would also fail with ``MINERU_MODEL_SOURCE=local`` (see :mod:`backends.mineru.environment`), but with a
 bare ``FileNotFoundError`` naming one file; this module names the tier, every missing path and the command.
 
 Tier -> models (mineru 4.0.x):
@@ -53,7 +53,7 @@ def required_repos(tier: str, *, needs_ocr: bool, config: MinerUConfig) -> tuple
     """MinerU ``ModelRepo`` objects that ``tier`` needs (empty for flash without OCR)."""
     from mineru.model.registry import model_repos_for_tier
 
-    from backends.mineru.runtime import vlm_config
+    from backends.mineru.environment import vlm_config
 
     if tier == "flash" and not needs_ocr:
         return ()

@@ -6,13 +6,13 @@ import io
 import json
 
 import pytest
+from backends.pipeline import run_document
 from PIL import Image
 
 from backends.deepseek import DeepSeekEngine
 from backends.deepseek.modes import ModeSpec, vision_tokens
 from backends.deepseek.runtime import Generation, RunPlan
 from backends.deepseek.source import resolve_source
-from backends.runner import run_document
 from shared import samples
 from shared.documents import PageImage, open_document
 from shared.errors import OCRError

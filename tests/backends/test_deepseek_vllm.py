@@ -203,8 +203,9 @@ def test_real_vllm_on_a_dev_pdf():
     if not model:
         pytest.skip("set DEEPSEEK_OCR_MODEL to a DeepSeek-OCR(-2) directory or hub id")
 
+    from backends.pipeline import run_document
+
     from backends.deepseek import DeepSeekEngine
-    from backends.runner import run_document
     from shared.documents import open_document
 
     engine = DeepSeekEngine({"engine": "vllm", "model": model, "max_model_len": 8192, "gpu_memory_utilization": 0.85})

@@ -1,4 +1,4 @@
-"""The MinerU engine end to end on CPU, through ``backends.runner.run_document`` as a replica would run it.
+"""The MinerU engine end to end on CPU, through ``backends.pipeline.run_document`` as a replica would run it.
 
 No model can be downloaded here, so the engine runs with an empty models directory: the flash tier parses
 born-digital PDFs and office/HTML/CSV files for real, and everything that needs models must fail fast with
@@ -20,8 +20,8 @@ import pytest
 pytest.importorskip("mineru", reason="the mineru extra is not installed")
 
 from backends.mineru import MinerUEngine  # noqa: E402
+from backends.pipeline import run_document  # noqa: E402
 from backends.registry import create_engine  # noqa: E402
-from backends.runner import run_document  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.metrics import ned  # noqa: E402

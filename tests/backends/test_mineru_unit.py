@@ -95,7 +95,7 @@ def _fake_torch(cuda: bool) -> types.ModuleType:
 
 
 def test_device_follows_the_gpu_ray_assigned(monkeypatch):
-    from backends.mineru.runtime import resolve_device
+    from backends.mineru.environment import resolve_device
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert resolve_device("auto") == "cpu"  # no GPU assigned: torch is not even imported
@@ -113,7 +113,7 @@ def test_device_follows_the_gpu_ray_assigned(monkeypatch):
 def test_apply_environment_is_offline_and_patches_a_loaded_config(restore_env, tmp_path, monkeypatch):
     import mineru.config as mc
 
-    from backends.mineru.runtime import apply_environment
+    from backends.mineru.environment import apply_environment
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     runtime = apply_environment(MinerUConfig(models_dir=str(tmp_path), render_processes=2))
@@ -146,7 +146,7 @@ def test_malloc_trim_switch_exists_in_the_installed_mineru():
 
 def test_model_check_names_missing_files_and_the_download_command(restore_env, tmp_path):
     from backends.mineru.models import check_models, ensure_models
-    from backends.mineru.runtime import apply_environment
+    from backends.mineru.environment import apply_environment
 
     config = MinerUConfig(models_dir=str(tmp_path), small_backend="onnx", vlm_engine="llama-cpp")
     apply_environment(config)
@@ -170,7 +170,7 @@ def test_model_check_sees_models_put_in_place(restore_env, tmp_path):
     from mineru.model.registry import MINERU_4_MODELS_ONNX
 
     from backends.mineru.models import check_models
-    from backends.mineru.runtime import apply_environment
+    from backends.mineru.environment import apply_environment
 
     config = MinerUConfig(models_dir=str(tmp_path), small_backend="onnx")
     apply_environment(config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backends.rapidocr_engine import FAST_PARAMS, RapidOCREngine
-from backends.runner import run_document
+from backends.pipeline import run_document
 from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.ops.cli import app
 from shared import samples
 from shared.metrics import ned
 

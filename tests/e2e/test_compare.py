@@ -8,8 +8,8 @@ import shutil
 import httpx
 import pytest
 
-from orchestrator.accuracy import RESULTS, run_accuracy
-from orchestrator.report import diff_runs
+from orchestrator.evaluation.report import diff_runs
+from orchestrator.evaluation.run import RESULTS, run_accuracy
 from shared import samples
 from shared.schema import CompareResponse
 from tests.conftest import dev_file
@@ -68,9 +68,9 @@ def test_accuracy_run_writes_reports_resumes_and_diffs(rapidocr_url, tmp_path):
     report = run_accuracy(manifest, url=rapidocr_url, backends=["rapidocr", "fake"], out=out)
     rows = [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
     assert len(rows) == 4 and all(r["ok"] for r in rows)
-    rapid = report["backends"]["rapidocr"]
-    assert rapid["ned_mean"] <= 0.02 and rapid["failures"] == 0 and rapid["pages_per_s"] > 0
-    assert report["backends"]["fake"]["ned_mean"] > 0.5  # the stand-in reads nothing of the page
+    rapid = report.backends["rapidocr"]
+    assert rapid.ned_mean <= 0.02 and rapid.failures == 0 and rapid.pages_per_s > 0
+    assert report.backends["fake"].ned_mean > 0.5  # the stand-in reads nothing of the page
     for name in ("run.json", "report.json", "report.md", "report.html"):
         assert (out / name).stat().st_size > 0
     run_info = json.loads((out / "run.json").read_text())
@@ -95,8 +95,8 @@ def test_accuracy_run_writes_reports_resumes_and_diffs(rapidocr_url, tmp_path):
         if r["backend"] == "rapidocr":
             r["ned"], r["distance"] = r["ned"] + 0.1, r["distance"] + 10
     (other / RESULTS).write_text("\n".join(json.dumps(r) for r in broken) + "\n")
-    from orchestrator.accuracy import read_manifest
-    from orchestrator.report import write_reports
+    from orchestrator.evaluation.report import write_reports
+    from orchestrator.evaluation.runfolder import read_manifest
 
     write_reports(other, read_manifest(manifest), ["rapidocr", "fake"])
     d = diff_runs(out, other)
@@ -111,6 +111,6 @@ def test_accuracy_run_over_the_dev_manifest(rapidocr_url, tmp_path):
     rows = {r["doc"]: r for r in map(json.loads, (out / RESULTS).read_text().splitlines())}
     assert len(rows) == 7 and all(r["ok"] for r in rows.values())
     assert rows["phototest"]["ned"] <= 0.05 and rows["8071_093"]["ned"] <= 0.20
-    assert report["backends"]["rapidocr"]["documents"] == 7
+    assert report.backends["rapidocr"].documents == 7
     md = (out / "report.md").read_text()
     assert "| rapidocr |" in md

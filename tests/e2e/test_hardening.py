@@ -206,7 +206,7 @@ def test_access_and_method_errors_are_json(strict_url, client):
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
     assert httpx.get(f"{strict_url}/healthz", timeout=30).status_code == 200  # probes need no key
     wrong_method = client.get("/v1/ocr")
-    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "not_found"
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_lying_content_type_and_odd_names_still_work(client, strict_url):

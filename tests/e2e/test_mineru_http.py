@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator.local import PROFILES_DIR
+from orchestrator.ops.local import PROFILES_DIR
 from shared import samples
 from shared.metrics import ned
 from shared.schema import OCRResponse

@@ -11,9 +11,9 @@ import ray
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from orchestrator import kuberay
-from orchestrator.config import AppArgs
-from orchestrator.local import PROFILES_DIR, REPO_CONFIG
+from orchestrator.ops import kuberay
+from orchestrator.ops.local import PROFILES_DIR, REPO_CONFIG
+from orchestrator.serving.config import AppArgs
 
 MANIFEST = kuberay.DEFAULT_OUT
 LAYOUT = kuberay.DEFAULT_LAYOUT
@@ -27,7 +27,7 @@ def manifest() -> dict:
 def test_manifest_is_what_the_generator_makes_of_serve_config_and_layout():
     expected, problems = kuberay.generate(REPO_CONFIG, LAYOUT)
     assert problems == []
-    assert MANIFEST.read_text() == expected, "stale manifest: run `python -m orchestrator.kuberay`"
+    assert MANIFEST.read_text() == expected, "stale manifest: run `python -m orchestrator.ops.kuberay`"
     assert kuberay.main(["--check"]) == 0
 
 

@@ -17,10 +17,11 @@ import yaml
 from ray.runtime_env import RuntimeEnv
 from ray.serve.config import AutoscalingConfig
 
-from orchestrator import kuberay
 from orchestrator.builder import build_app
-from orchestrator.config import AppArgs, DeploymentOptions
-from orchestrator.local import PROFILES_DIR, REPO_CONFIG, load_config, required_gpus
+from orchestrator.ops import kuberay
+from orchestrator.ops.local import PROFILES_DIR, REPO_CONFIG, load_config, required_gpus
+from orchestrator.serving.config import AppArgs, DeploymentOptions
+from tests.support.fake_engine import FAKE
 
 ONE_BOX = PROFILES_DIR / "gpu-one-box.yaml"
 CLUSTER = PROFILES_DIR / "gpu-cluster.yaml"
@@ -119,5 +120,5 @@ def test_autoscaling_typo_is_refused_by_our_config_though_ray_ignores_it():
     assert AutoscalingConfig.model_validate({"min_replica": 2}).min_replicas == 1  # Ray drops the typo silently...
     with pytest.raises(ValueError, match="min_replica"):  # ...our config refuses it at deploy time
         AppArgs.model_validate(
-            {"backends": {"x": {"engine": "fake", "deployment": {"autoscaling_config": {"min_replica": 2}}}}}
+            {"backends": {"x": {"engine": FAKE, "deployment": {"autoscaling_config": {"min_replica": 2}}}}}
         )

@@ -8,8 +8,9 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from orchestrator.config import AppArgs, DeploymentOptions
-from orchestrator.local import PROFILES_DIR, REPO_CONFIG, load_config, required_gpus
+from orchestrator.ops.local import PROFILES_DIR, REPO_CONFIG, load_config, required_gpus
+from orchestrator.serving.config import AppArgs, DeploymentOptions
+from tests.support.fake_engine import FAKE
 
 CONFIGS = [REPO_CONFIG, *sorted(PROFILES_DIR.glob("*.yaml"))]
 
@@ -52,7 +53,7 @@ def test_args_are_strict_and_checked():
     with pytest.raises(Exception, match="default_backend"):
         AppArgs.model_validate({"router": {"default_backend": "ghost"}})
     with pytest.raises(Exception, match="reserved"):
-        AppArgs.model_validate({"backends": {"router": {"engine": "fake"}}})
+        AppArgs.model_validate({"backends": {"router": {"engine": FAKE}}})
 
 
 def test_autoscaling_replaces_fixed_replica_count():

@@ -13,17 +13,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backends.base import EngineHealth
-from backends.fake_engine import FakeEngine
-from backends.runner import run_document
-from deployments.backend import BackendRefusal
-from orchestrator.api import create_api
-from orchestrator.config import RouterSettings
-from orchestrator.router import Router
-from orchestrator.selection import choose_backend
+from backends.pipeline import run_document
+from orchestrator.serving.api import create_api
+from orchestrator.serving.config import RouterSettings
+from orchestrator.serving.router import Router
+from orchestrator.serving.selection import choose_backend
 from shared import samples
 from shared.errors import OCRError
 from shared.requests import OCROptions
 from shared.schema import BackendStatus, ErrorResponse, OCRResponse
+from tests.support.fake_engine import FakeEngine
 
 
 class _Call:
@@ -69,8 +68,8 @@ class FakeHandle:
 
     async def _ocr(self, doc, run):
         await asyncio.sleep(self.delay_s)
-        if isinstance(self.error, OCRError):  # as BackendDeployment does: a refusal is a value
-            return BackendRefusal.of(self.error)
+        if isinstance(self.error, OCRError):  # as BackendDeployment does: a client error is a value
+            return self.error.detail()
         if self.error is not None:
             raise self.error
         return run_document(

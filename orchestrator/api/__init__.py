@@ -1,5 +1,0 @@
-"""The router's HTTP API, built per replica by :func:`create_api`."""
-
-from orchestrator.api.app import create_api
-
-__all__ = ["create_api"]

@@ -1,0 +1,299 @@
+"""``ocrserve``: start the service, OCR files against it, inspect it.
+
+ocrserve serve                      # CPU profile on 127.0.0.1:8000, OCRs a sample, keeps serving
+ocrserve serve --config serve_config.yaml
+ocrserve ocr page.pdf --url http://127.0.0.1:8000 --backend rapidocr --out out/
+ocrserve backends --url http://127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.client import OCRClient, ServiceError, write_outputs
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-backend OCR serving on Ray Serve.")
+console = Console(stderr=True)
+
+DEFAULT_URL = os.environ.get("OCRSERVE_URL", "http://127.0.0.1:8000")
+
+
+def _progress() -> Progress:
+    """The progress bar every long command shows: what, bar, done/total, time."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+@app.command()
+def serve(
+    profile: Annotated[
+        str, typer.Option(help="Bundled profile name (orchestrator/ops/profiles/) or production.")
+    ] = "cpu",
+    config: Annotated[Path | None, typer.Option(help="A Serve config file (overrides --profile).")] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP host (default: the config's).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's).")] = None,
+    demo: Annotated[bool, typer.Option(help="OCR sample documents through HTTP once the service is up.")] = True,
+    verbose: Annotated[bool, typer.Option(help="Stream every replica's log to this terminal.")] = False,
+    once: Annotated[bool, typer.Option(help="Stop after the demo instead of serving on.")] = False,
+    out: Annotated[Path, typer.Option(help="Where the demo writes its markdown, JSON and boxes PNGs.")] = Path("out"),
+) -> None:
+    """Start Ray and the service on this machine (no GPU needed for the CPU profile)."""
+    from orchestrator.ops import local
+
+    path = config or local.profile_path(profile)
+    cfg = local.load_config(path, host=host, port=port)
+    console.print(f"[bold]Starting[/] {path} ...")
+    t0 = time.monotonic()
+    try:
+        url = local.start(cfg, log_to_driver=verbose)
+    except RuntimeError as e:
+        console.print(f"[red]error:[/] {e}")
+        local.stop()
+        raise typer.Exit(2) from None
+    console.print(f"[green]Serving[/] on {url} (started in {time.monotonic() - t0:.1f} s). API docs: {url}/docs")
+    if not verbose:
+        console.print("Replica logs: /tmp/ray/session_latest/logs/serve/ (or run with --verbose)")
+    try:
+        if demo:
+            _demo(url, out)
+        if once:
+            return
+        console.print("Press Ctrl-C to stop.")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("Shutting down ...")
+        local.stop()
+
+
+def _demo(url: str, out: Path) -> None:
+    """OCR two generated documents (a two-column scan and a born-digital PDF) with every ready backend that reads
+    them, through HTTP; print a table with NED against the known text and write the results."""
+    from shared.metrics import ned
+    from shared.samples import PARAGRAPHS, encode, two_column_page
+    from shared.textpdf import article_pages
+
+    image, scan_truth = two_column_page()
+    titles = ["Serving OCR", "Comparing backends"]
+    pdf = article_pages([PARAGRAPHS[:3], PARAGRAPHS[3:]], titles=titles)
+    pdf_truth = "\n\n".join([titles[0], *PARAGRAPHS[:3], titles[1], *PARAGRAPHS[3:]])
+    documents = [
+        ("demo-scan.png", encode(image), "image/png", scan_truth),
+        ("demo-digital.pdf", pdf, "application/pdf", pdf_truth),
+    ]
+    table = Table(title=f"Demo through {url}/v1/ocr: generated documents with known text")
+    for col in ("document", "backend", "result", "pages", "seconds", "NED vs truth"):
+        table.add_column(col)
+    with OCRClient(url) as client:
+        listing = client.backends().backends
+        for name, data, media_type, truth in documents:
+            for b in listing:
+                if b.status != "ready" or media_type not in b.media_types:
+                    continue
+                try:
+                    result = client.ocr_bytes(data, name, backend=b.name)
+                except ServiceError as e:
+                    table.add_row(name, b.name, f"[yellow]{e.error.error.code}[/]", "-", "-", "-")
+                    continue
+                write_outputs(result, out, f"{Path(name).stem}-{b.name}")
+                ok = f"{ned(result.markdown, truth):.3f}"
+                table.add_row(name, b.name, "[green]ok[/]", str(len(result.pages)), f"{result.timings.total_s:.2f}", ok)
+                if b.name == listing[0].name:
+                    typer.echo(f"--- {name} read by {b.name} ---\n{result.markdown}\n")
+    console.print(table)
+    console.print(f"Markdown, JSON and boxes PNGs in {out}/; an error's reason is in its answer and GET /v1/backends.")
+
+
+@app.command()
+def ocr(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Document to OCR (PDF or image...).")],
+    url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
+    backend: Annotated[str, typer.Option(help="Backend name, or auto.")] = "auto",
+    pages: Annotated[str | None, typer.Option(help="1-based page range, e.g. 1-3,7.")] = None,
+    dpi: Annotated[float | None, typer.Option(help="PDF rasterisation DPI.")] = None,
+    options: Annotated[str | None, typer.Option(help='Backend options as JSON, e.g. \'{"tier": "flash"}\'.')] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    boxes: Annotated[bool, typer.Option(help="Ask for boxes images.")] = True,
+    raw: Annotated[bool, typer.Option(help="Ask for the backend's raw output.")] = False,
+    chunk_pages: Annotated[int, typer.Option(min=1, help="Pages per request (progress is shown per chunk).")] = 4,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="OCRSERVE_API_KEY", help="API key, when the service has one.")
+    ] = None,
+) -> None:
+    """OCR a file against a running service; writes markdown, JSON and a boxes PNG per page."""
+    opts = json.loads(options) if options else None
+    with (
+        OCRClient(url, api_key=api_key) as client,
+        _progress() as bar,
+    ):
+        task = bar.add_task(f"{file.name} → {backend}", total=None)
+        try:
+            result = client.ocr_file(
+                file,
+                chunk_pages=chunk_pages,
+                pages=pages,
+                backend=backend,
+                dpi=dpi,
+                options=opts,
+                include_boxes_image=boxes,
+                include_raw=raw,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ServiceError as e:
+            console.print(f"[red]{e}[/]")
+            if e.error.error.accepted is not None:
+                console.print(f"accepted: {json.dumps(e.error.error.accepted)}")
+            raise typer.Exit(1) from None
+    files = write_outputs(result, out, file.stem)
+    console.print(
+        f"[green]{len(result.pages)} page(s)[/] by [bold]{result.backend}[/] ({result.model.id}) in "
+        f"{result.timings.total_s:.2f} s; wrote {len(files)} file(s) to {out}/"
+    )
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    typer.echo(result.markdown)
+
+
+@app.command()
+def backends(
+    url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
+    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+) -> None:
+    """List the deployed backends with status, model and device."""
+    with OCRClient(url, api_key=api_key) as client:
+        listing = client.backends()
+    table = Table()
+    for col in ("name", "engine", "status", "model", "device", "detail"):
+        table.add_column(col)
+    for b in listing.backends:
+        table.add_row(
+            b.name,
+            b.engine,
+            b.status,
+            b.model.id if b.model else "-",
+            (b.model.device if b.model else None) or "-",
+            b.detail or "",
+        )
+    Console().print(table)
+    Console().print(f"auto tries: {', '.join(listing.auto_order)}")
+
+
+@app.command()
+def compare(
+    manifest: Annotated[
+        Path | None, typer.Argument(help="Manifest (JSON lines: id, file, truth, truth_format).")
+    ] = None,
+    backends: Annotated[str, typer.Option(help="Comma-separated backends to score.")] = "rapidocr",
+    url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
+    out: Annotated[Path, typer.Option(help="Run folder (an existing one is resumed).")] = Path("runs/latest"),
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")] = 2,
+    options: Annotated[
+        str | None, typer.Option(help='Per-backend options JSON: {"mineru": {"tier": "flash"}}.')
+    ] = None,
+    dpi: Annotated[float | None, typer.Option(help="PDF rasterisation DPI.")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="On resume, send failed pairs again.")] = False,
+    diff: Annotated[
+        tuple[Path, Path] | None, typer.Option(help="Compare two finished runs: --diff RUN_A RUN_B.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+) -> None:
+    """Accuracy run: every manifest document through every backend, scored against its reference; or --diff."""
+    from orchestrator.evaluation.report import COLUMNS, diff_runs
+    from orchestrator.evaluation.run import run_accuracy
+
+    if diff is not None:
+        _print_diff(diff_runs(*diff), *diff)
+        return
+    if manifest is None:
+        console.print("[red]give a MANIFEST, or --diff RUN_A RUN_B[/]")
+        raise typer.Exit(2)
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    with _progress() as bar:
+        task = bar.add_task(f"{manifest.name} × {', '.join(names)}", total=None)
+        try:
+            report = run_accuracy(
+                manifest,
+                url=url,
+                backends=names,
+                out=out,
+                concurrency=concurrency,
+                options=json.loads(options) if options else None,
+                dpi=dpi,
+                api_key=api_key,
+                retry_failed=retry_failed,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ValueError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+    table = Table(title=f"{report.documents} documents — {out}/report.html")
+    table.add_column("backend")
+    for _, label in COLUMNS:
+        table.add_column(label, justify="right")
+    for name, summary in report.backends.items():
+        values = [getattr(summary, k) for k, _ in COLUMNS]
+        table.add_row(name, *[f"{v:.3f}" if isinstance(v, float) else str(v) for v in values])
+    Console().print(table)
+
+
+def _print_diff(d: dict, a: Path, b: Path) -> None:
+    console_out = Console()
+    console_out.print(f"[bold]{a}[/] → [bold]{b}[/]; same dataset: {d['same_dataset']}")
+    table = Table()
+    for col in ("backend", "NED mean a → b", "Δ", "NED dataset Δ", "CER Δ", "failures a → b", "model changed"):
+        table.add_column(col)
+    for name, row in d["backends"].items():
+        if not (row["in_a"] and row["in_b"]):
+            table.add_row(name, "only in " + ("a" if row["in_a"] else "b"), "", "", "", "", "")
+            continue
+        ned_row = row["ned_mean"]
+        table.add_row(
+            name,
+            f"{ned_row['a']} → {ned_row['b']}",
+            f"{ned_row['delta']:+.4f}" if ned_row["delta"] is not None else "–",
+            f"{row['ned_dataset']['delta']:+.4f}" if row["ned_dataset"]["delta"] is not None else "–",
+            f"{row['cer_mean']['delta']:+.4f}" if row["cer_mean"]["delta"] is not None else "–",
+            f"{row['failures']['a']} → {row['failures']['b']}",
+            str(row["model_changed"]),
+        )
+    console_out.print(table)
+
+
+@app.command("config-schema")
+def config_schema() -> None:
+    """Print the JSON schema of the builder's args (the reference of serve_config.yaml's args:)."""
+    from orchestrator.serving.config import AppArgs
+
+    typer.echo(json.dumps(AppArgs.model_json_schema(), indent=2))
+
+
+@app.command("openapi")
+def openapi() -> None:
+    """Print the API's OpenAPI document (the source of the response schema's documentation)."""
+    from orchestrator.serving.api import create_api
+    from orchestrator.serving.router import Router
+
+    typer.echo(json.dumps(create_api(Router({})).openapi(), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Start the service on this machine from a Serve config file, the way ``serve run CONFIG`` does.
+
+Same path as Ray's own CLI (``ServeDeploySchema`` validation, then the controller imports ``import_path`` and
+calls the builder with ``args``), plus two things a person starting it by hand needs: a clear error instead of
+a silent hang when the config asks for GPUs the machine does not have, and a wait until every application is
+running (or has failed, with the reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "serve_config.yaml"
+
+
+def profile_path(profile: str) -> Path:
+    """The Serve config of a profile: orchestrator/ops/profiles/NAME.yaml, or serve_config.yaml for 'production'."""
+    if profile == "production":  # the repository's file; from an installed package, the working directory's
+        return REPO_CONFIG if REPO_CONFIG.is_file() else Path.cwd() / "serve_config.yaml"
+    path = PROFILES_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")) + ["production"]
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(known)}")
+    return path
+
+
+def load_config(path: Path, *, host: str | None = None, port: int | None = None):
+    """The Serve config at ``path``, validated against Ray's own schema, with host/port overrides."""
+    from ray.serve.schema import ServeDeploySchema
+
+    raw: dict[str, Any] = yaml.safe_load(path.read_text())
+    raw.setdefault("http_options", {})
+    if host is not None:
+        raw["http_options"]["host"] = host
+    if port is not None:
+        raw["http_options"]["port"] = port
+    return ServeDeploySchema.model_validate(raw)
+
+
+def required_gpus(config) -> float:
+    """GPUs the apps built by our builder need at their minimum replica counts (every deployment of each app)."""
+    from orchestrator.serving.config import AppArgs
+
+    total = 0.0
+    for app in config.applications:
+        if not app.import_path.startswith("orchestrator."):
+            continue
+        for options in AppArgs.model_validate(app.args or {}).deployments().values():
+            total += options.resources().get("GPU", 0.0) * options.min_replicas()
+    return total
+
+
+def start(config, *, num_cpus: int | None = None, timeout_s: float = 600.0, log_to_driver: bool = True) -> str:
+    """Start Ray and Serve locally, deploy ``config``, wait until running; returns the base URL.
+
+    Raises:
+        RuntimeError: the config needs more GPUs than this machine has, or an application failed to deploy.
+    """
+    import ray
+    from ray.serve._private import api as serve_api
+    from ray.serve.config import ProxyLocation
+
+    if not ray.is_initialized():
+        ray.init(namespace="serve", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver)
+    have = ray.cluster_resources().get("GPU", 0.0)
+    need = required_gpus(config)
+    if need > have:
+        raise RuntimeError(
+            f"this config asks for {need:g} GPU(s) but the Ray cluster has {have:g}: "
+            "use the CPU profile (ocrserve serve --profile cpu) or start it on a GPU machine / cluster"
+        )
+    client = serve_api.serve_start(
+        http_options=config.http_options.model_dump(), proxy_location=ProxyLocation.EveryNode
+    )
+    client.deploy_apps(config, _blocking=False)
+    wait_running([a.name for a in config.applications], timeout_s=timeout_s)
+    host = config.http_options.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{host}:{config.http_options.port}"
+
+
+def wait_running(names: list[str], *, timeout_s: float) -> None:
+    from ray import serve
+    from ray.serve.schema import ApplicationStatus
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        apps = serve.status().applications
+        states = {n: apps[n].status if n in apps else None for n in names}
+        failed = {n: apps[n].message for n, s in states.items() if s == ApplicationStatus.DEPLOY_FAILED}
+        if failed:
+            raise RuntimeError(f"deployment failed: {failed}")
+        if all(s == ApplicationStatus.RUNNING for s in states.values()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"applications not running after {timeout_s:.0f} s: {states}")
+        time.sleep(0.5)
+
+
+def stop() -> None:
+    """Shut down what :func:`start` started (never ``ray stop``: that kills every Ray on the machine)."""
+    import ray
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()

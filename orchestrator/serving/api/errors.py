@@ -1,0 +1,57 @@
+"""Every failure leaves the API as one JSON shape (``ErrorResponse``), whatever raised it.
+
+Exception text is hidden from clients unless ``debug_errors`` is on: a 500 says that something broke and
+gives the request id to find it in the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrator.serving.api.deps import REQUEST_ID_HEADER, request_id, serve_request_id
+from shared.errors import RETRY_AFTER_S, OCRError, validation_problems
+from shared.schema import ErrorCode, ErrorDetail, ErrorResponse
+
+logger = logging.getLogger("ray.serve")
+
+HTTP_CODES: dict[int, ErrorCode] = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+
+
+def error_response(request: Request, error: OCRError, *, backend: str | None = None) -> JSONResponse:
+    rid = request_id(request)
+    headers = {} if serve_request_id() else {REQUEST_ID_HEADER: rid}
+    if error.code in RETRY_AFTER_S:
+        headers["Retry-After"] = str(RETRY_AFTER_S[error.code])
+    body = error.to_response(request_id=rid, backend=backend)
+    return JSONResponse(body.model_dump(mode="json"), status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OCRError)
+    async def _ocr_error(request: Request, exc: OCRError) -> JSONResponse:
+        logger.info("request %s failed: %s", request_id(request), exc)
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(request, OCRError(ErrorCode.INVALID_OPTION, f"bad request: {validation_problems(exc)}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, ErrorCode.INVALID_OPTION)
+        return error_response(request, OCRError(code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = request_id(request)
+        logger.exception("request %s: unexpected error", rid)
+        debug = request.app.state.router.settings.debug_errors
+        message = f"{type(exc).__name__}: {exc}" if debug else f"internal error; quote request id {rid}"
+        body = ErrorResponse(request_id=rid, error=ErrorDetail(code=ErrorCode.INTERNAL_ERROR, message=message))
+        headers = {} if serve_request_id() else {REQUEST_ID_HEADER: rid}
+        return JSONResponse(body.model_dump(mode="json"), status_code=500, headers=headers)

@@ -1,0 +1,20 @@
+"""What is deployed, and whether it can work now."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from orchestrator.serving.api.deps import RouterDep, check_api_key
+from shared.schema import BackendList
+
+router = APIRouter(prefix="/v1", tags=["backends"], dependencies=[Depends(check_api_key)])
+
+
+@router.get("/backends", response_model=BackendList, summary="Deployed backends with status, model and device")
+async def list_backends(svc: RouterDep) -> BackendList:
+    statuses = await svc.statuses(max_age_s=0)
+    return BackendList(
+        backends=[statuses[n] for n in svc.backends],
+        auto_order=svc.auto_rule(),
+        default_backend=svc.settings.default_backend,
+    )

@@ -1,0 +1,27 @@
+"""``POST /v1/compare``: one document through several backends at once, with their agreement."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key
+from orchestrator.serving.api.routes.ocr import ERROR_RESPONSES
+from orchestrator.serving.api.uploads import read_upload, request_body
+from shared.requests import CompareJSONRequest, CompareOptions
+from shared.schema import CompareResponse
+
+router = APIRouter(prefix="/v1", tags=["compare"], dependencies=[Depends(check_api_key)])
+
+
+@router.post(
+    "/compare",
+    response_model=CompareResponse,
+    responses=ERROR_RESPONSES,
+    summary="Run one document through several backends concurrently and compare their texts",
+    openapi_extra=request_body(CompareOptions, CompareJSONRequest),
+)
+async def compare(request: Request, svc: RouterDep, rid: RequestIdDep) -> CompareResponse:
+    data, filename, opts = await read_upload(
+        request, max_bytes=svc.settings.limits.max_bytes, model=CompareOptions, json_model=CompareJSONRequest
+    )
+    return await svc.compare(data, filename, opts, rid)

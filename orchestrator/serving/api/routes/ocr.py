@@ -1,0 +1,42 @@
+"""``POST /v1/ocr``: one document, one backend, the unified response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key
+from orchestrator.serving.api.uploads import read_upload, request_body
+from shared.requests import OCRJSONRequest, OCROptions
+from shared.schema import ErrorResponse, OCRResponse
+
+router = APIRouter(prefix="/v1", tags=["ocr"], dependencies=[Depends(check_api_key)])
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": what}
+    for code, what in {
+        400: "Bad option, page range or empty upload",
+        401: "Missing or wrong API key",
+        404: "Unknown backend",
+        413: "Upload, page count or page size over the limits",
+        415: "Not a document type the backend reads",
+        422: "Unreadable, truncated or encrypted document",
+        503: "Backend overloaded, unavailable or missing its models (see Retry-After)",
+        504: "Timed out",
+    }.items()
+}
+
+
+@router.post(
+    "/ocr",
+    response_model=OCRResponse,
+    responses=ERROR_RESPONSES,
+    summary="OCR one document with one backend",
+    openapi_extra=request_body(OCROptions, OCRJSONRequest),
+)
+async def ocr(request: Request, svc: RouterDep, rid: RequestIdDep) -> OCRResponse:
+    data, filename, opts = await read_upload(
+        request, max_bytes=svc.settings.limits.max_bytes, model=OCROptions, json_model=OCRJSONRequest
+    )
+    return await svc.ocr(data, filename, opts, rid)

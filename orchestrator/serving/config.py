@@ -1,0 +1,193 @@
+"""Typed application config: what ``build_app(args)`` takes, from ``serve_config.yaml``'s ``args:``.
+
+Strict (``extra="forbid"``) so a typo fails at ``serve run`` time with the field's name, not at 3 a.m.: that
+includes each backend's ``engine_config`` and ``default_options``, validated against the engine's own models
+when the application is built. Every field has a description; they are the config reference (``ocrserve
+config-schema`` prints them as JSON schema). The deployment names of the app's own deployments live here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from backends.registry import check_engine_settings
+from deployments.backend import BackendSpec
+from orchestrator.jobs.settings import JobSettings
+from shared.documents import DocumentLimits
+
+ROUTER_NAME = "router"
+"""Serve deployment name of the router (the HTTP ingress)."""
+JOBS_NAME = "jobs"
+"""Serve deployment name of the job runner."""
+RESERVED_NAMES = (ROUTER_NAME, JOBS_NAME)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SERVE_DEFAULT_NUM_CPUS = 1.0
+"""CPUs Ray Serve gives a replica whose ray_actor_options name none."""
+
+
+class DeploymentOptions(_Strict):
+    """Ray Serve deployment options (a subset of ``@serve.deployment``'s, same names and meaning)."""
+
+    num_replicas: int | Literal["auto"] | None = Field(default=1, description="Fixed replica count, or 'auto'.")
+    autoscaling_config: dict[str, Any] | None = Field(
+        default=None,
+        description="Serve autoscaling (min/max_replicas, target_ongoing_requests...); overrides num_replicas.",
+    )
+    max_ongoing_requests: int | None = Field(default=None, gt=0, description="Concurrent requests per replica.")
+    max_queued_requests: int | None = Field(
+        default=None, description="Requests queued per caller before Serve refuses them (-1: unbounded)."
+    )
+    ray_actor_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="num_cpus, num_gpus, memory, resources, accelerator_type, label_selector, runtime_env...",
+    )
+    health_check_period_s: float | None = Field(default=None, gt=0, description="Seconds between health checks.")
+    health_check_timeout_s: float | None = Field(default=None, gt=0, description="Health check deadline in seconds.")
+    graceful_shutdown_timeout_s: float | None = Field(default=None, ge=0, description="Drain time on shutdown.")
+
+    @field_validator("autoscaling_config")
+    @classmethod
+    def _known_autoscaling_keys(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Ray silently drops unknown keys (``min_replica: 2`` would leave min_replicas at 1): refuse them."""
+        if v is None:
+            return v
+        from ray.serve.config import AutoscalingConfig
+
+        unknown = sorted(set(v) - set(AutoscalingConfig.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown autoscaling_config keys {unknown}; known: {sorted(AutoscalingConfig.model_fields)}"
+            )
+        return v
+
+    def resources(self) -> dict[str, float]:
+        """What one replica asks of a node: CPU (Serve's default 1), GPU and custom resources, zeros dropped."""
+        actor = self.ray_actor_options
+        wanted = {
+            "CPU": float(actor.get("num_cpus", SERVE_DEFAULT_NUM_CPUS)),
+            "GPU": float(actor.get("num_gpus", 0) or 0),
+            **{k: float(v) for k, v in (actor.get("resources") or {}).items()},
+        }
+        return {k: v for k, v in wanted.items() if v > 0}
+
+    def min_replicas(self) -> int:
+        """Replicas that must be placed for the deployment to run (autoscaling's minimum, 'auto' counts 1)."""
+        if self.autoscaling_config:
+            return int(self.autoscaling_config.get("min_replicas", 1))
+        return self.num_replicas if isinstance(self.num_replicas, int) else 1
+
+    def max_replicas(self) -> int:
+        """Replicas the deployment may grow to (autoscaling's maximum, else the fixed count)."""
+        if self.autoscaling_config:
+            return int(self.autoscaling_config.get("max_replicas", 1))
+        return self.num_replicas if isinstance(self.num_replicas, int) else 1
+
+    def to_serve_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Deployment.options()``."""
+        opts = self.model_dump(exclude_none=True)
+        if not opts.get("ray_actor_options"):
+            opts.pop("ray_actor_options", None)
+        if self.autoscaling_config is not None:
+            opts.pop("num_replicas", None)
+        return opts
+
+
+class BackendConfig(_Strict):
+    """One backend: an engine kind, its config, default request options and how it is deployed."""
+
+    engine: str = Field(
+        description="Engine kind: rapidocr, deepseek, mineru; or an engine class as 'package.module:Class'."
+    )
+    engine_config: dict[str, Any] = Field(default_factory=dict, description="The engine's own config fields.")
+    default_options: dict[str, Any] = Field(
+        default_factory=dict, description="Per-request option defaults; changeable at run time (user_config)."
+    )
+    enabled: bool = Field(default=True, description="Deploy this backend (false keeps the entry but skips it).")
+    max_rss_mb: int | None = Field(
+        default=None, gt=0, description="Recycle a replica whose resident memory passes this (MiB); see BackendSpec."
+    )
+    deployment: DeploymentOptions = Field(default_factory=DeploymentOptions, description="Ray Serve options.")
+
+    @model_validator(mode="after")
+    def _engine_settings_valid(self) -> BackendConfig:
+        """engine_config and default_options checked against the engine's own models, now rather than in a replica."""
+        check_engine_settings(self.engine, self.engine_config, self.default_options)
+        return self
+
+    def spec(self, name: str) -> BackendSpec:
+        return BackendSpec(name=name, engine=self.engine, engine_config=self.engine_config, max_rss_mb=self.max_rss_mb)
+
+
+class RouterSettings(_Strict):
+    """What the router replica needs to decide and to refuse."""
+
+    limits: DocumentLimits = Field(default_factory=DocumentLimits, description="Upload, page and pixel limits.")
+    auto_order: list[str] = Field(
+        default_factory=lambda: ["deepseek-ocr", "mineru", "rapidocr"],
+        description="Preference order for backend 'auto': the first deployed, ready backend that reads the type.",
+    )
+    default_backend: str = Field(default="auto", description="Backend used when a request names none.")
+    request_timeout_s: float = Field(default=300.0, gt=0, description="Default time a request may take.")
+    max_request_timeout_s: float = Field(default=1800.0, gt=0, description="Cap on a request's own timeout_s.")
+    status_ttl_s: float = Field(default=5.0, ge=0, description="How long a backend's health answer is reused.")
+    api_key: SecretStr | None = Field(default=None, description="When set, requests need 'x-api-key: <key>'.")
+    debug_errors: bool = Field(default=False, description="Put exception text in 500 answers (never in production).")
+
+
+class AppArgs(_Strict):
+    """The whole application: backends behind one router."""
+
+    backends: dict[str, BackendConfig] = Field(
+        default_factory=lambda: {
+            "rapidocr": BackendConfig(
+                engine="rapidocr", deployment=DeploymentOptions(ray_actor_options={"num_cpus": 0.5})
+            )
+        },
+        description="Backends by name (the name clients send). The CPU default is RapidOCR alone.",
+    )
+    router: RouterSettings = Field(default_factory=RouterSettings, description="Router behaviour and limits.")
+    router_deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(ray_actor_options={"num_cpus": 0.1}),
+        description="Ray Serve options of the router (the HTTP ingress), scaled independently of backends.",
+    )
+
+    jobs_enabled: bool = Field(default=True, description="Deploy the asynchronous job API (/v1/jobs).")
+    jobs: JobSettings = Field(default_factory=JobSettings, description="Job API settings.")
+    jobs_deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_replicas=1, ray_actor_options={"num_cpus": 0.1}),
+        description="Ray Serve options of the job runner. Keep one replica: job state lives in it.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AppArgs:
+        enabled = [n for n, b in self.backends.items() if b.enabled]
+        if not enabled:
+            raise ValueError("at least one backend must be enabled")
+        for reserved in RESERVED_NAMES:
+            if reserved in self.backends:
+                raise ValueError(f"'{reserved}' is reserved for a deployment of the app; rename that backend")
+        if self.jobs_deployment.num_replicas not in (None, 1) or self.jobs_deployment.autoscaling_config:
+            raise ValueError("jobs_deployment must have exactly one replica (job state lives in it)")
+        default = self.router.default_backend
+        if default != "auto" and default not in enabled:
+            raise ValueError(f"default_backend {default!r} is not an enabled backend ({enabled})")
+        return self
+
+    def enabled_backends(self) -> dict[str, BackendConfig]:
+        return {n: b for n, b in self.backends.items() if b.enabled}
+
+    def deployments(self) -> dict[str, DeploymentOptions]:
+        """Every Serve deployment this app creates, by name, with its options: the one source of what the app
+        deploys, used by the builder, the local start's GPU check and the KubeRay generator."""
+        out = {n: b.deployment for n, b in self.enabled_backends().items()}
+        out[ROUTER_NAME] = self.router_deployment
+        if self.jobs_enabled:
+            out[JOBS_NAME] = self.jobs_deployment
+        return out
