@@ -18,7 +18,7 @@ from shared.errors import OCRError, validation_problems
 from shared.schema import ErrorCode
 
 ENGINES: dict[str, str] = {
-    "rapidocr": "backends.rapidocr_engine:RapidOCREngine",
+    "rapidocr": "backends.rapidocr:RapidOCREngine",
     "deepseek": "backends.deepseek.engine:DeepSeekEngine",
     "mineru": "backends.mineru:MinerUEngine",
 }

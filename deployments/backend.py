@@ -22,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from backends.base import OCREngine
 from backends.pipeline import run_document
 from backends.registry import create_engine
+from deployments.cost import ComputeMeter
 from shared.documents import Document
 from shared.errors import OCRError
 from shared.requests import RunRequest
-from shared.schema import BackendStatus, ErrorCode, ErrorDetail, OCRResponse
+from shared.schema import BackendStatus, ComputeUsage, ErrorCode, ErrorDetail, OCRResponse
 
 logger = logging.getLogger("ray.serve")
 
@@ -52,6 +53,7 @@ class BackendDeployment:
     def __init__(self, spec: BackendSpec | dict[str, Any]) -> None:
         self.spec = spec if isinstance(spec, BackendSpec) else BackendSpec.model_validate(spec)
         self.engine: OCREngine = create_engine(self.spec.engine, self.spec.engine_config)
+        self.meter = ComputeMeter(_assigned_resources())
         self.start_error: OCRError | None = None
         try:
             self.engine.start()
@@ -93,17 +95,26 @@ class BackendDeployment:
                 f"backend {self.spec.name!r} cannot read {doc.media_type}",
                 accepted=sorted(self.engine.media_types),
             )
-        return await asyncio.to_thread(
-            run_document,
-            self.engine,
-            doc,
-            backend=self.spec.name,
-            request_id=request.request_id,
-            options=request.options,
-            include_boxes_image=request.include_boxes_image,
-            include_raw=request.include_raw,
-            received_at=request.received_at,
-        )
+        token = self.meter.start()
+        try:
+            result = await asyncio.to_thread(
+                run_document,
+                self.engine,
+                doc,
+                backend=self.spec.name,
+                request_id=request.request_id,
+                options=request.options,
+                include_boxes_image=request.include_boxes_image,
+                include_raw=request.include_raw,
+                received_at=request.received_at,
+            )
+        finally:
+            spent = self.meter.stop(token)
+        if self.meter.resources:
+            result.usage.compute = ComputeUsage(
+                cpu_seconds=round(spent.get("CPU", 0.0), 4), gpu_seconds=round(spent.get("GPU", 0.0), 4)
+            )
+        return result
 
     async def describe(self) -> BackendStatus:
         """Status for the router's directory and ``GET /v1/backends``."""
@@ -166,6 +177,18 @@ def resident_mb() -> float:
         except (OSError, ValueError, IndexError):  # gone, or not Linux
             continue
     return total / 2**20
+
+
+def _assigned_resources() -> dict[str, float]:
+    """The resources Ray reserved for this replica ({} when hosted outside Ray)."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return dict(ray.get_runtime_context().get_assigned_resources())
+    except Exception:  # not a Ray worker
+        pass
+    return {}
 
 
 def _placement() -> dict[str, Any]:

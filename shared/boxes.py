@@ -24,8 +24,8 @@ TYPE_COLOURS: dict[str, tuple[int, int, int]] = {
     "formula": (230, 159, 0),
     "caption": (86, 180, 233),
     "list": (0, 0, 0),
-    "header": (120, 120, 120),
-    "footer": (120, 120, 120),
+    "header": (110, 110, 110),
+    "footer": (160, 160, 160),
     "other": (170, 68, 153),
 }
 assert set(TYPE_COLOURS) == set(BLOCK_TYPES)
@@ -92,7 +92,8 @@ def draw_boxes(image: Image.Image, blocks: Sequence[Block], *, draw_lines: bool 
     """The page with each block's box drawn in its type's colour, its number and type written on it, and a legend.
 
     Boxes get a translucent fill so overlapping blocks stay readable; line boxes (when the engine gives lines)
-    are drawn thin inside their block.
+    are drawn thin inside their block, and a table's cell boxes (when the engine recognised its structure)
+    instead of its lines. Headers and footers have greys of their own, told apart in the legend.
     """
     base = image.convert("RGB")
     w, h = base.size
@@ -104,7 +105,10 @@ def draw_boxes(image: Image.Image, blocks: Sequence[Block], *, draw_lines: bool 
         colour = TYPE_COLOURS.get(block.type, TYPE_COLOURS["other"])
         x0, y0, x1, y1 = block.bbox
         od.rectangle([x0, y0, x1, y1], fill=colour + (40,), outline=colour + (255,), width=2 * unit)
-        if draw_lines and block.lines:
+        if draw_lines and block.cells:  # a table's cells, not its lines: the grid is what the model recognised
+            for cell in block.cells:
+                od.rectangle(cell.bbox, outline=colour + (170,), width=max(1, unit // 2))
+        elif draw_lines and block.lines:
             for line in block.lines:
                 od.rectangle(line.bbox, outline=colour + (150,), width=max(1, unit // 2))
         tag = f"{n} {block.type}"

@@ -158,3 +158,119 @@ def group_paragraphs(boxes: Sequence[Box], order: Sequence[int]) -> list[list[in
         else:
             paragraphs.append([cur])
     return paragraphs
+
+
+# --- Regions: what a layout model finds (tables, figures, paragraphs...), read as units ---------------------------
+
+
+def intersection_area(a: Box, b: Box) -> float:
+    """Area shared by two boxes (0 when they do not meet)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def area(box: Box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def assign_to_regions(items: Sequence[Box], regions: Sequence[Box], *, min_share: float = 0.5) -> list[int | None]:
+    """For each item (a text line), the index of the region holding most of it, or None.
+
+    An item belongs to the region covering the largest share of its own area, provided that share reaches
+    ``min_share``: a line that only grazes a region (detector padding, a box drawn a little short) is not pulled
+    into it, and stays a free line read on its own. Between regions that cover it equally (a title region
+    inside a text region), the smaller one wins.
+
+    Args:
+        items: Boxes to place, [x0, y0, x1, y1].
+        regions: Region boxes, [x0, y0, x1, y1].
+        min_share: Smallest share of an item's area a region must cover to own it.
+
+    Returns:
+        One region index (or None) per item, in the items' order.
+    """
+    out: list[int | None] = []
+    for box in items:
+        own = area(box)
+        best, best_key = None, (0.0, 0.0)
+        for r, region in enumerate(regions):
+            share = intersection_area(box, region) / own if own else 0.0
+            key = (round(share, 2), -area(region))  # equal cover: the smaller, more specific region wins
+            if share > 0 and key > best_key:
+                best, best_key = r, key
+        out.append(best if best_key[0] >= min_share else None)
+    return out
+
+
+def suppress_overlaps(boxes: Sequence[Box], ranks: Sequence[float], *, max_share: float = 0.5) -> list[int]:
+    """Indices of the boxes kept when a box mostly inside a better-ranked one is dropped.
+
+    Layout models propose overlapping regions (two "titles" over one paragraph, a text box inside a table); the
+    reading order needs regions that tile the page. Boxes are taken best rank first; one whose area lies more
+    than ``max_share`` inside an already kept box is dropped.
+
+    Args:
+        boxes: Region boxes.
+        ranks: Higher is better (e.g. a type priority plus the model's score).
+        max_share: Largest share of a box's area that may overlap kept boxes.
+
+    Returns:
+        Kept indices, in the input order.
+    """
+    kept: list[int] = []
+    for i in sorted(range(len(boxes)), key=lambda i: -ranks[i]):
+        own = area(boxes[i])
+        if own <= 0:
+            continue
+        if any(intersection_area(boxes[i], boxes[k]) > max_share * own for k in kept):
+            continue
+        kept.append(i)
+    return sorted(kept)
+
+
+def unit_order(
+    line_boxes: Sequence[Box],
+    unit_lines: Sequence[Sequence[int]],
+    unit_boxes: Sequence[Box],
+    *,
+    whole: Sequence[bool] | None = None,
+) -> list[int]:
+    """Reading order of a page's *units* (layout regions and free lines).
+
+    Region boxes from a layout model are loose: text regions overlap their neighbours and leave no clean
+    gutter, and a page has too few of them for the XY-cut's tolerance for a line run across a gutter. So the
+    XY-cut runs on what it reads well: the text lines (their text cores) of text-like units, and one box for
+    each unit read *whole* — a table or figure, whose own column gaps would otherwise cut the page (a table
+    read column by column, its caption after its first column). Each unit is then placed where its first item
+    falls, and read whole (its lines in their own order); columns are still read column by column, exactly as
+    the lines alone are.
+
+    Args:
+        line_boxes: The page's text lines, [x0, y0, x1, y1].
+        unit_lines: Per unit, the indices of its lines (a free line is a unit of one line).
+        unit_boxes: Per unit, its box.
+        whole: Per unit, whether it takes part as one box (units without lines always do).
+
+    Returns:
+        Unit indices in reading order.
+    """
+    whole = whole or [False] * len(unit_lines)
+    cores = [_text_core(b) for b in line_boxes]
+    items: list[list[float]] = []
+    item_unit: list[int] = []
+    for u, members in enumerate(unit_lines):
+        if whole[u] or not members:
+            items.append(list(unit_boxes[u]))
+            item_unit.append(u)
+        else:
+            for li in members:
+                items.append(cores[li])
+                item_unit.append(u)
+    if not items:
+        return []
+    unit = median_line_height(cores or items)
+    rank: dict[int, int] = {}
+    for position, item in enumerate(_xy_cut(list(range(len(items))), items, unit)):
+        rank.setdefault(item_unit[item], position)
+    return sorted(range(len(unit_lines)), key=lambda u: rank.get(u, len(items)))

@@ -22,14 +22,14 @@ seed field           here
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
 
 BlockType = Literal["text", "title", "table", "figure", "formula", "caption", "list", "header", "footer", "other"]
-BLOCK_TYPES: tuple[str, ...] = BlockType.__args__  # type: ignore[attr-defined]
+BLOCK_TYPES: tuple[str, ...] = get_args(BlockType)
 
 
 class _Model(BaseModel):
@@ -97,6 +97,9 @@ class PageResult(_Model):
         default_factory=list,
         description="What went wrong on this page without failing it (e.g. 'truncated: hit the token limit').",
     )
+    backend: str | None = Field(
+        default=None, description="Backend that read this page, when a cascade answered with several."
+    )
 
 
 class DocumentInfo(_Model):
@@ -127,6 +130,14 @@ class Timings(_Model):
     total_s: float = Field(default=0.0, description="From the router receiving the request to the answer.")
 
 
+class ComputeUsage(_Model):
+    """Compute a request used: the replica's reserved resources x its engine time, shared among the requests in
+    the engine at the same moment (so a replica's requests add up to its busy time)."""
+
+    cpu_seconds: float = Field(default=0.0, description="CPU-seconds (reserved CPUs x share of engine time).")
+    gpu_seconds: float = Field(default=0.0, description="GPU-seconds (reserved GPUs x share of engine time).")
+
+
 class Usage(_Model):
     """Cost figures of the whole request."""
 
@@ -134,6 +145,19 @@ class Usage(_Model):
     vision_tokens: int | None = Field(default=None, description="Sum over pages, when known.")
     output_tokens: int | None = Field(default=None, description="Sum over pages, when known.")
     compression_ratio: float | None = Field(default=None, description="output_tokens / vision_tokens, when known.")
+    compute: ComputeUsage | None = Field(
+        default=None, description="Compute the request used, by resource; null outside a Ray replica."
+    )
+
+
+class Escalation(_Model):
+    """A page a cascade sent to its stronger backend, and why."""
+
+    page: int = Field(description="0-based page index.")
+    rules: list[str] = Field(description="Rules the first backend's page met (no_text, low_confidence, table...).")
+    from_backend: str = Field(description="The cheap backend that read it first.")
+    to_backend: str = Field(description="The stronger backend it was sent to.")
+    answered_by: str = Field(description="Backend whose page is in the answer (the first one if the second failed).")
 
 
 class OCRResponse(_Model):
@@ -154,6 +178,9 @@ class OCRResponse(_Model):
     timings: Timings = Field(default_factory=Timings, description="Where the time went.")
     usage: Usage = Field(description="Cost figures of the whole request.")
     warnings: list[str] = Field(default_factory=list, description="Request-level warnings (e.g. an option ignored).")
+    escalations: list[Escalation] = Field(
+        default_factory=list, description="Pages a cascade sent to its stronger backend (empty otherwise)."
+    )
 
 
 class ErrorCode(str, Enum):
@@ -245,6 +272,28 @@ class PairAgreement(_Model):
     agreement: float = Field(description="1 - ned.")
 
 
+class BlockMatch(_Model):
+    """Two backends' blocks that cover the same region of a page, and how much they agree."""
+
+    a: str = Field(description="First backend.")
+    b: str = Field(description="Second backend.")
+    a_index: int = Field(description="Index of the block in the first backend's page.blocks.")
+    b_index: int = Field(description="Index of the block in the second backend's page.blocks.")
+    iou: float = Field(description="Intersection over union of their normalised boxes.")
+    agreement: float = Field(description="1 - NED of their texts (OmniDocBench normalisation); 1 = same text.")
+    teds: float | None = Field(default=None, description="TEDS of the two tables, when both blocks are tables.")
+
+
+class PageComparison(_Model):
+    """Block-level agreement on one page: matched blocks of every pair of backends, and what nobody else has."""
+
+    index: int = Field(description="0-based page index.")
+    matches: list[BlockMatch] = Field(description="Matched blocks of every pair of backends.")
+    unmatched: dict[str, list[int]] = Field(
+        description="Per backend, indices of its blocks that no other backend has a block for (by box overlap)."
+    )
+
+
 class CompareResponse(_Model):
     """``POST /v1/compare``: one document through several backends at once."""
 
@@ -253,7 +302,10 @@ class CompareResponse(_Model):
     success: Literal[True] = Field(default=True, description="True when the comparison ran (entries may have failed).")
     document: DocumentInfo = Field(description="What was received.")
     entries: list[CompareEntry] = Field(description="One per backend, in the order asked.")
-    agreement: list[PairAgreement] = Field(description="Every pair of successful backends.")
+    agreement: list[PairAgreement] = Field(description="Every pair of successful backends (whole-document text).")
+    pages: list[PageComparison] = Field(
+        default_factory=list, description="Block-level agreement, page by page (pages two or more backends read)."
+    )
 
 
 class BackendList(_Model):

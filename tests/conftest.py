@@ -84,9 +84,22 @@ def deploy_app(serve_url: str) -> Iterator[Callable[[str, dict[str, Any]], str]]
         serve.delete(name)
 
 
+AGREEMENT_BLOCKS = [
+    {"type": "title", "text": "Quarterly report", "box": [0.1, 0.05, 0.9, 0.1]},
+    {"type": "text", "text": "Revenue grew by twelve percent in the third quarter.", "box": [0.1, 0.15, 0.9, 0.3]},
+    {"type": "text", "text": "Costs stayed flat across all regions.", "box": [0.1, 0.35, 0.9, 0.5]},
+]
+EDITED_BLOCK = {
+    "type": "text",
+    "text": "Profits collapsed after the merger fell through.",
+    "box": [0.1, 0.35, 0.9, 0.5],
+}
+"""Two stand-in backends that read the same page identically but for the third block (block agreement tests)."""
+
+
 @pytest.fixture(scope="session")
 def rapidocr_url(deploy_app) -> str:
-    """An application with RapidOCR (tuned and package-default settings) and a fake engine behind one router."""
+    """An application with RapidOCR (tuned and package-default settings) and fake engines behind one router."""
     return deploy_app(
         "cpu",
         {
@@ -98,6 +111,16 @@ def rapidocr_url(deploy_app) -> str:
                     "deployment": {"ray_actor_options": {"num_cpus": 0.5}},
                 },
                 "fake": {"engine": FAKE, "deployment": {"ray_actor_options": {"num_cpus": 0.1}}},
+                "truth": {
+                    "engine": FAKE,
+                    "engine_config": {"blocks": AGREEMENT_BLOCKS},
+                    "deployment": {"ray_actor_options": {"num_cpus": 0.05}},
+                },
+                "edited": {
+                    "engine": FAKE,
+                    "engine_config": {"blocks": [*AGREEMENT_BLOCKS[:2], EDITED_BLOCK]},
+                    "deployment": {"ray_actor_options": {"num_cpus": 0.05}},
+                },
             },
             "router": {"auto_order": ["rapidocr", "rapidocr-default", "fake"]},
         },

@@ -1,8 +1,9 @@
 """Reports of an accuracy run (``report.json``, ``report.md``, ``report.html``) and the diff of two runs.
 
 Per backend: NED (mean of documents and dataset-level, sum of edits over sum of lengths as OmniDocBench
-averages), CER and WER means, latency p50/p95, pages per second of backend time, failures. The HTML puts the
-worst documents first, each with every backend's boxes images and text side by side.
+averages), TEDS and TEDS-structure of tables (weighted by reference tables), CER and WER means, latency p50/p95,
+pages per second of backend time, compute used, failures. The HTML puts the worst documents first, each with
+every backend's boxes images and text side by side.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 6) if values else None
 
 
+def _total(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known), 4) if known else None
+
+
 def summarise(rows: list[ResultRow], backends: list[str]) -> dict[str, BackendSummary]:
     """Per-backend figures from results rows (the last row of each doc x backend pair wins)."""
     latest = latest_rows(rows)
@@ -46,6 +52,8 @@ def summarise(rows: list[ResultRow], backends: list[str]) -> dict[str, BackendSu
         good = [r for r in mine if r.ok]
         seconds = [r.seconds for r in good]
         pages = sum(r.pages for r in good)
+        tabled = [r for r in good if r.tables and r.teds is not None]
+        weight = sum(r.tables for r in tabled)
         out[b] = BackendSummary(
             documents=len(mine),
             failures=len(mine) - len(good),
@@ -55,10 +63,17 @@ def summarise(rows: list[ResultRow], backends: list[str]) -> dict[str, BackendSu
             else None,
             cer_mean=_mean([r.cer for r in good if r.cer is not None]),
             wer_mean=_mean([r.wer for r in good if r.wer is not None]),
+            teds=round(sum((r.teds or 0.0) * r.tables for r in tabled) / weight, 6) if weight else None,
+            teds_structure=round(sum((r.teds_structure or 0.0) * r.tables for r in tabled) / weight, 6)
+            if weight
+            else None,
+            docs_with_tables=len(tabled),
             latency_p50_s=_pct(seconds, 0.5),
             latency_p95_s=_pct(seconds, 0.95),
             pages=pages,
             pages_per_s=round(pages / sum(seconds), 4) if seconds and sum(seconds) > 0 else None,
+            cpu_seconds=_total([r.cpu_seconds for r in good]),
+            gpu_seconds=_total([r.gpu_seconds for r in good]),
             model=good[0].model if good else None,
         )
     return out
@@ -88,14 +103,24 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+LEGEND = (
+    "NED: OmniDocBench-normalised edit distance (0 is perfect); dataset NED = sum of edits / sum of lengths. "
+    "TEDS: PubTabNet tree-edit-distance similarity of tables (1 is perfect), over every reference table; TEDS-S "
+    "ignores cell text. CPU/GPU s: reserved resource-seconds the backend used."
+)
+
 COLUMNS = [
     ("ned_mean", "NED mean"),
     ("ned_dataset", "NED dataset"),
+    ("teds", "TEDS"),
+    ("teds_structure", "TEDS-S"),
     ("cer_mean", "CER"),
     ("wer_mean", "WER"),
     ("latency_p50_s", "p50 s"),
     ("latency_p95_s", "p95 s"),
     ("pages_per_s", "pages/s"),
+    ("cpu_seconds", "CPU s"),
+    ("gpu_seconds", "GPU s"),
     ("failures", "failures"),
 ]
 
@@ -104,8 +129,7 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"# Accuracy run — {report.documents} documents",
         "",
-        f"Dataset sha256 `{report.dataset_sha256}`, code `{(report.code or {}).get('git_commit')}`. "
-        "NED: OmniDocBench-normalised edit distance (0 is perfect); dataset NED = sum of edits / sum of lengths.",
+        f"Dataset sha256 `{report.dataset_sha256}`, code `{(report.code or {}).get('git_commit')}`. {LEGEND}",
         "",
         "| backend | model | " + " | ".join(label for _, label in COLUMNS) + " |",
         "|---|---|" + "---|" * len(COLUMNS),
@@ -153,7 +177,9 @@ def render_html(
             text = md.read_text(encoding="utf-8") if r.markdown and md.exists() else ""
             imgs = "".join(f'<a href="{esc(p)}"><img src="{esc(p)}" loading=lazy></a>' for p in r.images[:3])
             cells.append(
-                f"<td><h4>{esc(b)} — NED {_fmt(r.ned)}, CER {_fmt(r.cer)}, {r.seconds:.2f} s</h4>{imgs}"
+                f"<td><h4>{esc(b)} — NED {_fmt(r.ned)}, CER {_fmt(r.cer)}"
+                + (f", TEDS {_fmt(r.teds)}" if r.teds is not None else "")
+                + f", {r.seconds:.2f} s</h4>{imgs}"
                 f"<pre>{esc(text[:4000])}</pre></td>"
             )
         truth = e.truth.read_text(encoding="utf-8")
@@ -171,8 +197,7 @@ pre{{white-space:pre-wrap;font-size:12px;max-height:400px;overflow:auto;backgrou
 .err{{color:#b00}} h4{{margin:2px 0 6px}} small{{color:#777;font-weight:normal}}
 </style></head><body>
 <h1>Accuracy run — {report.documents} documents, {len(backends)} backends</h1>
-<p>NED is the OmniDocBench-normalised edit distance (0 = identical to the reference); dataset NED = sum of edits /
-sum of lengths. Dataset sha256 <code>{esc(str(report.dataset_sha256))}</code>.</p>
+<p>{esc(LEGEND)} Dataset sha256 <code>{esc(str(report.dataset_sha256))}</code>.</p>
 <table class=summary><tr><th>backend</th><th>model</th>{head}</tr>{body}</table>
 <h2>Documents, worst first</h2>{"".join(docs_html)}</body></html>"""
 
@@ -186,7 +211,7 @@ def diff_runs(a: Path, b: Path) -> dict[str, Any]:
         sa, sb = ra.backends.get(name), rb.backends.get(name)
         row: dict[str, Any] = {"in_a": sa is not None, "in_b": sb is not None}
         if sa and sb:
-            for key in ("ned_mean", "ned_dataset", "cer_mean", "wer_mean", "latency_p50_s", "failures"):
+            for key in ("ned_mean", "ned_dataset", "teds", "cer_mean", "wer_mean", "latency_p50_s", "failures"):
                 va, vb = getattr(sa, key), getattr(sb, key)
                 row[key] = {"a": va, "b": vb, "delta": round(vb - va, 6) if va is not None and vb is not None else None}
             row["model_a"], row["model_b"] = sa.model, sb.model

@@ -26,7 +26,7 @@ from orchestrator.evaluation.runfolder import (
     read_manifest,
     read_run_info,
 )
-from shared.metrics import cer, edit_score, wer
+from shared.metrics import cer, document_teds, edit_score, wer
 from shared.schema import BackendStatus, OCRResponse
 
 
@@ -59,6 +59,8 @@ def score(entry: ManifestEntry, backend: str, result: OCRResponse, seconds: floa
     """One results row from a response: metrics against the reference, the text and boxes images written."""
     reference = entry.truth.read_text(encoding="utf-8")
     es = edit_score(result.markdown, reference)
+    tables = document_teds(result.markdown, reference)
+    compute = result.usage.compute
     doc_dir = run_dir / "docs" / entry.id
     doc_dir.mkdir(parents=True, exist_ok=True)
     (doc_dir / f"{backend}.md").write_text(result.markdown, encoding="utf-8")
@@ -77,8 +79,13 @@ def score(entry: ManifestEntry, backend: str, result: OCRResponse, seconds: floa
         length=es.length,
         cer=round(cer(result.markdown, reference), 6),
         wer=round(wer(result.markdown, reference), 6),
+        teds=round(tables.teds, 6) if tables else None,
+        teds_structure=round(tables.teds_structure, 6) if tables else None,
+        tables=tables.reference_tables if tables else 0,
         seconds=round(seconds, 4),
         pages=len(result.pages),
+        cpu_seconds=compute.cpu_seconds if compute else None,
+        gpu_seconds=compute.gpu_seconds if compute else None,
         model=result.model.model_dump(),
         markdown=str((doc_dir / f"{backend}.md").relative_to(run_dir)),
         images=images,
@@ -121,13 +128,7 @@ def run_accuracy(
         info = RunInfo(
             manifest=str(manifest.resolve()),
             url=url,
-            backends={
-                b: {
-                    "engine": deployed[b].engine,
-                    "model": deployed[b].model.model_dump() if deployed[b].model else None,
-                }
-                for b in backends
-            },
+            backends={b: _backend_facts(deployed[b]) for b in backends},
             options=options,
             dpi=dpi,
             code=code_version(),

@@ -99,7 +99,12 @@ class ResultRow(BaseModel):
     length: int | None = None
     cer: float | None = None
     wer: float | None = None
+    teds: float | None = Field(default=None, description="TEDS of the document's tables (None: reference has none).")
+    teds_structure: float | None = Field(default=None, description="TEDS-structure (cell text ignored).")
+    tables: int = Field(default=0, description="Tables in the reference (the weight of this row's TEDS).")
     pages: int = 0
+    cpu_seconds: float | None = None
+    gpu_seconds: float | None = None
     model: dict[str, Any] | None = None
     markdown: str | None = Field(default=None, description="The backend's markdown, relative to the run folder.")
     images: list[str] = Field(default_factory=list, description="Boxes images, relative to the run folder.")
@@ -115,10 +120,15 @@ class BackendSummary(BaseModel):
     ned_dataset: float | None
     cer_mean: float | None
     wer_mean: float | None
+    teds: float | None = Field(default=None, description="TEDS over every reference table (documents weighted).")
+    teds_structure: float | None = Field(default=None, description="TEDS-structure, weighted the same way.")
+    docs_with_tables: int = 0
     latency_p50_s: float | None
     latency_p95_s: float | None
     pages: int
     pages_per_s: float | None
+    cpu_seconds: float | None = Field(default=None, description="Compute used, CPU-seconds (sum over documents).")
+    gpu_seconds: float | None = Field(default=None, description="Compute used, GPU-seconds (sum over documents).")
     model: dict[str, Any] | None
 
 

@@ -211,6 +211,10 @@ def compare(
         tuple[Path, Path] | None, typer.Option(help="Compare two finished runs: --diff RUN_A RUN_B.")
     ] = None,
     api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+    mlflow: Annotated[bool, typer.Option(help="Log the run to MLflow (a local SQLite store in ./mlruns).")] = False,
+    mlflow_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI to log to (implies --mlflow), e.g. http://mlflow:5000.")
+    ] = None,
 ) -> None:
     """Accuracy run: every manifest document through every backend, scored against its reference; or --diff."""
     from orchestrator.evaluation.report import COLUMNS, diff_runs
@@ -249,6 +253,16 @@ def compare(
         values = [getattr(summary, k) for k, _ in COLUMNS]
         table.add_row(name, *[f"{v:.3f}" if isinstance(v, float) else str(v) for v in values])
     Console().print(table)
+    if mlflow or mlflow_uri:
+        from orchestrator.evaluation.tracking import default_tracking_uri, log_to_mlflow
+
+        uri = mlflow_uri or default_tracking_uri()
+        try:
+            run_id = log_to_mlflow(out, tracking_uri=uri)
+        except RuntimeError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+        console.print(f"MLflow run {run_id} logged to {uri}")
 
 
 def _print_diff(d: dict, a: Path, b: Path) -> None:

@@ -215,7 +215,7 @@ def _pod(
             *ports,
         ]
     # Ray's object store and vLLM both live in /dev/shm, which Kubernetes caps at 64 MiB unless mounted.
-    mounts = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]
     volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
     if layout.models_pvc:
         mounts.append({"name": "models", "mountPath": layout.models_mount, "readOnly": True})

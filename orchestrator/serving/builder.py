@@ -23,23 +23,17 @@ def build_app(args: AppArgs | dict[str, Any] | None = None) -> Application:
     app_args = args if isinstance(args, AppArgs) else AppArgs.model_validate(args or {})
     options = app_args.deployments()
     handles = {
-        name: serve.deployment(BackendDeployment)
-        .options(
+        name: serve.deployment(
             name=name,
             user_config={"default_options": dict(cfg.default_options)},
             **options[name].to_serve_options(),
-        )
-        .bind(cfg.spec(name))
+        )(BackendDeployment).bind(cfg.spec(name))
         for name, cfg in app_args.enabled_backends().items()
     }
     jobs = None
     if app_args.jobs_enabled:
-        jobs = (
-            serve.deployment(JobWorker)
-            .options(name=JOBS_NAME, **options[JOBS_NAME].to_serve_options())
-            .bind(handles, app_args.jobs)
+        jobs = serve.deployment(name=JOBS_NAME, **options[JOBS_NAME].to_serve_options())(JobWorker).bind(
+            handles, app_args.jobs
         )
-    router = serve.deployment(serve.ingress()(Router)).options(
-        name=ROUTER_NAME, **options[ROUTER_NAME].to_serve_options()
-    )
+    router = serve.deployment(name=ROUTER_NAME, **options[ROUTER_NAME].to_serve_options())(serve.ingress()(Router))
     return router.bind(handles, app_args.router, jobs)

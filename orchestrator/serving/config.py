@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from backends.registry import check_engine_settings
 from deployments.backend import BackendSpec
 from orchestrator.jobs.settings import JobSettings
+from orchestrator.serving.cascade import CascadePolicy
+from orchestrator.serving.shadow import ShadowSettings
 from shared.documents import DocumentLimits
 
 ROUTER_NAME = "router"
@@ -137,6 +139,15 @@ class RouterSettings(_Strict):
     request_timeout_s: float = Field(default=300.0, gt=0, description="Default time a request may take.")
     max_request_timeout_s: float = Field(default=1800.0, gt=0, description="Cap on a request's own timeout_s.")
     status_ttl_s: float = Field(default=5.0, ge=0, description="How long a backend's health answer is reused.")
+    cascades: dict[str, CascadePolicy] = Field(
+        default_factory=dict,
+        description="Cascade policies by name (clients send the name as the backend): a cheap backend first, a "
+        "stronger one for the pages whose first answer meets a rule.",
+    )
+    shadow: ShadowSettings = Field(
+        default_factory=ShadowSettings,
+        description="Drift watch: a fraction of answered requests also read, in the background, by a paired backend.",
+    )
     api_key: SecretStr | None = Field(default=None, description="When set, requests need 'x-api-key: <key>'.")
     debug_errors: bool = Field(default=False, description="Put exception text in 500 answers (never in production).")
 
@@ -176,8 +187,17 @@ class AppArgs(_Strict):
         if self.jobs_deployment.num_replicas not in (None, 1) or self.jobs_deployment.autoscaling_config:
             raise ValueError("jobs_deployment must have exactly one replica (job state lives in it)")
         default = self.router.default_backend
-        if default != "auto" and default not in enabled:
-            raise ValueError(f"default_backend {default!r} is not an enabled backend ({enabled})")
+        if default != "auto" and default not in enabled and default not in self.router.cascades:
+            raise ValueError(f"default_backend {default!r} is not an enabled backend or cascade ({enabled})")
+        for name, policy in self.router.cascades.items():
+            if name in self.backends or name == "auto":
+                raise ValueError(f"cascade {name!r} has the name of a backend; give it its own")
+            for role, backend in (("first", policy.first), ("then", policy.then)):
+                if backend not in enabled:
+                    raise ValueError(f"cascade {name!r}: {role} backend {backend!r} is not enabled ({enabled})")
+        for primary, shadow in self.router.shadow.pairs.items():
+            if primary not in enabled or shadow not in enabled or primary == shadow:
+                raise ValueError(f"shadow pair {primary!r} -> {shadow!r} must name two different enabled backends")
         return self
 
     def enabled_backends(self) -> dict[str, BackendConfig]:

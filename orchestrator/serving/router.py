@@ -18,6 +18,7 @@ from deployments.backend import call_backend
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.selection import AUTO, auto_candidates, choose_backend
 from orchestrator.serving.telemetry import RouterMetrics
+from shared.agreement import compare_pages
 from shared.documents import PAGED_TYPES, STRUCTURED_TYPES, Document, open_document
 from shared.errors import OCRError
 from shared.metrics import agreement
@@ -32,6 +33,7 @@ from shared.schema import (
     ErrorDetail,
     JobStatus,
     OCRResponse,
+    PageComparison,
     PairAgreement,
 )
 
@@ -205,8 +207,10 @@ class Router:
             return CompareSuccess(backend=name, seconds=_since(started), result=result)
 
         entries = await asyncio.gather(*(one(n) for n in names))
-        pairs = await asyncio.to_thread(pairwise_agreement, entries)
-        return CompareResponse(request_id=request_id, document=doc.info(), entries=entries, agreement=pairs)
+        pairs, pages = await asyncio.to_thread(_agreement, entries)
+        return CompareResponse(
+            request_id=request_id, document=doc.info(), entries=entries, agreement=pairs, pages=pages
+        )
 
     # --- asynchronous jobs -------------------------------------------------------------------------------------
 
@@ -240,6 +244,12 @@ def _answer(answer: Any) -> Any:
 
 def _since(started: float) -> float:
     return round(time.perf_counter() - started, 4)
+
+
+def _agreement(entries: list[CompareEntry]) -> tuple[list[PairAgreement], list[PageComparison]]:
+    """Whole-document and block-level agreement of the entries that answered (CPU work: run off the loop)."""
+    answered = {e.backend: e.result for e in entries if isinstance(e, CompareSuccess)}
+    return pairwise_agreement(entries), compare_pages(answered)
 
 
 def pairwise_agreement(entries: list[CompareEntry]) -> list[PairAgreement]:

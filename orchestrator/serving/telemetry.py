@@ -3,7 +3,8 @@
 Names (Prometheus adds the ``ray_`` prefix): ``ocrserve_requests_total`` (backend, outcome, code),
 ``ocrserve_request_seconds`` (backend, mode), ``ocrserve_queue_wait_seconds`` (backend), ``ocrserve_pages_total``
 (backend), ``ocrserve_vision_tokens_total`` / ``ocrserve_output_tokens_total`` (backend) and
-``ocrserve_compression_ratio`` (backend). Outside a Ray worker (unit tests) recording is a no-op.
+``ocrserve_compression_ratio`` (backend), ``ocrserve_compute_seconds_total`` (backend, resource: CPU/GPU
+resource-seconds, see ``deployments.cost``). Outside a Ray worker (unit tests) recording is a no-op.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class RouterMetrics:
             self.output_tokens = Counter(
                 "ocrserve_output_tokens_total", description="Tokens generated.", tag_keys=_tags("backend")
             )
+            self.compute = Counter(
+                "ocrserve_compute_seconds_total",
+                description="Reserved resource-seconds used by requests (replica resources x share of engine time).",
+                tag_keys=_tags("backend", "resource"),
+            )
             self.compression = Histogram(
                 "ocrserve_compression_ratio",
                 description="Output tokens per vision token, per request.",
@@ -80,6 +86,13 @@ class RouterMetrics:
             self.vision_tokens.inc(result.usage.vision_tokens, tags=b)
         if result.usage.output_tokens:
             self.output_tokens.inc(result.usage.output_tokens, tags=b)
+        if result.usage.compute is not None:
+            for resource, seconds in (
+                ("CPU", result.usage.compute.cpu_seconds),
+                ("GPU", result.usage.compute.gpu_seconds),
+            ):
+                if seconds:
+                    self.compute.inc(seconds, tags={**b, "resource": resource})
         if result.usage.compression_ratio is not None:
             self.compression.observe(result.usage.compression_ratio, tags=b)
 

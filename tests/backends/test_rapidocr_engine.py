@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.rapidocr_engine import FAST_PARAMS, RapidOCREngine
 from backends.pipeline import run_document
+from backends.rapidocr import FAST_PARAMS, RapidOCREngine
 from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from shared import samples
+from shared.schema import OCRResponse
 from tests.conftest import METRICS_PORT
 
 pytestmark = pytest.mark.cluster
@@ -35,6 +36,24 @@ def test_request_pages_latency_and_error_metrics_are_exported(rapidocr_url):
     assert any('backend="rapidocr"' in x for x in _metric_lines("ocrserve_pages_total"))
     assert any('le="+Inf"' in x for x in _metric_lines("ocrserve_request_seconds_bucket"))
     assert _metric_lines("ocrserve_queue_wait_seconds_count")
+
+
+def test_each_answer_reports_its_compute_and_prometheus_accumulates_it(rapidocr_url):
+    """A lone request on the RapidOCR replica (0.5 CPU reserved) is charged 0.5 x its engine time."""
+    png = samples.encode(samples.one_column_page()[0])
+    with httpx.Client(base_url=rapidocr_url, timeout=120) as client:
+        r = client.post("/v1/ocr", files={"file": ("p.png", png)}, data={"backend": "rapidocr"})
+    result = OCRResponse.model_validate(r.json())
+    compute = result.usage.compute
+    assert compute is not None and compute.gpu_seconds == 0
+    assert compute.cpu_seconds == pytest.approx(0.5 * result.timings.inference_s, rel=0.2, abs=0.02)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        lines = [x for x in _metric_lines("ocrserve_compute_seconds_total") if 'backend="rapidocr"' in x]
+        if lines and 'resource="CPU"' in lines[0]:
+            break
+        time.sleep(2)
+    assert lines and float(lines[0].rsplit(" ", 1)[1]) >= compute.cpu_seconds * 0.99
 
 
 def test_request_id_is_echoed_on_success_and_error(rapidocr_url):

@@ -13,10 +13,10 @@ import os
 import time
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from backends.base import EngineConfig, EngineHealth, EngineOptions, EngineRun, OCREngine
-from shared.boxes import make_block
+from shared.boxes import make_block, scale_box
 from shared.documents import Document, PageImage
 from shared.schema import ModelInfo, PageResult
 
@@ -24,8 +24,21 @@ FAKE = "tests.support.fake_engine:FakeEngine"
 """What a backend config's ``engine`` says to host this engine."""
 
 
+class FakeBlock(BaseModel):
+    """A block the fake engine puts on every page, its box as fractions of the page."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = "text"
+    text: str
+    box: tuple[float, float, float, float]
+
+
 class FakeConfig(EngineConfig):
     text: str = Field(default="fake text", description="Text put on every page.")
+    blocks: tuple[FakeBlock, ...] = Field(
+        default=(), description="Blocks to answer on every page instead of the one 'text' block (agreement tests)."
+    )
     healthy: bool = Field(default=True, description="What health() reports.")
     crashable: bool = Field(
         default=True, description="Whether the crash option is obeyed (a 'steady' twin ignores it)."
@@ -68,9 +81,18 @@ class FakeEngine(OCREngine):
             raise RuntimeError("fake engine failure")
         results: list[PageResult] = []
         for page in pages:
-            w, h = page.image.size
-            text = f"{self.config.text} page {page.index + 1}"
-            block = make_block("text", text, [w * 0.1, h * 0.1, w * 0.9, h * 0.2], width=w, height=h, score=1.0)
-            results.append(PageResult(index=page.index, width=w, height=h, dpi=page.dpi, markdown=text, blocks=[block]))
+            w, h = page.size
+            if self.config.blocks:
+                blocks = [
+                    make_block(b.type, b.text, scale_box(b.box, sx=w, sy=h), width=w, height=h, score=1.0)
+                    for b in self.config.blocks
+                ]
+            else:
+                text = f"{self.config.text} page {page.index + 1}"
+                blocks = [make_block("text", text, [w * 0.1, h * 0.1, w * 0.9, h * 0.2], width=w, height=h, score=1.0)]
+            markdown = "\n\n".join(b.text for b in blocks)
+            results.append(
+                PageResult(index=page.index, width=w, height=h, dpi=page.dpi, markdown=markdown, blocks=blocks)
+            )
         raw: dict[str, Any] = {"pages": len(pages), "pid": os.getpid()}
         return EngineRun(pages=results, raw=raw, source_markdown="\n\n".join(p.markdown for p in results))

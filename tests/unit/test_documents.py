@@ -160,3 +160,15 @@ def test_page_sizes_match_rendered_pages_without_rendering(dpi):
         sized = page_sizes(doc)
         assert all(p.image is None for p in sized)
         assert [(p.index, p.size) for p in sized] == [(p.index, p.image.size) for p in render_pages(doc)]
+
+
+def test_pages_without_text_layer_are_the_scanned_ones():
+    from shared.textlayer import pages_without_text
+    from shared.textpdf import article_pages
+
+    digital = article_pages([["Born digital text."], ["Second page text."]], titles=["One", "Two"])
+    assert pages_without_text(digital, "application/pdf", [0, 1]) == []
+    scan = samples.multi_page_pdf(samples.numbered_pages(2)[0])  # pages that are pictures of text
+    assert pages_without_text(scan, "application/pdf", [0, 1]) == [0, 1]
+    assert pages_without_text(b"", "image/png", [0]) == [0]
+    assert pages_without_text(b"", "text/html", [0]) == []

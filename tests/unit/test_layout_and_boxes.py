@@ -1,4 +1,4 @@
-"""Reading order of detected lines, paragraphs, and boxes maths/drawing."""
+"""Reading order of detected lines and of layout regions, paragraphs, and boxes maths/drawing."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.boxes import clamp_box, draw_boxes, make_block, scale_box
-from shared.layout import group_paragraphs, reading_order
+from shared.boxes import TYPE_COLOURS, clamp_box, draw_boxes, make_block, scale_box
+from shared.layout import assign_to_regions, group_paragraphs, reading_order, suppress_overlaps, unit_order
+from shared.schema import TableCell
 
 
 def column(x0: float, x1: float, n: int, *, top: float = 100, pitch: float = 40, h: float = 30) -> list[list[float]]:
@@ -71,3 +72,49 @@ def test_draw_boxes_marks_inside_the_box_and_adds_a_legend():
     assert (arr[75, 120] != 255).any()  # tinted inside the title box
     assert (arr[5:40, 300:395] == 255).all()  # untouched outside every box
     assert tuple(arr[150, 200]) != tuple(arr[75, 120])  # different types, different colours
+
+
+def test_lines_go_to_the_region_covering_most_of_them():
+    regions = [[0, 0, 500, 500], [100, 100, 200, 150]]  # a big text region, a small title region inside it
+    lines = [
+        [110, 110, 190, 140],  # inside both: the smaller, more specific region wins
+        [300, 300, 400, 330],  # only in the big one
+        [450, 480, 650, 520],  # a quarter inside: below the 0.5 share, stays free
+        [900, 900, 950, 930],  # outside everything
+    ]
+    assert assign_to_regions(lines, regions) == [1, 0, None, None]
+
+
+def test_regions_mostly_inside_a_better_one_are_dropped():
+    boxes = [[0, 0, 100, 100], [10, 10, 90, 90], [90, 0, 200, 100], [300, 300, 310, 310]]
+    ranks = [4.9, 1.0, 0.5, 0.1]  # a table, a text box inside it, a neighbour overlapping a little, a tiny one
+    assert suppress_overlaps(boxes, ranks) == [0, 2, 3]
+
+
+def test_units_keep_columns_and_tables_are_read_whole():
+    left = column(50, 450, 6)
+    right = column(500, 900, 6)
+    caption = [[50, 550, 880, 580]]  # below both columns, across the page
+    table_lines = [[50, 600, 120, 630], [600, 600, 680, 630], [50, 640, 120, 670], [600, 640, 680, 670]]
+    lines = left + right + caption + table_lines
+    units = [list(range(6)), list(range(6, 12)), [12], [13, 14, 15, 16]]
+    boxes = [[50, 100, 450, 330], [500, 100, 900, 330], caption[0], [40, 590, 900, 680]]
+    # Were its lines to take part, the table's gap between its cells would line up with the columns' gutter and
+    # cut the page there: caption and table read in the middle of the columns. Read whole, it blocks that cut.
+    assert unit_order(lines, units, boxes) == [0, 2, 3, 1]
+    assert unit_order(lines, units, boxes, whole=[False, False, False, True]) == [0, 1, 2, 3]
+    figure = [[50, 800, 900, 1000]]  # a unit without lines takes part as its box
+    assert unit_order(lines, units + [[]], boxes + figure, whole=[False, False, False, True, True])[-1] == 4
+
+
+def test_draw_boxes_draws_table_cells_and_tells_header_from_footer():
+    assert TYPE_COLOURS["header"] != TYPE_COLOURS["footer"]
+    page = Image.new("RGB", (400, 300), "white")
+    table = make_block("table", "<table></table>", [50, 50, 350, 250], width=400, height=300)
+    table.cells = [
+        TableCell(row=0, col=0, text="a", bbox=[50, 50, 200, 150]),
+        TableCell(row=0, col=1, text="b", bbox=[200, 50, 350, 150]),
+    ]
+    arr = np.asarray(draw_boxes(page, [table])).astype(int)
+    fill = arr[100, 120]
+    assert (arr[100, 199:202] != fill).any()  # the cell border between the two cells is drawn

