@@ -18,9 +18,11 @@ import httpx
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.merge import merge_responses
-from shared.schema import BackendList, ErrorResponse, OCRResponse
+from shared.schema import BackendList, ErrorCode, ErrorResponse, OCRResponse
 
-RETRY_STATUSES = {429, 503}
+RETRY_CODES = {ErrorCode.OVERLOADED, ErrorCode.BACKEND_UNAVAILABLE}
+"""Answers worth waiting out (``Retry-After``): a busy or restarting backend. ``models_missing`` also says 503, but
+no wait brings the weights: it is answered at once."""
 
 
 class ServiceError(Exception):
@@ -83,7 +85,7 @@ class OCRClient:
         headers = {"x-request-id": request_id} if request_id else {}
         for attempt in range(self.max_retries + 1):
             r = self.http.post("/v1/ocr", files={"file": (filename, data)}, data=form, headers=headers)
-            if r.status_code in RETRY_STATUSES and attempt < self.max_retries and "retry-after" in r.headers:
+            if attempt < self.max_retries and "retry-after" in r.headers and _error_code(r) in RETRY_CODES:
                 time.sleep(min(float(r.headers["retry-after"]), 30.0))
                 continue
             return OCRResponse.model_validate(self._json(r))
@@ -132,3 +134,13 @@ class OCRClient:
         if r.status_code >= 400:
             raise ServiceError(r.status_code, ErrorResponse.model_validate(body))
         return body
+
+
+def _error_code(r: httpx.Response) -> str | None:
+    """The ``error.code`` of an error answer, None for anything else."""
+    if r.status_code < 400:
+        return None
+    try:
+        return r.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
