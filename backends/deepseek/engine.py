@@ -25,6 +25,7 @@ from backends.deepseek.grounding import parse_page
 from backends.deepseek.modes import Variant, honoured_modes, resolve_mode, vision_tokens
 from backends.deepseek.runtime import Generation, Runner, RunPlan
 from backends.deepseek.source import ModelSource, resolve_source
+from backends.deepseek.vllm_errors import classify_request_error
 from shared.documents import PAGED_TYPES, Document, PageImage
 from shared.errors import OCRError
 from shared.schema import ModelInfo, PageResult, PageUsage
@@ -41,9 +42,16 @@ def compression_ratio(output_tokens: int | None, vision: int | None) -> float | 
     return round(output_tokens / vision, 4)
 
 
+def pixels(page: PageImage) -> Image.Image:
+    """The page's image (this engine reads pixels: ``needs_pixels`` stays true, so the pipeline renders them)."""
+    if page.image is None:
+        raise RuntimeError(f"page {page.index} reached the DeepSeek engine without pixels")
+    return page.image
+
+
 def page_result(page: PageImage, gen: Generation, plan: RunPlan) -> PageResult:
     """One page's generation as a schema page: blocks, markdown, usage and warnings."""
-    width, height = page.image.size
+    width, height = pixels(page).size
     parsed = parse_page(
         gen.text,
         width=width,
@@ -69,6 +77,24 @@ def page_result(page: PageImage, gen: Generation, plan: RunPlan) -> PageResult:
     )
 
 
+def raw_page(page: PageImage, gen: Generation) -> dict[str, Any]:
+    """One page of ``raw_result``: the model's text and finish, plus what the engine itself counted and timed
+    (vLLM: prompt length and image positions it received, its scheduler timestamps)."""
+    raw: dict[str, Any] = {
+        "index": page.index,
+        "text": gen.text,
+        "finish_reason": gen.finish_reason,
+        "output_tokens": gen.output_tokens,
+    }
+    if gen.prompt_tokens is not None:
+        raw["prompt_tokens"] = gen.prompt_tokens
+    if gen.image_positions is not None:
+        raw["image_positions"] = gen.image_positions
+    if gen.timeline is not None:
+        raw["engine_timeline"] = gen.timeline
+    return raw
+
+
 class DeepSeekEngine(OCREngine):
     """DeepSeek-OCR / DeepSeek-OCR-2 on vLLM (production) or transformers (OCR-2, GPU or CPU)."""
 
@@ -88,7 +114,7 @@ class DeepSeekEngine(OCREngine):
         super().__init__(config)
         assert isinstance(self.config, DeepSeekConfig)
         self.cfg: DeepSeekConfig = self.config
-        self.batch_pages = self.cfg.batch_pages
+        self.batch_pages = self.cfg.batch_pages  # type: ignore[misc]  # per deployment, over the class default
         self._runner: Runner | None = runner
         self._variant: Variant = self.cfg.declared_variant() or "ocr2"
         self._source: ModelSource | None = None
@@ -100,12 +126,17 @@ class DeepSeekEngine(OCREngine):
         """``ocr`` or ``ocr2``, as resolved (from config, model name, then the checkpoint's config.json)."""
         return self._variant
 
+    @property
+    def runner(self) -> Runner | None:
+        """The loaded runner (None before start), for tools that read its own statistics (the benchmark)."""
+        return self._runner
+
     def start(self) -> None:
         """Check the weights, load the runner, warm up.
 
         Raises:
             OCRError: ``models_missing`` with what to download and where; ``backend_unavailable`` when the
-                engine cannot run here (no vLLM, no CUDA, a v1 checkpoint on transformers).
+                engine cannot run here (no vLLM, a vLLM engine core that fails, a v1 checkpoint on transformers).
         """
         try:
             if self._runner is None:
@@ -116,10 +147,12 @@ class DeepSeekEngine(OCREngine):
         except OCRError as e:
             self._error, self._error_code = e.message, e.code
             logger.error("DeepSeek engine not ready: %s", e.message)
+            self.close()  # a half-started runner (e.g. warm-up failed) must not keep its engine and threads
             raise
         except Exception as e:
             self._error = f"{type(e).__name__}: {e}"
             logger.exception("DeepSeek engine failed to start")
+            self.close()
             raise
 
     def _load_runner(self) -> Runner:
@@ -208,11 +241,19 @@ class DeepSeekEngine(OCREngine):
                 f"max_new_tokens {max_new} exceeds this deployment's limit of {self.cfg.max_new_tokens_limit}",
                 accepted={"max_new_tokens": f"1..{self.cfg.max_new_tokens_limit}"},
             )
+        if options.ngram_guard and not self.cfg.ngram_guard:
+            raise OCRError(
+                "invalid_option",
+                "this deployment runs without the n-gram guard (ngram_guard: false), so a request cannot turn it on",
+                accepted={"ngram_guard": [False]},
+            )
+        guard = self.cfg.ngram_guard if options.ngram_guard is None else options.ngram_guard
         engine_name = self._runner.name if self._runner is not None else self.cfg.engine
         spec, warnings = resolve_mode(options.mode, variant=self._variant, engine=engine_name)  # type: ignore[arg-type]
         if self._runner is not None:
             spec = self._runner.adapt(spec)
-        return RunPlan(prompt=options.prompt_text(), spec=spec, max_new_tokens=max_new), warnings
+        plan = RunPlan(prompt=options.prompt_text(), spec=spec, max_new_tokens=max_new, ngram_guard=guard)
+        return plan, warnings
 
     def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
         if not isinstance(options, DeepSeekOptions):
@@ -223,17 +264,15 @@ class DeepSeekEngine(OCREngine):
         if self._runner is None:
             raise OCRError("backend_unavailable", "the DeepSeek engine is not started")
         plan, warnings = self.plan(options)
-        generations = self._runner.generate([p.image for p in pages], plan) if pages else []
+        generations = self._runner.generate([pixels(p) for p in pages], plan) if pages else []
         if len(generations) != len(pages):
             raise RuntimeError(f"runner returned {len(generations)} generations for {len(pages)} pages")
         results = [page_result(page, gen, plan) for page, gen in zip(pages, generations, strict=True)]
         raw = {
             "prompt": plan.prompt,
             "mode": plan.spec.name,
-            "pages": [
-                {"index": p.index, "text": g.text, "finish_reason": g.finish_reason, "output_tokens": g.output_tokens}
-                for p, g in zip(pages, generations, strict=True)
-            ],
+            "ngram_guard": plan.ngram_guard,
+            "pages": [raw_page(p, g) for p, g in zip(pages, generations, strict=True)],
         }
         return EngineRun(
             pages=results,
@@ -241,6 +280,10 @@ class DeepSeekEngine(OCREngine):
             source_markdown="\n\n".join(g.text for g in generations),
             warnings=warnings,
         )
+
+    def classify_error(self, error: Exception) -> OCRError | None:
+        """vLLM's request-time failures as typed answers (a dead engine is 503, not a 500 with a traceback)."""
+        return classify_request_error(error)
 
     def close(self) -> None:
         """Release the model."""

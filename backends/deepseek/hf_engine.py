@@ -184,7 +184,7 @@ class HFRunner:
         image_tokens = (inputs["input_ids"] == self.model.config.image_token_id).sum(dim=1).tolist()
         eos_id = tokenizer.eos_token_id
         processors = LogitsProcessorList()
-        if self.config.ngram_guard:
+        if self.config.ngram_guard and plan.ngram_guard:
             processors.append(_ngram_guard(prompt_len, self.config))
         with torch.inference_mode():
             sequences = self.model.generate(

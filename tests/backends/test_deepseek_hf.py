@@ -12,18 +12,17 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.support.tiny_deepseek import build_tiny_model  # noqa: E402
-from backends.pipeline import run_document  # noqa: E402
-
 from backends.deepseek import DeepSeekEngine  # noqa: E402
 from backends.deepseek.config import DeepSeekConfig  # noqa: E402
 from backends.deepseek.hf_engine import HFRunner, _ngram_guard, choose_attention, images_kwargs  # noqa: E402
 from backends.deepseek.modes import V2_MODES, vision_tokens  # noqa: E402
 from backends.deepseek.runtime import RunPlan  # noqa: E402
 from backends.deepseek.source import resolve_source  # noqa: E402
+from backends.pipeline import run_document  # noqa: E402
 from shared import samples  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.schema import OCRResponse  # noqa: E402
+from tests.support.tiny_deepseek import build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

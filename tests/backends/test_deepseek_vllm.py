@@ -1,4 +1,8 @@
-"""What the vLLM runner sends to vLLM, tested without vLLM; and a real-vLLM test that runs only on a GPU box."""
+"""What the vLLM runner sends to vLLM, tested without vLLM; and a real-vLLM test that runs only on a GPU box.
+
+The real vLLM on CPU (tiny checkpoints, inside Ray Serve) is exercised by tests/e2e/test_deepseek_vllm_http.py;
+version-dependent choices by tests/backends/test_deepseek_vllm_compat.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from backends.deepseek import DeepSeekConfig
+from backends.deepseek import DeepSeekConfig, DeepSeekEngine
 from backends.deepseek.modes import V1_MODES, V2_MODES
 from backends.deepseek.runtime import RunPlan
 from backends.deepseek.source import ModelSource
@@ -25,6 +29,7 @@ from backends.deepseek.vllm_inputs import (
     sampling_kwargs,
     token_budget,
 )
+from shared.errors import OCRError
 
 EOS = "<｜end▁of▁sentence｜>"
 PROMPT = "<image>\n<|grounding|>Convert the document to markdown."
@@ -115,6 +120,53 @@ def test_collect_restores_page_order_and_counts_tokens():
     assert generation_from_output(fake_output("x", 0, "stop")).output_tokens == 0
 
 
+def test_guard_can_be_switched_off_per_request_and_not_on():
+    assert "extra_args" not in sampling_kwargs(DeepSeekConfig(), 10, ngram_guard=False)
+    reqs = build_requests(
+        [Image.new("RGB", (64, 64))],
+        prompt=PROMPT,
+        spec=V2_MODES["gundam"],
+        variant="ocr2",
+        config=DeepSeekConfig(),
+        max_new_tokens=5,
+        ngram_guard=False,
+    )
+    assert "extra_args" not in reqs[0].sampling
+    engine = DeepSeekEngine({"warmup": False})
+    plan, _ = engine.plan(engine.parse_options({"ngram_guard": False}))
+    assert plan.ngram_guard is False and engine.plan(engine.parse_options({}))[0].ngram_guard is True
+    off = DeepSeekEngine({"ngram_guard": False, "warmup": False})
+    assert off.plan(off.parse_options({}))[0].ngram_guard is False
+    with pytest.raises(OCRError) as e:
+        off.plan(off.parse_options({"ngram_guard": True}))
+    assert e.value.code == "invalid_option" and e.value.accepted == {"ngram_guard": [False]}
+
+
+def test_vision_tokens_come_from_what_vllm_received():
+    image_id = 5
+    reqs = build_requests(
+        [Image.new("RGB", (440, 622)), Image.new("RGB", (440, 622))],
+        prompt=PROMPT,
+        spec=V1_MODES["gundam"],
+        variant="ocr",
+        config=DeepSeekConfig(),
+        max_new_tokens=10,
+    )
+    assert (reqs[0].expected_positions, reqs[0].vision_tokens) == (273, 256)
+    agree = fake_output("a", 3, "length")
+    agree.prompt_token_ids = [1] + [image_id] * 273 + [9] * 7
+    agree.metrics = SimpleNamespace(queued_ts=1.0, scheduled_ts=1.5, first_token_ts=2.0, last_token_ts=3.0)
+    drift = fake_output("b", 3, "length")
+    drift.prompt_token_ids = [1] + [image_id] * 300
+    gens = collect(reqs, {reqs[0].request_id: agree, reqs[1].request_id: drift}, image_token_id=image_id)
+    assert (gens[0].image_positions, gens[0].vision_tokens, gens[0].prompt_tokens) == (273, 256, 281)
+    assert gens[0].timeline == {"queued_ts": 1.0, "scheduled_ts": 1.5, "first_token_ts": 2.0, "last_token_ts": 3.0}
+    assert not any(w.startswith("usage:") for w in gens[0].warnings)
+    # a vLLM whose tiling drifted from our geometry: its count is reported, and the page says so
+    assert gens[1].vision_tokens == 300 and any(w.startswith("usage:") and "273" in w for w in gens[1].warnings)
+    assert collect(reqs[:1], {reqs[0].request_id: fake_output("c", 1, "stop")})[0].vision_tokens is None
+
+
 class FakeAsyncEngine:
     """Mimics AsyncLLMEngine.generate/abort and measures how many requests are in flight at once."""
 
@@ -193,6 +245,7 @@ def test_runner_aborts_the_rest_when_a_page_fails():
 
 
 @pytest.mark.gpu
+@pytest.mark.vllm
 def test_real_vllm_on_a_dev_pdf():
     """Needs vllm, a CUDA GPU and DEEPSEEK_OCR_MODEL (a local DeepSeek-OCR or OCR-2 directory or hub id)."""
     pytest.importorskip("vllm")
@@ -203,9 +256,8 @@ def test_real_vllm_on_a_dev_pdf():
     if not model:
         pytest.skip("set DEEPSEEK_OCR_MODEL to a DeepSeek-OCR(-2) directory or hub id")
 
-    from backends.pipeline import run_document
-
     from backends.deepseek import DeepSeekEngine
+    from backends.pipeline import run_document
     from shared.documents import open_document
 
     engine = DeepSeekEngine({"engine": "vllm", "model": model, "max_model_len": 8192, "gpu_memory_utilization": 0.85})

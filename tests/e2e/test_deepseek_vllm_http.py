@@ -1,0 +1,164 @@
+"""DeepSeek-OCR on the real vLLM engine, in a Ray Serve replica, behind the router, over HTTP.
+
+The checkpoints are DeepSeek's own layout at toy decoder size with vLLM's dummy weights
+(:mod:`tests.support.tiny_vllm`); everything else is the production path: vLLM's model classes, its image
+processor and Gundam tiling, its scheduler, its logits-processor plumbing, its CPU kernels. The text is noise by
+construction; what is checked is what vLLM received and did (image positions, token counts, the n-gram guard,
+pages batched together, start-up failures classified).
+
+Cost on a 2-core machine (see docs/deepseek.md): the engine starts in ~1 min; a page costs ~10 s, almost all of it
+the full-size vision towers. One application for the whole module, deleted at the end so the rest of the session
+gets the memory back (DeepSeek-OCR-2 has its own module, test_deepseek_ocr2_vllm_http.py, so the two engines
+are never up together).
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib.metadata import version
+
+import httpx
+import pytest
+
+from backends.deepseek.modes import V1_MODES, placeholder_tokens, vision_tokens
+from backends.deepseek.ngram import banned_next_tokens
+from shared import samples
+from shared.schema import OCRResponse
+from tests.support.tiny_vllm import EOS, build_tiny_vllm_model, tiny_engine_config
+from tests.support.vllm_serving import PAGE, TIMEOUT, VLLM_MARKS, actor_options, backend_listing, post_ocr
+
+pytestmark = VLLM_MARKS
+
+APP = "deepseek-vllm"
+
+ENGINE_CORE_FAILS = {"VLLM_CPU_OMP_THREADS_BIND": "60-61"}
+"""OpenMP pinned to CPU cores a small machine does not have: vLLM's CPU worker fails as the engine core starts,
+before the model is loaded (cheap). Where cores 60-61 exist, or on a GPU build, the KV cache asked of the same
+backend (4 TiB) fails the engine core instead, after loading the model."""
+
+
+@pytest.fixture(scope="module")
+def vllm_url(deploy_app, tmp_path_factory):
+    from ray import serve
+
+    ocr = build_tiny_vllm_model(tmp_path_factory.mktemp("tiny-vllm") / "ocr", variant="ocr")
+    url = deploy_app(
+        APP,
+        {
+            "backends": {
+                "deepseek-ocr": {
+                    "engine": "deepseek",
+                    "engine_config": tiny_engine_config(ocr, "ocr"),
+                    "deployment": {"max_ongoing_requests": 8, "ray_actor_options": actor_options(0.5)},
+                },
+                "engine-core-fails": {
+                    "engine": "deepseek",
+                    "engine_config": tiny_engine_config(ocr, "ocr", kv_cache_memory_gb=4096),
+                    "deployment": {"ray_actor_options": actor_options(0.05, ENGINE_CORE_FAILS)},
+                },
+            },
+            "router": {"auto_order": ["deepseek-ocr"]},
+        },
+    )
+    yield url
+    serve.delete(APP)  # the engine holds a few GB: give them back to the rest of the session
+
+
+def test_ocr_v1_page_is_served_by_vllm_with_usage_from_what_vllm_received(vllm_url):
+    with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
+        result = post_ocr(client, "deepseek-ocr", samples.encode(PAGE), max_new_tokens=16)
+        listing = backend_listing(client)
+    assert result.backend == "deepseek-ocr" and result.model.engine == "vllm"
+    assert result.model.version == "DeepSeek-OCR" and result.model.device == "cpu"  # vLLM's own platform
+    page, raw = result.pages[0], result.raw_result["pages"][0]
+    assert (page.width, page.height) == PAGE.size and page.boxes_image
+    # vLLM expanded <image> into 16 x (16 + 1) + 1 = 273 positions: our geometry agrees, so usage reports the
+    # paper's 256 vision tokens (the newline and separator positions are not vision tokens)
+    spec = V1_MODES["gundam"]
+    assert raw["image_positions"] == placeholder_tokens(*PAGE.size, spec, variant="ocr") == 273
+    assert page.usage.vision_tokens == vision_tokens(*PAGE.size, spec) == 256
+    assert raw["prompt_tokens"] > raw["image_positions"]
+    assert 0 < page.usage.output_tokens == raw["output_tokens"] <= 16
+    assert not any(w.startswith("usage:") for w in page.warnings)
+    info = listing["deepseek-ocr"]["info"]
+    assert listing["deepseek-ocr"]["status"] == "ready"
+    dist = info["vllm_distribution"]
+    assert dist in ("vllm", "vllm-cpu") and info["vllm"] == version(dist).split("+")[0]
+    assert info["vllm_version_tested"] is True
+    assert info["model_runner"] == "v1" and info["v2_model_runner_in_use"] is False
+    assert info["runner_env"] == {"VLLM_USE_V2_MODEL_RUNNER": "0"}
+    assert info["logits_processors"] == ["vllm.model_executor.models.deepseek_ocr.NGramPerReqLogitsProcessor"]
+
+
+GUARD_TOKENS = 64
+"""Room for a loop to show: a random decoder settles into a cycle within a few tokens, and a repeated 30-gram
+needs the cycle plus 30 tokens."""
+
+
+def repeats_an_ngram(tokens: list[str], n: int, window: int) -> bool:
+    """Whether some token completes an n-gram already seen within ``window`` (what the guard forbids)."""
+    return any(
+        tokens[i] in banned_next_tokens(tokens[:i], ngram_size=n, window_size=window) for i in range(len(tokens))
+    )
+
+
+def test_ngram_guard_is_applied_by_vllm(vllm_url):
+    """The deployment's guard (n=30, window 90, vLLM's NGramPerReqLogitsProcessor) changes real decoding.
+
+    The random decoder loops (a two-token cycle) when nothing stops it - shown by the same request with the guard
+    off - so the guarded answer can only be free of repeated 30-grams if vLLM applied the processor.
+    """
+    with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
+        guarded = post_ocr(client, "deepseek-ocr", samples.encode(PAGE), max_new_tokens=GUARD_TOKENS)
+        free = post_ocr(client, "deepseek-ocr", samples.encode(PAGE), max_new_tokens=GUARD_TOKENS, ngram_guard=False)
+    on, off = (r.raw_result["pages"][0] for r in (guarded, free))
+    # the tiny tokenizer decodes one word per token; the end token, if any, is not counted in output_tokens
+    on_tokens, off_tokens = ([w for w in page["text"].split() if w != EOS] for page in (on, off))
+    assert len(on_tokens) == on["output_tokens"] and len(off_tokens) == off["output_tokens"]
+    assert guarded.raw_result["ngram_guard"] is True and free.raw_result["ngram_guard"] is False
+    assert repeats_an_ngram(off_tokens, 30, 90), "premise: without the guard the tiny model loops"
+    assert not repeats_an_ngram(on_tokens, 30, 90), "the guard did not act: vLLM ignored the logits processor"
+    assert on_tokens[:30] == off_tokens[:30] and on_tokens != off_tokens  # same decoding until the guard bites
+
+
+def test_pdf_pages_and_a_concurrent_request_run_in_one_vllm_batch(vllm_url):
+    """A 2-page PDF and a concurrent 1-page request: vLLM's own bookkeeping shows all three pages running at once."""
+    pdf = samples.multi_page_pdf(samples.numbered_pages(2)[0])
+    results: dict[str, OCRResponse] = {}
+
+    def send(key: str, content: bytes, name: str) -> None:
+        with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
+            results[key] = post_ocr(client, "deepseek-ocr", content, name, max_new_tokens=16)
+
+    threads = [
+        threading.Thread(target=send, args=("pdf", pdf, "two.pdf")),
+        threading.Thread(target=send, args=("png", samples.encode(PAGE), "page.png")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert set(results) == {"pdf", "png"}
+    assert [p.index for p in results["pdf"].pages] == [0, 1]
+    timelines = [p["engine_timeline"] for r in results.values() for p in r.raw_result["pages"]]
+    assert len(timelines) == 3
+    # every page was scheduled before any of them produced its last token: they ran in one continuous batch
+    assert max(t["scheduled_ts"] for t in timelines) < min(t["last_token_ts"] for t in timelines)
+    with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
+        scheduler = backend_listing(client)["deepseek-ocr"]["info"]["scheduler"]
+    assert scheduler["peak_running"] >= 3  # the scheduler's own count of running requests
+
+
+def test_an_engine_core_that_fails_is_classified_and_its_replica_stays_up(vllm_url):
+    """vLLM's engine core dies while starting (RuntimeError in the replica): ``backend_unavailable`` naming the
+    cause's whereabouts, the replica up, 503 with Retry-After, and ``auto`` never picks it."""
+    with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
+        listing = backend_listing(client)
+        failed = listing["engine-core-fails"]
+        assert failed["status"] == "unavailable", failed
+        assert "engine core failed to start" in failed["detail"] and "replica log" in failed["detail"]
+        r = client.post(
+            "/v1/ocr", files={"file": ("p.png", samples.encode(PAGE))}, data={"backend": "engine-core-fails"}
+        )
+        assert r.status_code == 503 and "Retry-After" in r.headers
+        assert r.json()["error"]["code"] == "backend_unavailable"
