@@ -59,6 +59,8 @@ class EngineRun:
     raw: Any = None
     source_markdown: str | None = None
     warnings: list[str] = field(default_factory=list)
+    model: ModelInfo | None = None
+    """Who answered, when it differs per request (a LoRA adapter); None: the engine's ``model_info()``."""
 
 
 class OCREngine(abc.ABC):
@@ -94,6 +96,13 @@ class OCREngine(abc.ABC):
 
     def model_info(self) -> ModelInfo:
         return self.health().model
+
+    def close(self) -> None:
+        """Release what ``start()`` took (GPU memory, engine processes, threads). Called when the replica stops.
+
+        Engines that hold nothing beyond Python objects keep this default.
+        """
+        return None
 
     def classify_error(self, error: Exception) -> OCRError | None:
         """What an exception raised by this engine on a client's document means, when the engine knows.

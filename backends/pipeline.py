@@ -55,8 +55,10 @@ def run_document(
     raws: list[Any] = []
     sources: list[str] = []
     warnings: list[str] = []
+    model = None
     for batch in batches:
         out = engine.run(doc, batch, opts)
+        model = out.model or model
         images = {p.index: p.image for p in batch}
         for result in out.pages:
             if include_boxes_image and result.index in images:
@@ -81,7 +83,7 @@ def run_document(
     return OCRResponse(
         request_id=request_id,
         backend=backend,
-        model=engine.model_info(),
+        model=model or engine.model_info(),
         document=doc.info(),
         markdown="\n\n".join(p.markdown for p in pages if p.markdown),
         source_markdown="\n\n".join(sources) if sources else None,

@@ -3,6 +3,10 @@ every Ray process at the start and at the end (does anything grow?).
 
     .venv/bin/python benchmarks/load.py --clients 8 --seconds 600            # starts its own local service
     .venv/bin/python benchmarks/load.py --url http://127.0.0.1:8000 --backend rapidocr --clients 2 --seconds 60
+    .venv/bin/python benchmarks/load.py --mixed --clients 4 --seconds 600   # real engines, good + hostile documents
+
+``--mixed`` starts the CPU profile as ``ocrserve serve`` does (RapidOCR, MinerU flash, router) unless ``--url`` is
+given, and sends real and generated documents, good and hostile, to both engines (``benchmarks/load_mixed.py``).
 
 Loopback only: the target must be on 127.0.0.0/8 or localhost. Bounded by time and by --max-requests.
 """
@@ -53,10 +57,21 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--max-requests", type=int, default=1_000_000)
     ap.add_argument("--port", type=int, default=8766)
+    ap.add_argument("--ray-defaults", action="store_true", help="Started service: Ray's defaults, not the profile's")
+    ap.add_argument("--mixed", action="store_true", help="Real engines, good and hostile documents (load_mixed.py)")
+    ap.add_argument("--app", default="ocr", help="--mixed: Serve application whose replicas' memory is reported")
     args = ap.parse_args()
+    if args.mixed:
+        raise SystemExit(0 if mixed(args) else 1)
 
     started_service = args.url is None
     if started_service:
+        import os
+
+        from orchestrator.ops import local
+
+        # the CPU profile's Serve settings (HAProxy, gRPC between deployments...), as `ocrserve serve` starts Ray
+        os.environ.update({} if args.ray_defaults else local.serve_env(local.load_config(local.profile_path("cpu"))))
         import ray
         from ray import serve
 
@@ -151,6 +166,26 @@ def main() -> None:
     if started_service:
         serve.shutdown()
         ray.shutdown()
+
+
+def mixed(args: argparse.Namespace) -> bool:
+    """``--mixed``: the CPU profile (started here unless ``--url``) under good and hostile uploads to real engines."""
+    import load_mixed
+
+    from orchestrator.ops import local
+
+    url = args.url
+    if url is None:
+        config = local.load_config(local.profile_path("cpu"), port=args.port)
+        url = local.start(config, num_cpus=8, log_to_driver=False)
+    host = urlparse(url).hostname or ""
+    if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+        raise SystemExit(f"refusing to load {host}: loopback targets only")
+    try:
+        return load_mixed.run(url, clients=args.clients, seconds=args.seconds, app=args.app)
+    finally:
+        if args.url is None:
+            local.stop()
 
 
 if __name__ == "__main__":

@@ -20,15 +20,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from backends.base import OCREngine
+from backends.extraction import run_extraction
 from backends.pipeline import run_document
 from backends.registry import create_engine
 from deployments.cost import ComputeMeter
 from shared.documents import Document
 from shared.errors import OCRError
-from shared.requests import RunRequest
-from shared.schema import BackendStatus, ComputeUsage, ErrorCode, ErrorDetail, OCRResponse
+from shared.processes import tree_rss_mb
+from shared.requests import ExtractRunRequest, RunRequest
+from shared.schema import BackendStatus, ComputeUsage, ErrorCode, ErrorDetail, ExtractResponse, OCRResponse, TokenCount
 
 logger = logging.getLogger("ray.serve")
+
+SHARE_ABOVE_BYTES = 100 * 1024
+"""Ray copies a call's arguments above 100 KiB (``max_direct_call_object_size``) into its object store, once per
+call; a document going to several backends goes there once instead (:func:`shared_document`)."""
 
 
 class BackendSpec(BaseModel):
@@ -116,6 +122,47 @@ class BackendDeployment:
             )
         return result
 
+    async def extract(self, doc: Document, request: ExtractRunRequest) -> ExtractResponse | ErrorDetail:
+        """Fields of a validated document as JSON constrained to ``request.json_schema``, for engines that can
+        (:class:`backends.extraction.Extractor`); errors come back as values, as for :meth:`ocr`."""
+        try:
+            if self.start_error is not None:
+                raise self.start_error
+            token = self.meter.start()
+            try:
+                result = await asyncio.to_thread(
+                    run_extraction, self.engine, doc, backend=self.spec.name, request=request
+                )
+            finally:
+                spent = self.meter.stop(token)
+            if self.meter.resources:
+                result.usage.compute = ComputeUsage(
+                    cpu_seconds=round(spent.get("CPU", 0.0), 4), gpu_seconds=round(spent.get("GPU", 0.0), 4)
+                )
+            return result
+        except OCRError as e:
+            logger.info("extraction %s refused: %s", request.request_id, e)
+            return e.detail()
+        except Exception as e:
+            typed = self.engine.classify_error(e)
+            if typed is None:
+                raise
+            logger.info("extraction %s failed in the engine: %s (%s)", request.request_id, typed, type(e).__name__)
+            return typed.detail()
+
+    async def count_tokens(self, texts: list[str]) -> TokenCount | ErrorDetail:
+        """Tokens of each text by the engine's own model tokenizer, for engines that have one."""
+        counter = getattr(self.engine, "count_tokens", None)
+        try:
+            if self.start_error is not None:
+                raise self.start_error
+            if counter is None:
+                raise OCRError(ErrorCode.INVALID_OPTION, f"backend {self.spec.name!r} has no model tokenizer")
+            counts = await asyncio.to_thread(counter, texts)
+        except OCRError as e:
+            return e.detail()
+        return TokenCount(counts=counts, tokenizer=self.engine.model_info().id)
+
     async def describe(self) -> BackendStatus:
         """Status for the router's directory and ``GET /v1/backends``."""
         if self.start_error is not None:
@@ -125,6 +172,7 @@ class BackendDeployment:
                 status="unavailable",
                 media_types=sorted(self.engine.media_types),
                 detail=self.start_error.message,
+                options_schema=options_schema(self.engine),
             )
         health = await asyncio.to_thread(self.engine.health)
         return BackendStatus(
@@ -135,7 +183,17 @@ class BackendDeployment:
             media_types=sorted(self.engine.media_types),
             detail=health.detail,
             info={**health.info, **_placement()},
+            options_schema=options_schema(self.engine),
         )
+
+    def __del__(self) -> None:
+        """Serve calls this when it stops the replica: release the engine now (a vLLM engine core holds a GPU)."""
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            try:
+                engine.close()
+            except Exception:  # shutting down: nothing useful to do with it
+                logger.debug("closing engine of %s failed", self.spec.name, exc_info=True)
 
     async def check_health(self) -> None:
         """Ray Serve's liveness probe: raising makes Serve replace this replica.
@@ -160,23 +218,20 @@ class BackendDeployment:
             raise RuntimeError(f"engine {self.spec.engine} unhealthy: {health.detail}")
 
 
+def options_schema(engine: OCREngine) -> dict[str, Any]:
+    """JSON schema of the engine's per-request ``Options`` with this deployment's ``default_options`` as the
+    defaults, so a client (the web page) offers a backend's documented options without knowing its engine."""
+    schema = engine.Options.model_json_schema()
+    for name, value in engine.defaults.items():
+        if name in schema.get("properties", {}):
+            schema["properties"][name]["default"] = value
+    return schema
+
+
 def resident_mb() -> float:
-    """Resident memory of this process and its children (engines such as MinerU fork render workers), MiB."""
-    pids = [os.getpid()]
-    try:
-        children = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
-        pids += [int(p) for p in children]
-    except OSError:
-        pass
-    total = 0
-    page = os.sysconf("SC_PAGE_SIZE")
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * page
-        except (OSError, ValueError, IndexError):  # gone, or not Linux
-            continue
-    return total / 2**20
+    """Resident memory of this process and every process it started (MinerU's parse process and its render
+    workers, started from any thread), MiB."""
+    return tree_rss_mb(os.getpid())
 
 
 def _assigned_resources() -> dict[str, float]:
@@ -204,8 +259,24 @@ def _placement() -> dict[str, Any]:
     return facts
 
 
-async def call_backend(handle: Any, name: str, doc: Document, run: RunRequest, *, timeout_s: float) -> OCRResponse:
+def shared_document(doc: Document, copies: int) -> Any:
+    """``doc`` as ``copies`` concurrent backend calls should get it: put in Ray's object store once when it is
+    large and goes to several backends (each call would otherwise copy it there), else ``doc`` itself.
+
+    Pass the result to :func:`call_backend`; the backend replica receives the ``Document`` either way (Ray
+    resolves an ``ObjectRef`` passed as a call's argument before the method runs).
+    """
+    if copies < 2 or doc.size_bytes <= SHARE_ABOVE_BYTES:
+        return doc
+    import ray
+
+    return ray.put(doc) if ray.is_initialized() else doc
+
+
+async def call_backend(handle: Any, name: str, doc: Any, run: RunRequest, *, timeout_s: float) -> OCRResponse:
     """Call ``handle.ocr`` (a ``BackendDeployment`` handle) and return its response.
+
+    ``doc`` is a ``Document``, or what :func:`shared_document` made of one.
 
     Raises:
         OCRError: the backend's own refusal; ``timeout`` past ``timeout_s`` (the call is cancelled);
@@ -214,7 +285,43 @@ async def call_backend(handle: Any, name: str, doc: Document, run: RunRequest, *
     from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
     from ray.serve.exceptions import BackPressureError
 
+    if not isinstance(doc, Document):
+        # an ObjectRef: only an actor call (not gRPC, RAY_SERVE_USE_GRPC_BY_DEFAULT) hands it over unresolved
+        handle = handle.options(_by_reference=True)
     response = handle.ocr.remote(doc, run)
+    try:
+        answer = await asyncio.wait_for(response, timeout_s)
+    except asyncio.TimeoutError:
+        response.cancel()
+        raise OCRError(
+            ErrorCode.TIMEOUT,
+            f"backend {name!r} took longer than {timeout_s:.0f} s",
+            accepted={"max_timeout_s": timeout_s},
+        ) from None
+    except BackPressureError:
+        raise OCRError(
+            ErrorCode.OVERLOADED, f"backend {name!r} is at capacity; retry later", accepted={"retry_after_s": 2}
+        ) from None
+    except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+        raise OCRError(
+            ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} replica failed during the request ({type(e).__name__})"
+        ) from None
+    if isinstance(answer, ErrorDetail):
+        raise OCRError.from_detail(answer)
+    return answer
+
+
+async def call_method(handle: Any, name: str, method: str, *args: Any, timeout_s: float) -> Any:
+    """Call ``handle.<method>`` (any ``BackendDeployment`` method answering ``value | ErrorDetail``) and return the
+    value, with Ray's own failures typed as :func:`call_backend` types them.
+
+    Raises:
+        OCRError: the backend's own refusal; ``timeout``, ``overloaded`` or ``backend_unavailable``.
+    """
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+    from ray.serve.exceptions import BackPressureError
+
+    response = getattr(handle, method).remote(*args)
     try:
         answer = await asyncio.wait_for(response, timeout_s)
     except asyncio.TimeoutError:

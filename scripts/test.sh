@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh deepseek,mineru,test
+bash scripts/install-browser.sh   # Debian's Chromium for the web page's browser tests (apt; never a download)
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 set +e
 .venv/bin/python -m pytest "$@"

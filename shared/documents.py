@@ -1,7 +1,8 @@
 """Documents in, page images out: type detection, limits, PDF rasterisation and multi-frame images.
 
-Two steps on purpose. :func:`open_document` is cheap (headers and page sizes only) and runs in the router, so
-bad input is refused before it reaches a GPU. :func:`render_pages` decodes and rasterises, and runs in the backend
+Two steps on purpose. :func:`open_document` is cheap (headers and page sizes only; structured formats are streamed
+once through bounded inspectors, :mod:`shared.containers`) and runs in the router, so bad input is refused before it
+reaches a GPU or a parser. :func:`render_pages` decodes and rasterises, and runs in the backend
 replica that needs the pixels. Both raise :class:`~shared.errors.OCRError` for anything a client did wrong.
 
 The media type is detected from the bytes, never trusted from the client's ``Content-Type`` or file name.
@@ -17,12 +18,14 @@ import math
 import threading
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.containers import count_members, inspect_html, inspect_table_text, inspect_zip
 from shared.errors import OCRError
 from shared.pages import parse_page_range
 from shared.schema import DocumentInfo
@@ -74,6 +77,53 @@ class DocumentLimits(BaseModel):
     default_dpi: float = Field(default=144.0, gt=0, description="Rasterisation DPI for PDF pages when none is asked.")
     min_dpi: float = Field(default=36.0, gt=0, description="Lowest DPI a request may ask for.")
     max_dpi: float = Field(default=600.0, gt=0, description="Highest DPI a request may ask for.")
+    # Structured formats (DOCX, PPTX, XLSX, EPUB, HTML, CSV): checked before any parser runs (shared.containers).
+    max_unpacked_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        gt=0,
+        description="Largest total size of a ZIP package's members (DOCX, PPTX, XLSX, EPUB) once unpacked, nested "
+        "archives included; counted while streaming, so a member that lies about its size is cut off here.",
+    )
+    max_archive_members: int = Field(
+        default=10_000, gt=0, description="Most members in a ZIP package, nested archives' members included."
+    )
+    max_compression_ratio: float = Field(
+        default=500.0,
+        gt=1,
+        description="Highest unpacked/packed size ratio of a ZIP member that unpacks to more than 1 MiB: a deflate "
+        "bomb reaches ~1030; ordinary XML 5-30, machine-written repetitive XML (generated tables, identical "
+        "paragraphs) 100-350.",
+    )
+    max_archive_nesting: int = Field(
+        default=1,
+        ge=0,
+        description="How deep ZIP archives may nest inside a package (1: an embedded workbook in a DOCX, nothing "
+        "inside that; 0: none).",
+    )
+    max_markup_depth: int = Field(
+        default=256,
+        gt=0,
+        description="Deepest element nesting in HTML and in a package's XML/XHTML parts (libxml2's own default).",
+    )
+    max_markup_elements: int = Field(
+        default=200_000,
+        gt=0,
+        description="Most elements in HTML, or in a package's XML/XHTML parts together (worksheets excepted: "
+        "max_table_cells governs them). MinerU's flash tier needs ~0.15 ms per element on the project's 2 cores.",
+    )
+    max_html_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="Largest HTML upload, in bytes.")
+    max_table_cells: int = Field(
+        default=100_000,
+        gt=0,
+        description="Most cells (rows x columns of the used range) of a CSV, or of every worksheet of an XLSX "
+        "together; a workbook's shared strings count against it too.",
+    )
+    max_cell_chars: int = Field(
+        default=32_767,
+        gt=0,
+        le=131_072,
+        description="Longest text of one CSV/XLSX cell, in characters (Excel's own limit is 32767).",
+    )
 
 
 @dataclass(frozen=True)
@@ -138,9 +188,11 @@ def sniff_media_type(data: bytes, name: str = "") -> str | None:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 names = set(zf.namelist())
-                if "mimetype" in names and zf.read("mimetype").strip() == EPUB.encode():
-                    return EPUB
-        except (zipfile.BadZipFile, KeyError, OSError, RuntimeError):
+                if "mimetype" in names:
+                    with zf.open("mimetype") as f:  # a few bytes, whatever the member claims to unpack to
+                        if f.read(64).strip() == EPUB.encode():
+                            return EPUB
+        except (zipfile.BadZipFile, KeyError, OSError, RuntimeError, EOFError, NotImplementedError, zlib.error):
             return None
         for marker, media_type in OFFICE_TYPES.items():
             if marker in names:
@@ -152,6 +204,17 @@ def sniff_media_type(data: bytes, name: str = "") -> str | None:
     if name.lower().endswith(".csv") and _is_text(data):
         return CSV
     return None
+
+
+def may_need_inspection(data: bytes) -> bool:
+    """Whether :func:`open_document` may stream ``data`` through the container inspectors (a ZIP package, HTML,
+    CSV): that can cost seconds of CPU however small the upload (a 300 kB ZIP may unpack to the full
+    ``max_unpacked_bytes``), so such uploads belong off an event loop. PDFs and images (headers only) do not."""
+    head = data[:16]
+    paged = b"%PDF-" in data[:1024] or head.startswith(
+        (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"BM")
+    )
+    return not (paged or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"))
 
 
 def _is_text(data: bytes) -> bool:
@@ -171,7 +234,11 @@ def open_document(
     dpi: float | None = None,
     accepted: frozenset[str] = PAGED_TYPES,
 ) -> Document:
-    """Validate an upload cheaply (no page is decoded) and resolve the pages to process.
+    """Validate an upload cheaply (no page is decoded, no structured format parsed) and resolve the pages.
+
+    Structured formats (DOCX, PPTX, XLSX, EPUB, HTML, CSV) are held to the container limits here
+    (:func:`inspect_structure`): unpacked size, members, compression ratio, nesting, markup, cells, entities and
+    local-file references.
 
     Args:
         data: The uploaded bytes.
@@ -182,7 +249,8 @@ def open_document(
         accepted: Media types the chosen backend takes.
 
     Raises:
-        OCRError: for empty, oversized, unknown, unreadable, encrypted or over-limit documents and bad ranges.
+        OCRError: for empty, oversized, unknown, unreadable, encrypted, unsafe or over-limit documents and bad
+            ranges.
     """
     limits = limits or DocumentLimits()
     if not data:
@@ -201,6 +269,8 @@ def open_document(
             f"dpi {dpi} is outside the allowed range",
             accepted={"min_dpi": limits.min_dpi, "max_dpi": limits.max_dpi},
         )
+    if data[:4] == b"PK\x03\x04":  # bound the central directory before zipfile reads it to sniff the type
+        count_members(data, max_members=limits.max_archive_members)
     media_type = sniff_media_type(data, name)
     if media_type is None:
         raise OCRError(
@@ -218,7 +288,8 @@ def open_document(
         page_count, sizes = _pdf_page_sizes(data)
     elif media_type in IMAGE_TYPES:
         page_count, sizes = _image_frame_sizes(data)
-    else:  # structured formats: one logical "page", no pixels to check here
+    else:  # structured formats: one logical "page"; what a parser would be asked to do is checked instead
+        inspect_structure(data, media_type, limits)
         page_count, sizes = 1, None
     try:
         indices = parse_page_range(page_range, page_count)
@@ -243,6 +314,21 @@ def open_document(
         page_indices=indices,
         dpi=dpi,
     )
+
+
+def inspect_structure(data: bytes, media_type: str, limits: DocumentLimits) -> None:
+    """The container limits of a structured format (see :mod:`shared.containers`), before any parser sees it.
+
+    Raises:
+        OCRError: ``document_too_large``, ``document_too_complex``, ``unsafe_document``, ``too_many_pixels``,
+            ``encrypted_document`` or ``invalid_document``, each naming the limit or the reference at fault.
+    """
+    if media_type == HTML:
+        inspect_html(data, limits)
+    elif media_type == CSV:
+        inspect_table_text(data, limits)
+    elif media_type in STRUCTURED_TYPES:  # the ZIP packages: DOCX, PPTX, XLSX, EPUB
+        inspect_zip(data, limits)
 
 
 def _check_pixels(index: int, size: tuple[float, float], dpi: float | None, limits: DocumentLimits) -> None:

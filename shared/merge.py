@@ -50,15 +50,17 @@ def merge_responses(parts: list[OCRResponse]) -> OCRResponse:
 
 
 def replace_pages(base: OCRResponse, replacement: OCRResponse) -> OCRResponse:
-    """``base`` with the pages ``replacement`` answered swapped in (matched by page index, order kept).
+    """``base`` with the pages ``replacement`` answered swapped in (matched by page index), and those it answered
+    that ``base`` has not added, in page order.
 
     The engines' own texts (``source_markdown``) can no longer be told apart page by page, so the merged answer
     carries none; ``raw_result`` holds both answers' when either has one.
     """
-    swapped = {p.index: p for p in replacement.pages}
-    pages = [swapped.get(p.index, p) for p in base.pages]
+    by_index = {p.index: p for p in base.pages} | {p.index: p for p in replacement.pages}
+    order = sorted(by_index)
     merged = base.model_copy(deep=True)
-    merged.pages = [p.model_copy(deep=True) for p in pages]
+    merged.pages = [by_index[i].model_copy(deep=True) for i in order]
+    merged.document.pages_processed = order
     merged.markdown = "\n\n".join(p.markdown for p in merged.pages if p.markdown)
     merged.source_markdown = None
     if base.raw_result is not None or replacement.raw_result is not None:

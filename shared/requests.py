@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -124,3 +124,115 @@ class CompareOptions(BaseModel):
 
 class CompareJSONRequest(CompareOptions, Base64File):
     """``POST /v1/compare`` with a JSON body."""
+
+
+class PageImageOptions(BaseModel):
+    """Options of ``POST /v1/page-image``: which page of the document to render, and how finely."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(default=1, ge=1, description="1-based page (or TIFF frame) to render.")
+    dpi: float | None = Field(
+        default=None, description="Rasterisation DPI for PDF pages (default 144): the DPI the OCR request used."
+    )
+
+
+class PageImageJSONRequest(PageImageOptions, Base64File):
+    """``POST /v1/page-image`` with a JSON body."""
+
+
+class ExtractOptions(BaseModel):
+    """Options of ``POST /v1/extract`` (multipart form fields or JSON body fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON Schema the answer must satisfy (an object; a JSON string in forms). Give this or preset. "
+        'Let fields be null ("type": ["string", "null"]) so the model can say it found nothing.',
+    )
+    preset: str | None = Field(
+        default=None, description="Name of a shipped schema instead of json_schema: receipt, invoice, id_card."
+    )
+    backend: str | None = Field(
+        default=None,
+        description="Backend that extracts (one that enforces schemas); absent or 'auto': the first "
+        "ready one that can.",
+    )
+    scope: Literal["page", "document"] = Field(
+        default="document",
+        description="'page': one answer per page; 'document': the pages' answers merged into one (single-page "
+        "documents: the page's answer).",
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="Instruction instead of the default one built from the schema's field names (e.g. the prompt an "
+        "adapter was fine-tuned with); <image> is prepended when absent.",
+    )
+    include_markdown: bool = Field(
+        default=True, description="Also OCR every page (same batch) and return the markdown alongside, for audit."
+    )
+    pages: str | None = Field(default=None, description="1-based page range, e.g. '1-3,7'; all pages when absent.")
+    dpi: float | None = Field(default=None, description="Rasterisation DPI for PDF pages (default 144).")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Backend options (DeepSeek: adapter, mode, max_new_tokens...), as for /v1/ocr.",
+    )
+    timeout_s: float | None = Field(default=None, gt=0, description="Give up after this long (capped by the server).")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_from_json(cls, v: Any) -> Any:
+        return json_object(v)
+
+    @field_validator("json_schema", mode="before")
+    @classmethod
+    def _schema_from_json(cls, v: Any) -> Any:
+        return None if v is None or v == "" else json_object(v)
+
+
+class ExtractJSONRequest(ExtractOptions, Base64File):
+    """``POST /v1/extract`` with a JSON body."""
+
+
+class ExtractRunRequest(BaseModel):
+    """What the router sends a backend deployment for an extraction, besides the document. Serialisable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str
+    received_at: float = Field(description="Router receive time (epoch seconds), for queue timing.")
+    json_schema: dict[str, Any] = Field(description="The schema, already checked to be a valid JSON Schema.")
+    schema_name: str = Field(description="'preset:<name>' or 'custom:<hash>', echoed in the response.")
+    scope: Literal["page", "document"] = "document"
+    prompt: str | None = None
+    include_markdown: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RenderRequest(BaseModel):
+    """``POST /v1/render`` (JSON body): text to draw into page images for a DeepSeek resolution mode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, description="The text to render (lines kept; long lines wrapped).")
+    mode: Literal["tiny", "small", "base", "large", "gundam"] = Field(
+        default="small",
+        description="Mode the pages are made for: the page size is the mode's view (tiny 512, small 640, base 1024, "
+        "large 1280 px squares; gundam 1280 x 1920, two by three 640 px tiles).",
+    )
+    font: Literal["monospace", "proportional"] = Field(
+        default="monospace", description="monospace (DejaVu Sans Mono, shipped) or proportional (Pillow's Aileron)."
+    )
+    font_size_px: int | None = Field(
+        default=None, ge=6, le=96, description="Font size in pixels; default chosen for the mode (see the README)."
+    )
+    margin_px: int | None = Field(default=None, ge=0, le=400, description="Margin on every side; default per mode.")
+    dpi: float = Field(default=144.0, ge=36, le=600, description="Resolution written into each PNG (metadata).")
+    max_pages: int = Field(default=50, ge=1, le=200, description="Refuse text that needs more pages than this.")
+    backend: str | None = Field(
+        default=None,
+        description="Backend whose model tokenizer counts text tokens; absent: the first ready backend with a "
+        "tokenizer, else the documented estimate.",
+    )
+    include_images: bool = Field(default=True, description="Return each page's PNG (false: only the figures).")

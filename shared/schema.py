@@ -120,6 +120,10 @@ class ModelInfo(_Model):
     version: str | None = Field(default=None, description="Version of the model or of its package.")
     engine: str = Field(description="Inference engine, e.g. 'onnxruntime', 'vllm', 'transformers', 'mineru'.")
     device: str | None = Field(default=None, description="Device the model ran on, e.g. 'cpu', 'cuda:0'.")
+    adapter: str | None = Field(
+        default=None,
+        description="LoRA adapter that answered (its name in the backend's config); null when the base model did.",
+    )
 
 
 class Timings(_Model):
@@ -155,7 +159,10 @@ class Escalation(_Model):
 
     page: int = Field(description="0-based page index.")
     rules: list[str] = Field(description="Rules the first backend's page met (no_text, low_confidence, table...).")
-    from_backend: str = Field(description="The cheap backend that read it first.")
+    from_backend: str = Field(
+        description="The cheap backend the page was meant for (it never saw pages sent straight up by the "
+        "no_text_layer or first_failed rules)."
+    )
     to_backend: str = Field(description="The stronger backend it was sent to.")
     answered_by: str = Field(description="Backend whose page is in the answer (the first one if the second failed).")
 
@@ -193,6 +200,8 @@ class ErrorCode(str, Enum):
     DOCUMENT_TOO_LARGE = "document_too_large"
     TOO_MANY_PAGES = "too_many_pages"
     TOO_MANY_PIXELS = "too_many_pixels"
+    DOCUMENT_TOO_COMPLEX = "document_too_complex"
+    UNSAFE_DOCUMENT = "unsafe_document"
     INVALID_PAGE_RANGE = "invalid_page_range"
     INVALID_OPTION = "invalid_option"
     UNKNOWN_BACKEND = "unknown_backend"
@@ -239,6 +248,11 @@ class BackendStatus(_Model):
     replicas: int | None = Field(default=None, description="Running replicas, when known.")
     detail: str | None = Field(default=None, description="Why it is not ready, when it is not.")
     info: dict[str, Any] = Field(default_factory=dict, description="Engine-specific health facts (versions...).")
+    options_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON schema of the backend's per-request `options` (defaults are this deployment's), so a "
+        "client (the web page) can offer them without knowing the engine.",
+    )
 
 
 class CompareSuccess(_Model):
@@ -308,6 +322,15 @@ class CompareResponse(_Model):
     )
 
 
+class CascadeInfo(_Model):
+    """A cascade policy a request can name as its backend (``router.cascades``)."""
+
+    name: str = Field(description="What a request sends as ``backend``.")
+    first: str = Field(description="The cheap backend every page goes to first.")
+    then: str = Field(description="The stronger backend pages meeting a rule are sent to.")
+    rules: list[str] = Field(description="The escalation rules it checks (no_text, low_confidence, table...).")
+
+
 class BackendList(_Model):
     """``GET /v1/backends``: what is deployed and whether it can work now."""
 
@@ -315,7 +338,10 @@ class BackendList(_Model):
     auto_order: list[str] = Field(
         description="Order in which 'auto' tries backends (first ready one that reads the type)."
     )
-    default_backend: str = Field(description="Backend used when a request names none.")
+    default_backend: str = Field(description="Backend (or cascade) used when a request names none.")
+    cascades: list[CascadeInfo] = Field(
+        default_factory=list, description="Cascade policies, requested like a backend (docs/engines-as-one.md)."
+    )
 
 
 JobState = Literal["queued", "running", "succeeded", "failed", "interrupted"]
@@ -333,3 +359,132 @@ class JobStatus(_Model):
     updated_at: float = Field(description="Last progress, epoch seconds.")
     error: ErrorDetail | None = Field(default=None, description="Why it failed.")
     result_url: str | None = Field(default=None, description="Where the result is, once succeeded.")
+
+
+class JobPages(_Model):
+    """``GET /v1/jobs/{id}/pages``: the pages a job has finished so far, for clients that show them as they come."""
+
+    job_id: str = Field(description="Job id.")
+    state: JobState = Field(description="The job's state when these pages were read.")
+    pages_done: int = Field(description="Pages processed so far.")
+    pages_total: int = Field(description="Pages to process.")
+    start: int = Field(description="Position (0-based, in processing order) of the first page in `pages`.")
+    pages: list[PageResult] = Field(description="Finished pages from `start` on, in document order.")
+    error: ErrorDetail | None = Field(default=None, description="Why the job failed, when it did.")
+
+
+# --- fields as JSON (POST /v1/extract) -------------------------------------------------------------------------
+
+ExtractScope = Literal["page", "document"]
+
+
+class PageExtraction(_Model):
+    """One page's answer to an extraction: the model's JSON, whether it holds, and the page's OCR for audit."""
+
+    index: int = Field(description="0-based index of the page in the source document.")
+    data: Any = Field(
+        default=None,
+        description="The page's answer parsed from the model's JSON; null when it did not parse (see errors).",
+    )
+    valid: bool = Field(description="Whether data parsed and validates against the schema.")
+    errors: list[str] = Field(default_factory=list, description="Why data is null or does not validate.")
+    text: str = Field(default="", description="The model's raw output for this page (the JSON as generated).")
+    finish_reason: str | None = Field(
+        default=None, description="'stop' (the JSON closed) or 'length' (max_new_tokens hit first)."
+    )
+    markdown: str | None = Field(
+        default=None, description="The page's OCR markdown, read in the same batch (null unless include_markdown)."
+    )
+    usage: PageUsage = Field(default_factory=PageUsage, description="Vision and output tokens of the extraction.")
+    warnings: list[str] = Field(default_factory=list, description="Page-level notes (a lowered token budget...).")
+
+
+class ExtractResponse(_Model):
+    """``POST /v1/extract``: fields of a document as JSON constrained to a schema, with the OCR for audit."""
+
+    schema_version: str = Field(default=SCHEMA_VERSION, description="Version of this schema.")
+    request_id: str = Field(description="Request id (the client's x-request-id when given).")
+    success: Literal[True] = Field(default=True, description="Always true here; failures use ErrorResponse.")
+    backend: str = Field(description="Backend that answered.")
+    model: ModelInfo = Field(description="Model, engine and adapter that produced the answer.")
+    document: DocumentInfo = Field(description="What was received.")
+    json_schema: str = Field(
+        description="Which schema constrained the answer: 'preset:<name>' or 'custom:<sha256 of the schema, 12 hex>'."
+    )
+    scope: ExtractScope = Field(description="'page': one answer per page; 'document': the pages' answers merged.")
+    data: Any = Field(
+        default=None,
+        description="Scope 'document': the document's answer (pages merged: first non-null value of each field, "
+        "arrays concatenated in page order). Scope 'page': null (each page's answer is in pages[].data).",
+    )
+    valid: bool = Field(
+        description="Scope 'document': data validates against the schema. Scope 'page': every page's data does. "
+        "Checked again by the router, whatever the backend said."
+    )
+    errors: list[str] = Field(default_factory=list, description="Why the answer does not validate, when it does not.")
+    enforced_by: str = Field(description="What constrained generation to the schema (e.g. vLLM structured outputs).")
+    pages: list[PageExtraction] = Field(description="One entry per processed page, in document order.")
+    markdown: str | None = Field(
+        default=None, description="OCR markdown of the whole document, for audit (null unless include_markdown)."
+    )
+    timings: Timings = Field(default_factory=Timings, description="Where the time went.")
+    usage: Usage = Field(description="Cost figures of the whole request (OCR pass included).")
+    warnings: list[str] = Field(
+        default_factory=list, description="Request-level warnings (merge conflicts, pages left out of the merge...)."
+    )
+
+
+# --- optical compression (POST /v1/render) -----------------------------------------------------------------------
+
+
+class ModeCost(_Model):
+    """What the rendered pages cost in one DeepSeek resolution mode."""
+
+    mode: str = Field(description="Resolution mode (tiny, small, base, large, gundam).")
+    model: str = Field(description="'DeepSeek-OCR' or 'DeepSeek-OCR-2' (OCR-2 has only base and gundam).")
+    vision_tokens: int = Field(description="Vision tokens of all pages in this mode (the paper's count).")
+    per_page: list[int] = Field(description="Vision tokens of each page.")
+    compression_ratio: float | None = Field(
+        description="Text tokens of the input per vision token (the paper's compression); null without text."
+    )
+
+
+class RenderedPage(_Model):
+    """One page of rendered text."""
+
+    index: int = Field(description="0-based page index.")
+    width: int = Field(description="Width in pixels.")
+    height: int = Field(description="Height in pixels.")
+    dpi: float = Field(description="Resolution written into the PNG (pixels per inch).")
+    text: str = Field(description="The text on this page, line breaks as drawn (what a perfect reader returns).")
+    lines: int = Field(description="Lines drawn on this page.")
+    text_tokens: int = Field(description="Text tokens of this page's text (same tokenizer as the response's).")
+    png: str | None = Field(default=None, description="The page as a PNG, base64 (null when include_images=false).")
+
+
+class RenderResponse(_Model):
+    """``POST /v1/render``: text drawn into page images, and what those pages cost in vision tokens per mode."""
+
+    schema_version: str = Field(default=SCHEMA_VERSION, description="Version of this schema.")
+    request_id: str = Field(description="Request id.")
+    success: Literal[True] = Field(default=True, description="Always true here; failures use ErrorResponse.")
+    mode: str = Field(description="The mode the page geometry was chosen for.")
+    font: str = Field(description="Font family drawn with: 'monospace' or 'proportional', and the font's name.")
+    font_size_px: int = Field(description="Font size in pixels.")
+    margin_px: int = Field(description="Margin on every side in pixels.")
+    text_tokens: int = Field(description="Text tokens of the whole input.")
+    tokenizer: str = Field(
+        description="What counted text tokens: 'backend:<name> (<model>)' for a model's own tokenizer, or "
+        "'estimate:...' for the fallback rule (see the README)."
+    )
+    characters: int = Field(description="Characters of the input.")
+    pages: list[RenderedPage] = Field(description="The rendered pages, in order.")
+    modes: list[ModeCost] = Field(description="Vision tokens and compression ratio of these pages in every mode.")
+    warnings: list[str] = Field(default_factory=list, description="E.g. lines wider than the page were wrapped.")
+
+
+class TokenCount(_Model):
+    """What a backend's own tokenizer counts (``BackendDeployment.count_tokens``; used by ``/v1/render``)."""
+
+    counts: list[int] = Field(description="Tokens of each text, in order.")
+    tokenizer: str = Field(description="Whose tokenizer counted (the backend's model id).")

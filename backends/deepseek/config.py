@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from backends.base import EngineConfig, EngineOptions
+from backends.deepseek.adapters import check_local, check_name
 from backends.deepseek.modes import V1_MODES, V2_MODES, Mode, Variant, max_placeholder_tokens
 from backends.deepseek.prompts import PROMPT_TEXT_TOKENS, Preset, build_prompt
 from backends.deepseek.source import looks_like_path
@@ -47,6 +48,16 @@ REFUSE_V1_TRANSFORMERS = (
     "transformers<=4.47, incompatible with this service's transformers 5.x. Use engine: vllm for DeepSeek-OCR, "
     "or DeepSeek-OCR-2 (deepseek-community/DeepSeek-OCR-2) on transformers."
 )
+
+
+REFUSE_ADAPTERS_TRANSFORMERS = (
+    "LoRA adapters are served by the vLLM engine only (multi-LoRA: adapters and the base model batched together); "
+    "the transformers engine runs one generate() batch per model and is not offered with adapters. Set engine: vllm, "
+    "or remove 'adapters'"
+)
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""Ranks vLLM 0.32 accepts for ``max_lora_rank`` (its ``MaxLoRARanks``)."""
 
 
 NATIVE_LAYOUT_TYPES = frozenset({"deepseek_ocr2"})
@@ -203,6 +214,23 @@ class DeepSeekConfig(EngineConfig):
         "transformers: the same rule as a LogitsProcessor).",
     )
     warmup: bool = Field(default=True, description="Run one small page at start so the first request is not slow.")
+    adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description="vLLM only: LoRA adapters served beside the base model, by the name requests use "
+        "(options.adapter) -> a local PEFT directory (adapter_config.json + weights) or a hub id (fetched at start "
+        "unless offline). Listed by GET /v1/backends (info.adapters).",
+    )
+    max_loras: int = Field(
+        default=4, ge=1, description="vLLM only: most distinct adapters in one batch (vLLM's max_loras)."
+    )
+    max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = Field(
+        default=16, description="vLLM only: largest adapter rank served (vLLM's max_lora_rank; one of its sizes)."
+    )
+    max_cpu_loras: int | None = Field(
+        default=None,
+        ge=1,
+        description="vLLM only: adapters kept in CPU memory (vLLM's max_cpu_loras); default: every configured one.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DeepSeekConfig:
@@ -212,6 +240,13 @@ class DeepSeekConfig(EngineConfig):
             )
         if self.engine == "transformers" and self.declared_variant() == "ocr":
             raise ValueError(REFUSE_V1_TRANSFORMERS)
+        if self.adapters and self.engine != "vllm":
+            raise ValueError(REFUSE_ADAPTERS_TRANSFORMERS)
+        for name, source in self.adapters.items():
+            check_name(name)
+            check_local(name, source, max_rank=self.max_lora_rank)
+        if self.max_cpu_loras is not None and self.max_cpu_loras < self.max_loras:
+            raise ValueError(f"max_cpu_loras ({self.max_cpu_loras}) must be at least max_loras ({self.max_loras})")
         if self.engine == "vllm":
             self._check_vllm_serves_it()
         return self
@@ -280,6 +315,11 @@ class DeepSeekOptions(EngineOptions):
         default=None,
         description="false turns the no-repeat n-gram guard off for this request (for content that repeats "
         "legitimately); default: the deployment's ngram_guard. A deployment without the guard cannot turn it on.",
+    )
+    adapter: str | None = Field(
+        default=None,
+        description="Name of a LoRA adapter configured on this backend (GET /v1/backends lists them); absent: the "
+        "base model. The response's model.adapter says which answered.",
     )
 
     @model_validator(mode="after")

@@ -9,11 +9,13 @@ generate text. Neither this module nor the runners import Ray.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from PIL import Image
 
 from backends.base import EngineHealth, EngineOptions, EngineRun, OCREngine
+from backends.deepseek.adapters import Adapter, resolve_adapters
 from backends.deepseek.config import (
     DEFAULT_MODELS,
     REFUSE_V1_TRANSFORMERS,
@@ -23,9 +25,11 @@ from backends.deepseek.config import (
 )
 from backends.deepseek.grounding import parse_page
 from backends.deepseek.modes import Variant, honoured_modes, resolve_mode, vision_tokens
+from backends.deepseek.prompts import build_prompt
 from backends.deepseek.runtime import Generation, Runner, RunPlan
 from backends.deepseek.source import ModelSource, resolve_source
 from backends.deepseek.vllm_errors import classify_request_error
+from backends.extraction import ExtractionRun, ExtractTask, PageAnswer
 from shared.documents import PAGED_TYPES, Document, PageImage
 from shared.errors import OCRError
 from shared.schema import ModelInfo, PageResult, PageUsage
@@ -33,6 +37,14 @@ from shared.schema import ModelInfo, PageResult, PageUsage
 logger = logging.getLogger(__name__)
 
 VARIANT_NAMES: dict[str, str] = {"ocr": "DeepSeek-OCR", "ocr2": "DeepSeek-OCR-2"}
+
+ENFORCED_BY = "vLLM structured outputs (JSON schema grammar applied to every decoded token)"
+"""What constrains an extraction on this engine (the response's ``enforced_by``)."""
+
+REFUSE_EXTRACT_TRANSFORMERS = (
+    "field extraction needs constrained decoding, which this backend's transformers engine does not have; "
+    "DeepSeek-OCR on the vLLM engine enforces the schema (vLLM structured outputs)"
+)
 
 
 def compression_ratio(output_tokens: int | None, vision: int | None) -> float | None:
@@ -120,6 +132,7 @@ class DeepSeekEngine(OCREngine):
         self._source: ModelSource | None = None
         self._error: str | None = None
         self._error_code = "backend_unavailable"
+        self._adapters: dict[str, Adapter] = {}
 
     @property
     def variant(self) -> Variant:
@@ -183,7 +196,13 @@ class DeepSeekEngine(OCREngine):
         else:
             from backends.deepseek.vllm_engine import VLLMRunner
 
-            runner = VLLMRunner(self.cfg, self._source, self._variant)
+            self._adapters = resolve_adapters(
+                self.cfg.adapters,
+                max_rank=self.cfg.max_lora_rank,
+                offline=self.cfg.is_offline(),
+                download_dir=self.cfg.download_dir,
+            )
+            runner = VLLMRunner(self.cfg, self._source, self._variant, self._adapters)
         runner.load()
         return runner
 
@@ -205,6 +224,9 @@ class DeepSeekEngine(OCREngine):
             "modes_honoured": list(honoured_modes(self._variant, engine_name)),  # type: ignore[arg-type]
             "batch_pages": self.batch_pages,
             "max_new_tokens": self.cfg.max_new_tokens,
+            "extract": engine_name == "vllm",
+            "count_tokens": True,
+            "adapters": {name: {"source": source} for name, source in self.cfg.adapters.items()},
         }
         if runner is not None:
             try:
@@ -247,13 +269,32 @@ class DeepSeekEngine(OCREngine):
                 "this deployment runs without the n-gram guard (ngram_guard: false), so a request cannot turn it on",
                 accepted={"ngram_guard": [False]},
             )
+        if options.adapter is not None and options.adapter not in self.cfg.adapters:
+            known = sorted(self.cfg.adapters)
+            raise OCRError(
+                "invalid_option",
+                f"no adapter named {options.adapter!r} on this backend"
+                + (f"; configured: {', '.join(known)}" if known else " (it serves the base model only)"),
+                accepted={"adapter": known},
+            )
         guard = self.cfg.ngram_guard if options.ngram_guard is None else options.ngram_guard
         engine_name = self._runner.name if self._runner is not None else self.cfg.engine
         spec, warnings = resolve_mode(options.mode, variant=self._variant, engine=engine_name)  # type: ignore[arg-type]
         if self._runner is not None:
             spec = self._runner.adapt(spec)
-        plan = RunPlan(prompt=options.prompt_text(), spec=spec, max_new_tokens=max_new, ngram_guard=guard)
+        plan = RunPlan(
+            prompt=options.prompt_text(),
+            spec=spec,
+            max_new_tokens=max_new,
+            ngram_guard=guard,
+            adapter=options.adapter,
+        )
         return plan, warnings
+
+    def _model(self, adapter: str | None) -> ModelInfo:
+        """The model info of an answer: the base model's, naming the adapter that answered."""
+        info = self.model_info()
+        return info.model_copy(update={"adapter": adapter}) if adapter else info
 
     def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
         if not isinstance(options, DeepSeekOptions):
@@ -274,12 +315,72 @@ class DeepSeekEngine(OCREngine):
             "ngram_guard": plan.ngram_guard,
             "pages": [raw_page(p, g) for p, g in zip(pages, generations, strict=True)],
         }
+        if plan.adapter:
+            raw["adapter"] = plan.adapter
         return EngineRun(
             pages=results,
             raw=raw,
             source_markdown="\n\n".join(g.text for g in generations),
             warnings=warnings,
+            model=self._model(plan.adapter),
         )
+
+    def extract(
+        self, doc: Document, pages: list[PageImage], options: EngineOptions, task: ExtractTask
+    ) -> ExtractionRun:
+        """Constrained JSON per page (vLLM structured outputs), the pages' OCR in the same vLLM batch.
+
+        The OCR for audit is read by the base model, whatever adapter extracts: an independent reading of the same
+        pages. The n-gram guard is off for the constrained requests: the grammar bounds the output, and a banned
+        30-gram can be the only continuation the grammar allows (arrays of similar objects repeat).
+
+        Raises:
+            OCRError: ``invalid_option`` on the transformers engine (no constrained decoding) or for a bad prompt.
+        """
+        if not isinstance(options, DeepSeekOptions):
+            options = self.parse_options(options.model_dump())
+        assert isinstance(options, DeepSeekOptions)
+        if self._error is not None:
+            raise OCRError(self._error_code, self._error)
+        runner = self._runner
+        if runner is None:
+            raise OCRError("backend_unavailable", "the DeepSeek engine is not started")
+        if not hasattr(runner, "generate_groups"):
+            raise OCRError("invalid_option", REFUSE_EXTRACT_TRANSFORMERS)
+        ocr_plan, warnings = self.plan(options)
+        prompt = build_prompt("custom", custom_prompt=task.instruction)
+        plan = replace(ocr_plan, prompt=prompt, ngram_guard=False, json_schema=task.json_schema)
+        images = [pixels(p) for p in pages]
+        audit = replace(ocr_plan, adapter=None)  # the OCR for audit is the base model's: an independent reading
+        groups = [(images, plan)] + ([(images, audit)] if task.include_markdown else [])
+        results = runner.generate_groups(groups) if pages else [[] for _ in groups]  # type: ignore[attr-defined]
+        answers = [
+            PageAnswer(
+                index=page.index,
+                text=gen.text,
+                finish_reason=gen.finish_reason,
+                output_tokens=gen.output_tokens,
+                vision_tokens=gen.vision_tokens,
+                warnings=list(gen.warnings),
+            )
+            for page, gen in zip(pages, results[0], strict=True)
+        ]
+        ocr = None
+        if task.include_markdown:
+            ocr = EngineRun(pages=[page_result(p, g, audit) for p, g in zip(pages, results[1], strict=True)])
+        return ExtractionRun(
+            answers=answers, ocr=ocr, model=self._model(plan.adapter), enforced_by=ENFORCED_BY, warnings=warnings
+        )
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens of each text by the served model's own tokenizer.
+
+        Raises:
+            OCRError: ``backend_unavailable`` when the engine is not started.
+        """
+        if self._runner is None:
+            raise OCRError("backend_unavailable", "the DeepSeek engine is not started")
+        return self._runner.count_tokens(texts)
 
     def classify_error(self, error: Exception) -> OCRError | None:
         """vLLM's request-time failures as typed answers (a dead engine is 503, not a 500 with a traceback)."""

@@ -210,6 +210,13 @@ class HFRunner:
             )
         return generations
 
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens of each text by the checkpoint's own tokenizer (no special tokens added)."""
+        if self.processor is None:
+            raise OCRError("backend_unavailable", "the transformers engine is not started")
+        tokenizer = self.processor.tokenizer
+        return [len(tokenizer.encode(t, add_special_tokens=False)) for t in texts]
+
     def device(self) -> str | None:
         return self._device
 

@@ -234,3 +234,20 @@ def max_placeholder_tokens(spec: ModeSpec, *, variant: Variant) -> int:
     if variant == "ocr2":
         return q * q + max(c * r for c, r in grids) * qt * qt + 1
     return q * (q + 1) + 1 + max(r * qt * (c * qt + 1) for c, r in grids)
+
+
+def page_costs(sizes: list[tuple[int, int]]) -> list[tuple[str, Variant, list[int]]]:
+    """Vision tokens of pages of ``sizes`` (width, height) in every mode of both models, as the paper counts them.
+
+    What optical compression costs before any OCR runs (``POST /v1/render``): DeepSeek-OCR's five modes, then
+    DeepSeek-OCR-2's two. Modes an engine does not honour (vLLM runs Gundam only) are still listed: the figures
+    are the models' geometry, not one deployment's.
+
+    Returns:
+        ``(mode, variant, tokens per page)`` for each mode, DeepSeek-OCR first.
+    """
+    out: list[tuple[str, Variant, list[int]]] = []
+    for variant, table in (("ocr", V1_MODES), ("ocr2", V2_MODES)):
+        for name, spec in table.items():
+            out.append((name, variant, [vision_tokens(w, h, spec) for w, h in sizes]))  # type: ignore[arg-type]
+    return out

@@ -24,12 +24,16 @@ class RunPlan:
         spec: Resolution mode that will run (already mapped to what the engine honours).
         max_new_tokens: Cap on generated tokens per page.
         ngram_guard: Whether the no-repeat n-gram guard applies to this request's pages.
+        adapter: Name of the LoRA adapter that generates (None: the base model).
+        json_schema: A JSON Schema the output is constrained to (structured outputs), or None for free text.
     """
 
     prompt: str
     spec: ModeSpec
     max_new_tokens: int
     ngram_guard: bool = True
+    adapter: str | None = None
+    json_schema: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass
@@ -78,6 +82,9 @@ class Runner(Protocol):
 
     def device(self) -> str | None:
         """Device the model runs on."""
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens of each text by the model's own tokenizer (special tokens not added)."""
 
     def close(self) -> None:
         """Release the model (GPU memory, background threads)."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from PIL import Image
 
+from backends.deepseek.adapters import Adapter
 from backends.deepseek.config import DEFAULT_MODELS, DeepSeekConfig
 from backends.deepseek.modes import ModeSpec, Variant
 from backends.deepseek.runtime import Generation, RunPlan
@@ -76,10 +77,20 @@ class VLLMRunner:
 
     name = "vllm"
 
-    def __init__(self, config: DeepSeekConfig, source: ModelSource, variant: Variant) -> None:
+    def __init__(
+        self,
+        config: DeepSeekConfig,
+        source: ModelSource,
+        variant: Variant,
+        adapters: dict[str, Adapter] | None = None,
+    ) -> None:
         self.config = config
         self.source = source
         self.variant = variant
+        self.adapters = dict(adapters or {})
+        self._lora_requests: dict[str, Any] = {}
+        self._structured_cls: Any = None
+        self._tokenizer: Any = None
         self._engine: Any = None
         self._sampling_cls: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -121,6 +132,7 @@ class VLLMRunner:
             self._start_loop()
             self._engine = self._submit(self._create(vllm, kwargs))
             self._image_token_id = self._submit(self._image_token())
+            self._lora_requests = self._submit(self._load_adapters())
             self._device, self._device_name = platform_device(self.config.tensor_parallel_size)
             self._v2_runner_in_use = self._runner_in_use()
         except BaseException as e:
@@ -132,8 +144,16 @@ class VLLMRunner:
                 logger.error("vLLM failed to start: %s", typed.message, exc_info=e)
             raise typed from None
         self._sampling_cls = vllm.SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        self._structured_cls = StructuredOutputsParams
 
     async def _create(self, vllm: Any, kwargs: dict[str, Any]) -> Any:
+        if isinstance(kwargs.get("structured_outputs_config"), dict):
+            from vllm.config import StructuredOutputsConfig
+
+            structured = StructuredOutputsConfig(**kwargs["structured_outputs_config"])
+            kwargs = {**kwargs, "structured_outputs_config": structured}
         args = vllm.AsyncEngineArgs(**kwargs)
         return vllm.AsyncLLMEngine.from_engine_args(args, stat_loggers=[self.scheduler.logger_factory()])
 
@@ -145,8 +165,29 @@ class VLLMRunner:
         tokenizer = self._engine.get_tokenizer()
         if inspect.isawaitable(tokenizer):
             tokenizer = await tokenizer
+        self._tokenizer = tokenizer
         token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         return int(token_id) if isinstance(token_id, int) else None
+
+    async def _load_adapters(self) -> dict[str, Any]:
+        """A ``LoRARequest`` per adapter, each loaded into vLLM now: an adapter vLLM cannot apply fails the start
+        (with vLLM's reason), not a client's request."""
+        if not self.adapters:
+            return {}
+        from vllm.lora.request import LoRARequest
+
+        requests = {}
+        for name, adapter in self.adapters.items():
+            request = LoRARequest(lora_name=name, lora_int_id=adapter.lora_id, lora_path=adapter.path)
+            try:
+                await self._engine.add_lora(request)
+            except Exception as e:
+                raise OCRError(
+                    "backend_unavailable",
+                    f"vLLM cannot load adapter {name!r} from {adapter.path}: {type(e).__name__}: {str(e)[:300]}",
+                ) from None
+            requests[name] = request
+        return requests
 
     def _runner_in_use(self) -> bool | None:
         config = getattr(self._engine, "vllm_config", None)
@@ -169,26 +210,58 @@ class VLLMRunner:
         return spec
 
     def generate(self, images: list[Image.Image], plan: RunPlan) -> list[Generation]:
+        return self.generate_groups([(images, plan)])[0]
+
+    def generate_groups(self, groups: list[tuple[list[Image.Image], RunPlan]]) -> list[list[Generation]]:
+        """Several (pages, plan) groups submitted as one batch - e.g. a document's extraction and its OCR for audit,
+        or pages for different adapters - so vLLM schedules them all together; one list of generations per group.
+        """
         if self._engine is None:
             raise OCRError("backend_unavailable", "the vLLM engine is not started")
-        requests = build_requests(
-            images,
-            prompt=plan.prompt,
-            spec=plan.spec,
-            variant=self.variant,
-            config=self.config,
-            max_new_tokens=plan.max_new_tokens,
-            ngram_guard=plan.ngram_guard and self.config.ngram_guard,
-        )
-        outputs = self._submit(self._run_all(requests))
-        return collect(requests, outputs, self._image_token_id)
+        built = []
+        for images, plan in groups:
+            if plan.adapter is not None and plan.adapter not in self._lora_requests:
+                raise OCRError(
+                    "invalid_option",
+                    f"unknown adapter {plan.adapter!r}",
+                    accepted={"adapter": sorted(self._lora_requests)},
+                )
+            built.append(
+                build_requests(
+                    images,
+                    prompt=plan.prompt,
+                    spec=plan.spec,
+                    variant=self.variant,
+                    config=self.config,
+                    max_new_tokens=plan.max_new_tokens,
+                    ngram_guard=plan.ngram_guard and self.config.ngram_guard,
+                    adapter=plan.adapter,
+                    json_schema=plan.json_schema,
+                )
+            )
+        outputs = self._submit(self._run_all([r for group in built for r in group]))
+        return [collect(group, outputs, self._image_token_id) for group in built]
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens of each text by the served model's own tokenizer (no special tokens added)."""
+        if self._tokenizer is None:
+            raise OCRError("backend_unavailable", "the vLLM engine is not started")
+        return [len(self._tokenizer.encode(t, add_special_tokens=False)) for t in texts]
+
+    def _params(self, request: PageRequest) -> Any:
+        sampling = dict(request.sampling)
+        structured = sampling.pop("structured_outputs", None)
+        if structured is not None:
+            sampling["structured_outputs"] = self._structured_cls(**structured)
+        return self._sampling_cls(**sampling)
 
     async def _run_all(self, requests: list[PageRequest]) -> dict[str, Any]:
         async def one(request: PageRequest) -> tuple[str, Any]:
             final = None
-            params = self._sampling_cls(**request.sampling)
+            params = self._params(request)
             prompt = await engine_input(self._engine, request.inputs)
-            async for output in self._engine.generate(prompt, params, request.request_id):
+            lora = {"lora_request": self._lora_requests[request.adapter]} if request.adapter else {}
+            async for output in self._engine.generate(prompt, params, request.request_id, **lora):
                 final = output
             return request.request_id, final
 
@@ -227,6 +300,9 @@ class VLLMRunner:
             "load_format": self.config.load_format,
             "ngram_guard": self.config.ngram_guard,
             "scheduler": self.scheduler.snapshot(),
+            "adapters": {name: a.describe() for name, a in self.adapters.items()},
+            "max_loras": self.config.max_loras if self.adapters else None,
+            "max_lora_rank": self.config.max_lora_rank if self.adapters else None,
         }
         if self._plan is not None:
             info.update(self._plan.describe())

@@ -21,7 +21,15 @@ from backends.deepseek.modes import ModeSpec, Variant, placeholder_tokens, visio
 from backends.deepseek.prompts import PROMPT_TEXT_TOKENS
 from backends.deepseek.runtime import Generation
 
-__all__ = ["PROMPT_TEXT_TOKENS", "PageRequest", "build_requests", "collect", "engine_kwargs", "sampling_kwargs"]
+__all__ = [
+    "PROMPT_TEXT_TOKENS",
+    "PageRequest",
+    "build_requests",
+    "collect",
+    "engine_kwargs",
+    "lora_kwargs",
+    "sampling_kwargs",
+]
 
 _request_counter = itertools.count()
 
@@ -50,6 +58,8 @@ def engine_kwargs(config: DeepSeekConfig, model: str, *, logits_processors: Sequ
     }
     if config.kv_cache_memory_gb is not None:
         kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_memory_gb * 1024**3)
+    kwargs.update(lora_kwargs(config))
+    kwargs["structured_outputs_config"] = dict(STRUCTURED_OUTPUTS_CONFIG)
     if logits_processors:
         kwargs["logits_processors"] = list(logits_processors)
     if config.load_format != "auto":
@@ -58,6 +68,27 @@ def engine_kwargs(config: DeepSeekConfig, model: str, *, logits_processors: Sequ
         kwargs["revision"] = config.revision
     if config.download_dir:
         kwargs["download_dir"] = config.download_dir
+    return kwargs
+
+
+STRUCTURED_OUTPUTS_CONFIG: dict[str, Any] = {"backend": "xgrammar", "disable_any_whitespace": True}
+"""vLLM's ``StructuredOutputsConfig`` for extraction requests: xgrammar, and compact JSON. vLLM 0.32 reads
+``disable_any_whitespace`` from the engine's config, not from the request, and accepts it only with an explicit
+xgrammar or guidance backend; without it a model may pad the JSON with whitespace until ``max_tokens`` (seen with
+random weights: 1,500 tokens of whitespace and an unclosed object)."""
+
+
+def lora_kwargs(config: DeepSeekConfig) -> dict[str, Any]:
+    """Multi-LoRA engine arguments when adapters are configured (none otherwise: LoRA costs memory and, on a CPU,
+    turns vLLM's graph compilation off)."""
+    if not config.adapters:
+        return {}
+    kwargs: dict[str, Any] = {
+        "enable_lora": True,
+        "max_loras": min(config.max_loras, len(config.adapters)),
+        "max_lora_rank": config.max_lora_rank,
+        "max_cpu_loras": max(config.max_cpu_loras or len(config.adapters), config.max_loras, len(config.adapters)),
+    }
     return kwargs
 
 
@@ -72,7 +103,13 @@ def logits_processor_args(config: DeepSeekConfig) -> dict[str, Any] | None:
     }
 
 
-def sampling_kwargs(config: DeepSeekConfig, max_tokens: int, *, ngram_guard: bool = True) -> dict[str, Any]:
+def sampling_kwargs(
+    config: DeepSeekConfig,
+    max_tokens: int,
+    *,
+    ngram_guard: bool = True,
+    json_schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Keyword arguments for ``SamplingParams``: greedy, special tokens kept, n-gram guard arguments.
 
     Args:
@@ -80,12 +117,17 @@ def sampling_kwargs(config: DeepSeekConfig, max_tokens: int, *, ngram_guard: boo
         max_tokens: Output cap for this page.
         ngram_guard: False when the request turned the guard off (the processor stays registered but is not
             switched on for this request: vLLM's processor acts only on requests whose ``extra_args`` name it).
+        json_schema: Constrain the output to this JSON Schema (vLLM structured outputs). The runner turns the
+            ``structured_outputs`` entry into vLLM's ``StructuredOutputsParams``; special tokens are then skipped,
+            so the text is the JSON alone.
     """
     kwargs: dict[str, Any] = {
         "temperature": 0.0,
         "max_tokens": max_tokens,
-        "skip_special_tokens": False,
+        "skip_special_tokens": json_schema is not None,
     }
+    if json_schema is not None:
+        kwargs["structured_outputs"] = {"json": json_schema}
     extra = logits_processor_args(config) if ngram_guard else None
     if extra is not None:
         kwargs["extra_args"] = extra
@@ -128,6 +170,7 @@ class PageRequest:
         expected_positions: Decoder positions the image should take (our geometry, checked against vLLM's).
         vision_tokens: The page's vision tokens as the paper counts them, when vLLM agrees on the positions.
         warnings: Notes for this page (a lowered token budget).
+        adapter: LoRA adapter name for this page (None: the base model).
     """
 
     request_id: str
@@ -137,6 +180,7 @@ class PageRequest:
     expected_positions: int = 0
     vision_tokens: int = 0
     warnings: tuple[str, ...] = ()
+    adapter: str | None = None
 
 
 def build_requests(
@@ -149,6 +193,8 @@ def build_requests(
     max_new_tokens: int,
     ngram_guard: bool = True,
     batch_id: str | None = None,
+    adapter: str | None = None,
+    json_schema: dict[str, Any] | None = None,
 ) -> list[PageRequest]:
     """One request per page, all to be submitted together so vLLM batches them (and other requests') pages.
 
@@ -161,6 +207,8 @@ def build_requests(
         max_new_tokens: Requested output cap per page.
         ngram_guard: Whether the n-gram guard is switched on for these pages.
         batch_id: Prefix of the request ids; a fresh one per call by default.
+        adapter: LoRA adapter that generates these pages (None: the base model).
+        json_schema: JSON Schema the output is constrained to (None: free text).
     """
     prefix = batch_id or f"ds-{next(_request_counter)}"
     requests = []
@@ -178,10 +226,11 @@ def build_requests(
                 request_id=f"{prefix}-{i}",
                 position=i,
                 inputs={"prompt": prompt, "multi_modal_data": {"image": image}},
-                sampling=sampling_kwargs(config, budget, ngram_guard=ngram_guard),
+                sampling=sampling_kwargs(config, budget, ngram_guard=ngram_guard, json_schema=json_schema),
                 expected_positions=placeholder_tokens(image.width, image.height, spec, variant=variant),
                 vision_tokens=vision_tokens(image.width, image.height, spec),
                 warnings=(warning,) if warning else (),
+                adapter=adapter,
             )
         )
     return requests

@@ -98,6 +98,34 @@ class MinerUConfig(EngineConfig):
     warmup: bool = Field(
         default=True, description="Parse a tiny generated PDF at start so the first request is not slow."
     )
+    parse_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Deadline of one document's parse (plus parse_timeout_per_page_s per selected PDF/image page). MinerU "
+            "runs in a parse process of its own; past the deadline that process (and its render workers) is "
+            "killed, the request gets 413 document_too_complex, and a fresh process takes the next document."
+        ),
+    )
+    parse_timeout_per_page_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Added to parse_timeout_s for every selected page of a PDF or image (structured formats: none).",
+    )
+    parse_memory_mb: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Kill the parse process (413 document_too_complex) when it and its render workers pass this resident "
+            "size while parsing. None: no cap (the replica's max_rss_mb still recycles the replica between "
+            "requests). Resident memory, not address space, so it also works with CUDA."
+        ),
+    )
+    parse_start_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long starting the parse process (importing MinerU, loading models, warm-up) may take.",
+    )
     log_level: Literal["trace", "debug", "info", "warning", "error", "critical"] = Field(
         default="warning", description="MINERU_LOG_LEVEL (MinerU logs every document at info)."
     )

@@ -7,61 +7,43 @@ false: the runner renders each page afterwards, one at a time, just to draw its 
 turn MinerU's 0-1 boxes into pixels on exactly the images the boxes image is drawn on. Office, HTML, EPUB and
 CSV files arrive with no page images and come back as one logical page without geometry.
 
-Before MinerU runs, the engine decides whether the request needs models (tier, and for flash whether the pages
-need OCR — see :mod:`backends.mineru.textlayer`) and fails fast with ``models_missing`` if they are not on disk
-(:mod:`backends.mineru.models`). MinerU runs one document at a time per engine: its own API is not built for
-concurrent documents in one process, and a replica is the unit of parallelism.
+MinerU itself runs in a **parse process** of the replica's own (:mod:`backends.mineru.process`,
+:mod:`backends.mineru.worker`): everything that reads the client's bytes with MinerU (text-layer classification,
+the model check that follows from it, the parse, the mapping) happens there, under a per-document deadline and an
+optional memory cap; past either, the process group is killed and replaced and the client gets 413
+``document_too_complex`` — no thread or process is left running. The parse process is sealed against the network
+and against local files a document points at (:mod:`backends.mineru.sandbox`), and MinerU's exceptions on a
+document are typed there (:mod:`backends.mineru.errors`). The replica keeps the cheap parts: configuration, the
+tier decision, and health (which models are on disk). One document at a time per engine: MinerU's own API is not
+built for concurrent documents in one process, and a replica is the unit of parallelism.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
-import time
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
-from pathlib import Path
 from typing import Any
 
 from backends.base import EngineHealth, EngineOptions, EngineRun, OCREngine
 from backends.mineru.config import MinerUConfig, MinerUOptions, Tier
-from backends.mineru.mapping import MappingOptions, map_page, merge_pages
+from backends.mineru.environment import Runtime, apply_environment, mineru_version
 from backends.mineru.models import check_models, ensure_models, needs_models, tier_readiness
-from backends.mineru.environment import Runtime, apply_environment, mineru_version, vlm_config
-from backends.mineru.textlayer import TextLayer, inspect_text_layer
-from shared.documents import (
-    EPUB,
-    HTML,
-    IMAGE_TYPES,
-    OFFICE_TYPES,
-    PAGED_TYPES,
-    PDF,
-    PDFIUM_LOCK,
-    STRUCTURED_TYPES,
-    Document,
-    PageImage,
+from backends.mineru.process import (
+    ParseDied,
+    ParseFault,
+    ParseOverMemory,
+    ParseProcess,
+    ParseStartError,
+    ParseTimeout,
 )
+from backends.mineru.runner import SUFFIXES, page_range_expr
+from shared.documents import PAGED_TYPES, STRUCTURED_TYPES, Document, PageImage
 from shared.errors import OCRError
-from shared.schema import ModelInfo, PageResult
+from shared.schema import ErrorCode, ModelInfo
 
 logger = logging.getLogger(__name__)
-
-SUFFIXES: dict[str, str] = {
-    PDF: "pdf",
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/tiff": "tiff",
-    "image/webp": "webp",
-    "image/bmp": "bmp",
-    OFFICE_TYPES["word/document.xml"]: "docx",
-    OFFICE_TYPES["ppt/presentation.xml"]: "pptx",
-    OFFICE_TYPES["xl/workbook.xml"]: "xlsx",
-    EPUB: "epub",
-    HTML: "html",
-    "text/csv": "csv",
-}
-"""Media type -> file suffix MinerU dispatches on (it reads a path; CSV is recognised by its suffix only)."""
 
 
 class MinerUEngine(OCREngine):
@@ -81,22 +63,20 @@ class MinerUEngine(OCREngine):
         self._lock = threading.Lock()
         self._error: str | None = None
         self._started = False
+        self._process: ParseProcess | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Set MinerU's offline environment, import it, check the default tier's models, warm up.
+        """Set MinerU's offline environment, check the default tier's models, start the parse process and warm up.
 
         Raises:
             OCRError: ``models_missing`` when the default tier needs models that are absent and
                 ``require_default_tier_models`` is set.
+            RuntimeError: the parse process could not start (MinerU not importable, warm-up failed).
         """
         try:
             self._runtime = apply_environment(self.config)
-            if self.config.log_level not in ("trace", "debug", "info"):
-                logging.getLogger("pypdf").setLevel(logging.ERROR)  # MinerU's classifier reads fonts with pypdf
-            import mineru.parser  # noqa: F401  (the heavy import, here rather than in the first request)
-
             tier = self.config.default_tier
             if needs_models(tier, needs_ocr=False):
                 check = check_models(tier, needs_ocr=True, config=self.config)
@@ -109,8 +89,14 @@ class MinerUEngine(OCREngine):
                         check.missing,
                         check.download_command,
                     )
-            if self.config.warmup:
-                self._warm_up()
+            # the process inherits the environment just applied; it imports MinerU and warms up itself
+            self._process = ParseProcess(
+                self.config.model_dump_json(), start_timeout_s=self.config.parse_start_timeout_s
+            )
+            self._process.spawn()
+            self._process.wait_ready()
+            if self._process.facts.warmup_s is not None:
+                logger.info("MinerU warm-up (flash, 1 page) took %.2f s", self._process.facts.warmup_s)
             self._started = True
             self._error = None
         except OCRError as e:
@@ -120,17 +106,15 @@ class MinerUEngine(OCREngine):
             self._error = f"MinerU failed to start: {e}"
             raise
 
-    def _warm_up(self) -> None:
-        from shared.textpdf import article_pages
-
-        started = time.perf_counter()
-        sentence = "MinerU warm-up page with enough extractable text to be classified as a born-digital document."
-        data = article_pages([[sentence, sentence]], titles=["Warm-up"])
-        self._parse(data, suffix="pdf", tier="flash", options=MinerUOptions(), page_range="")
-        logger.info("MinerU warm-up (flash, 1 page) took %.2f s", time.perf_counter() - started)
+    def close(self) -> None:
+        """Stop the parse process (and its render workers)."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.stop()
 
     def health(self) -> EngineHealth:
-        """Readiness, model id ("mineru-4 <default tier>"), package version, device and per-tier model presence."""
+        """Readiness, model id ("mineru-4 <default tier>"), package version, device, per-tier model presence and
+        the parse process (pid, processes started and killed, deadline)."""
         device = self._runtime.device if self._runtime else None
         model = ModelInfo(
             id=f"mineru-4 {self.config.default_tier}",
@@ -145,6 +129,16 @@ class MinerUEngine(OCREngine):
             "model_source": "local (offline)",
             "malloc_trim": self.config.malloc_trim,
         }
+        if self._process is not None:
+            facts = self._process.facts
+            info["parse_process"] = {
+                "pid": facts.pid,
+                "started": facts.started,
+                "killed": facts.killed,
+                "timeout_s": self.config.parse_timeout_s,
+                "timeout_per_page_s": self.config.parse_timeout_per_page_s,
+                "memory_mb": self.config.parse_memory_mb,
+            }
         if self._runtime is not None:
             info["models_dir"] = self._runtime.models_dir
             try:
@@ -173,65 +167,85 @@ class MinerUEngine(OCREngine):
     # -- requests --------------------------------------------------------------------------------------------
 
     def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
-        """Parse ``doc`` (its selected pages) with MinerU and map the result onto ``pages``' images.
+        """Parse ``doc`` (its selected pages) with MinerU in the parse process and map the result onto ``pages``.
 
         Raises:
             OCRError: ``invalid_option`` for a tier this deployment does not offer, ``unsupported_media_type``,
-                ``models_missing`` when the tier (or OCR of a scan) needs absent models.
+                ``models_missing`` when the tier (or OCR of a scan) needs absent models, ``document_too_complex``
+                past the parse deadline or memory cap, and MinerU's own failures on the document, typed.
+            ParseFault: this project's code failed in the parse process (a bug: ``internal_error``).
         """
         assert isinstance(options, MinerUOptions)
-        if not self._started:
+        if not self._started or self._process is None:
             raise OCRError("backend_unavailable", f"the MinerU engine is not ready: {self._error or 'not started'}")
         if doc.media_type not in SUFFIXES:
             raise OCRError(
                 "unsupported_media_type", f"MinerU does not read {doc.media_type}", accepted=sorted(SUFFIXES)
             )
         tier = self._tier(options)
-        warnings: list[str] = []
-        structured = doc.media_type in STRUCTURED_TYPES
-        if structured and tier != "flash":
-            warnings.append(f"tier {tier} applies to PDFs and images; {doc.media_type} is parsed natively (flash)")
-            tier = "flash"
+        deadline = self.deadline_s(doc)
+        with self._lock:  # one document at a time through the one parse process
+            try:
+                answer = self._process.call(
+                    ("run", doc, pages, options, tier), deadline_s=deadline, memory_mb=self.config.parse_memory_mb
+                )
+            except ParseTimeout:
+                raise self._replaced(
+                    f"parsing did not finish within {deadline:.0f} s, this backend's deadline for the document "
+                    "(parse_timeout_s + parse_timeout_per_page_s per page)",
+                    {
+                        "parse_timeout_s": self.config.parse_timeout_s,
+                        "parse_timeout_per_page_s": self.config.parse_timeout_per_page_s,
+                    },
+                ) from None
+            except ParseOverMemory as e:
+                raise self._replaced(
+                    f"parsing needed more than {self.config.parse_memory_mb} MiB ({e.rss_mb:.0f} MiB resident)",
+                    {"parse_memory_mb": self.config.parse_memory_mb},
+                ) from None
+            except ParseDied as e:
+                self._respawn()
+                killed = e.returncode == -9
+                raise OCRError(
+                    ErrorCode.DOCUMENT_TOO_COMPLEX if killed else ErrorCode.INVALID_DOCUMENT,
+                    "the MinerU parse process "
+                    + ("was killed (out of memory?)" if killed else f"crashed ({e})")
+                    + " while reading this document",
+                ) from None
+        kind = answer[0]
+        if kind == "ok":
+            return answer[1]
+        if kind == "error":
+            raise answer[1]
+        _, name, message, trace = answer
+        logger.error("MinerU parse process: %s: %s\n%s", name, message, trace)
+        raise ParseFault(f"{name}: {message}")
 
-        if structured:
-            layer = TextLayer(classification="txt")
-        else:
-            with PDFIUM_LOCK:
-                layer = self._text_layer(doc)
-        needs_ocr = options.ocr_mode == "ocr" or (options.ocr_mode == "auto" and layer.classification == "ocr")
-        if needs_models(tier, needs_ocr):
-            reason = _ocr_reason(doc, layer) if tier == "flash" else ""
-            ensure_models(tier, needs_ocr=needs_ocr, config=self.config, reason=reason)
-            self._ensure_dependencies(tier)
-        elif layer.pages_without_text:
-            warnings.append(
-                "pages without a text layer: "
-                + ", ".join(str(i + 1) for i in layer.pages_without_text)
-                + f" — tier {tier} without OCR returns no text for them (use ocr_mode=ocr or a higher tier)"
-            )
+    def classify_error(self, error: Exception) -> OCRError | None:
+        """A parse process that cannot be started is the backend being unavailable (503, retry later); a fault of
+        this project's code in it (:class:`ParseFault`) stays a server fault. MinerU's own failures on a document
+        arrive typed already (:func:`backends.mineru.errors.classify_parse_error`, in the parse process)."""
+        if isinstance(error, ParseStartError):
+            return OCRError(ErrorCode.BACKEND_UNAVAILABLE, f"the MinerU backend cannot parse right now: {error}")
+        return None
 
-        whole = doc.media_type != PDF or doc.page_indices == list(range(doc.page_count))
-        page_range = "" if whole else page_range_expr(doc.page_indices)
-        started = time.perf_counter()
-        with self._lock, PDFIUM_LOCK:  # one parse at a time; no rendering by the runner meanwhile (PDFium)
-            result = self._parse(
-                doc.data, suffix=SUFFIXES[doc.media_type], tier=tier, options=options, page_range=page_range
-            )
-        elapsed = time.perf_counter() - started
-        logger.info("MinerU %s parsed %s (%d pages) in %.2f s", tier, doc.name, len(result.pages), elapsed)
+    def deadline_s(self, doc: Document) -> float:
+        """The parse deadline of ``doc``: the base, plus the per-page allowance for each selected page."""
+        pages = 0 if doc.media_type in STRUCTURED_TYPES else len(doc.page_indices)
+        return self.config.parse_timeout_s + self.config.parse_timeout_per_page_s * pages
 
-        mapping = MappingOptions(
-            furniture_band=self.config.furniture_band,
-            include_page_furniture=options.include_page_furniture,
-            embed_images=options.embed_images,
-        )
-        results = self._map(doc, pages, result, mapping, warnings)
-        return EngineRun(
-            pages=results,
-            raw=result.middle_json.to_dict(skip_defaults=True, exclude_block_fields={"image_base64"}),
-            source_markdown=_source_markdown(result, options.embed_images),
-            warnings=warnings,
-        )
+    def _replaced(self, message: str, limits: dict[str, Any]) -> OCRError:
+        """The process was killed: start its successor now (it warms up while the client reads the error)."""
+        logger.warning("MinerU parse process killed: %s", message)
+        self._respawn()
+        return OCRError(ErrorCode.DOCUMENT_TOO_COMPLEX, message, accepted=limits)
+
+    def _respawn(self) -> None:
+        if self._process is not None:
+            try:
+                self._process.spawn()
+            except OSError as e:  # the next request tries again
+                logger.error("could not start a new MinerU parse process: %s", e)
 
     def _tier(self, options: MinerUOptions) -> Tier:
         tier = options.tier or self.config.default_tier
@@ -242,125 +256,6 @@ class MinerUEngine(OCREngine):
                 accepted={"tier": list(self.config.tiers)},
             )
         return tier
-
-    def _text_layer(self, doc: Document) -> TextLayer:
-        try:
-            return inspect_text_layer(doc.data, doc.media_type, list(doc.page_indices))
-        except OCRError:
-            raise
-        except Exception as e:  # a PDF PDFium cannot classify: MinerU will have its say
-            logger.warning("could not inspect the text layer of %s: %s", doc.name, e)
-            return TextLayer(classification="txt")
-
-    def _ensure_dependencies(self, tier: Tier) -> None:
-        """The Python packages the tier's runtimes need (e.g. the VLM engine), named before MinerU trips on them."""
-        if tier == "flash":
-            return
-        from mineru.parser.tier import installed_distribution_name, missing_modules_for_tier
-
-        deployment_tier = "basic" if tier == "basic" else "standard"
-        missing = missing_modules_for_tier(deployment_tier, vlm_config=vlm_config(self.config))
-        if missing:
-            name = installed_distribution_name()
-            raise OCRError(
-                "backend_unavailable",
-                f"MinerU tier {tier!r} needs Python packages that are not installed: {', '.join(missing)} "
-                f"(install {name}[torch] for torch, {name}[full] for vLLM)",
-                accepted={"missing_modules": missing},
-            )
-
-    def _parse(self, data: bytes, *, suffix: str, tier: str, options: MinerUOptions, page_range: str) -> Any:
-        """``mineru.parser.parse`` on the bytes (written to a private temporary file: MinerU reads paths)."""
-        from mineru.errors import InvalidRequestError
-        from mineru.parser import parse
-
-        with tempfile.TemporaryDirectory(prefix="mineru-") as tmp:
-            path = Path(tmp) / f"document.{suffix}"
-            path.write_bytes(data)
-            try:
-                return parse(
-                    path,
-                    tier=tier,  # type: ignore[arg-type]
-                    ocr_mode=options.ocr_mode,
-                    image_analysis=options.image_analysis,
-                    page_range=page_range,
-                    vlm_config=vlm_config(self.config),
-                )
-            except FileNotFoundError as e:
-                # Backstop for a model our pre-check did not predict (MINERU_MODEL_SOURCE=local fails fast).
-                if "Model repo" in str(e) or "not ready" in str(e):
-                    raise OCRError(
-                        "models_missing", f"MinerU tier {tier!r} needs models that are absent: {e}"
-                    ) from None
-                raise
-            except InvalidRequestError as e:
-                raise OCRError("invalid_page_range", f"MinerU refused the request: {e}") from None
-
-    def _map(
-        self, doc: Document, pages: list[PageImage], result: Any, mapping: MappingOptions, warnings: list[str]
-    ) -> list[PageResult]:
-        if doc.media_type in STRUCTURED_TYPES:
-            logical = [map_page(p, index=0, width=0, height=0, dpi=None, options=mapping) for p in result.pages]
-            return [merge_pages(logical)]
-        by_index = {p.page_idx: p for p in result.pages}
-        if not pages:  # called without page images: map onto the selected pages, boxes without pixels
-            warnings.append("no page images were given: boxes are left empty")
-            pages = [PageImage(index=i, image=None, dpi=None) for i in doc.page_indices]
-        out: list[PageResult] = []
-        for page in pages:
-            width, height = page.size
-            native = by_index.get(page.index)
-            if native is None:
-                out.append(
-                    PageResult(
-                        index=page.index,
-                        width=width,
-                        height=height,
-                        dpi=page.dpi,
-                        warnings=["MinerU returned nothing for this page (unreadable or skipped)"],
-                    )
-                )
-                continue
-            out.append(map_page(native, index=page.index, width=width, height=height, dpi=page.dpi, options=mapping))
-        return out
-
-
-def page_range_expr(indices: list[int]) -> str:
-    """0-based indices as MinerU's 1-based range expression, runs collapsed: [0, 1, 2, 6] -> "1-3,7"."""
-    parts: list[str] = []
-    run_start = previous = None
-    for i in sorted(set(indices)):
-        if previous is not None and i == previous + 1:
-            previous = i
-            continue
-        if run_start is not None:
-            parts.append(f"{run_start + 1}" if run_start == previous else f"{run_start + 1}-{previous + 1}")
-        run_start = previous = i
-    if run_start is not None:
-        parts.append(f"{run_start + 1}" if run_start == previous else f"{run_start + 1}-{previous + 1}")
-    return ",".join(parts)
-
-
-def _ocr_reason(doc: Document, layer: TextLayer) -> str:
-    if doc.media_type in IMAGE_TYPES:
-        return "an image needs OCR"
-    if layer.pages_without_text:
-        pages = ", ".join(str(i + 1) for i in layer.pages_without_text)
-        return f"the document needs OCR: page(s) {pages} have no text layer"
-    return "the document needs OCR (MinerU classifies its text layer as unusable)"
-
-
-def _source_markdown(result: Any, embed_images: bool) -> str | None:
-    """MinerU's own whole-document markdown (cross-page merging, furniture dropped), images as references."""
-
-    def reference(block: Any) -> str:
-        return f"![{block.type}](#block-{block.index if block.index is not None else 0})"
-
-    try:
-        return result.markdown(image_renderer=None if embed_images else reference)
-    except Exception as e:
-        logger.warning("MinerU could not render its markdown: %s", e)
-        return None
 
 
 def _package_version() -> str | None:

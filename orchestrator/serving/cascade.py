@@ -1,10 +1,12 @@
 """Cascade routing: a cheap backend first, a stronger one only for the pages whose first answer says so.
 
 Most pages of most documents are easy: a CPU engine reads them as well as a GPU model, at a fraction of the cost.
-A cascade policy (named in ``router.cascades``; clients send its name as the backend) runs the whole document
-through ``first``, checks every page against its rules, and sends only the pages that meet one to ``then``. The
-answer is one ``OCRResponse`` in the usual schema: each page from whichever backend answered it
-(``pages[].backend``), and ``escalations`` saying which pages went up, by which rules.
+A cascade policy (named in ``router.cascades``; clients send its name as the backend) runs the document through
+``first``, checks every page against its rules, and sends only the pages that meet one to ``then``. Two rules are
+decided before ``first`` runs: a page without a text layer (``no_text_layer``) goes straight to ``then``, and a
+document ``first`` refuses or fails (``first_failed``) goes to ``then`` whole. The answer is one ``OCRResponse``
+in the usual schema: each page from whichever backend answered it (``pages[].backend``), and ``escalations``
+saying which pages went up, by which rules.
 
 Pure policy and merging here (no Ray): the router feeds it responses and makes the calls.
 """
@@ -19,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.merge import replace_pages
 from shared.schema import Escalation, OCRResponse, PageResult
 
-RULES = ("no_text", "low_confidence", "table", "formula", "looping", "truncated", "no_text_layer")
+RULES = ("no_text", "low_confidence", "table", "formula", "looping", "truncated", "no_text_layer", "first_failed")
 """Every rule a cascade can escalate on, as named in ``escalations[].rules`` and the metrics."""
 
 
@@ -42,8 +44,27 @@ class EscalationRules(BaseModel):
     truncated: bool = Field(default=True, description="Escalate a page the first backend flagged as truncated.")
     no_text_layer: bool = Field(
         default=False,
-        description="Escalate a PDF page without a text layer (a scan), whatever the first answer looks like.",
+        description="Send a page without a text layer (a scan, an image) straight to the stronger backend: the "
+        "first one never sees it (right when the first backend reads text layers, like MinerU's flash tier).",
     )
+    first_failed: bool = Field(
+        default=True,
+        description="Send the whole document to the stronger backend when the first one refuses or fails it.",
+    )
+
+    def enabled(self) -> list[str]:
+        """The rules this policy checks, by their names in ``RULES``."""
+        flags = {
+            "no_text": self.no_text,
+            "low_confidence": self.min_mean_confidence is not None,
+            "table": self.tables,
+            "formula": self.formulas,
+            "looping": self.looping,
+            "truncated": self.truncated,
+            "no_text_layer": self.no_text_layer,
+            "first_failed": self.first_failed,
+        }
+        return [rule for rule in RULES if flags[rule]]
 
 
 class CascadePolicy(BaseModel):
@@ -109,31 +130,41 @@ def plan_escalations(
 def merge_cascade(
     name: str,
     policy: CascadePolicy,
-    first: OCRResponse,
+    first: OCRResponse | None,
     plan: dict[int, list[str]],
     second: OCRResponse | None,
     *,
     failure: str | None = None,
 ) -> OCRResponse:
-    """One response: ``first``'s pages, those in ``plan`` replaced by ``second``'s, escalations recorded.
+    """One response: ``first``'s pages, those in ``plan`` replaced by (or added from) ``second``'s.
 
     Args:
         name: The policy's name (the response's ``backend``).
         policy: The policy.
-        first: The cheap backend's answer for every page.
+        first: The cheap backend's answer for the pages it was given; None when it was given none (every page
+            went straight up) or failed.
         plan: Pages sent up, with their rules.
-        second: The stronger backend's answer for those pages; None when it failed (``failure`` says why) or
-            when nothing was escalated: the first answer's pages then stand.
+        second: The stronger backend's answer for those pages; None when nothing was escalated, or when it
+            failed (``failure`` says why) and ``first`` answered every page: those pages are then its answers.
         failure: Why ``second`` is missing although pages were escalated.
     """
-    for page in first.pages:
-        page.backend = policy.first
-    answered = set()
+    if first is None and second is None:
+        raise ValueError("a cascade answer needs at least one backend's answer")
+    if first is not None:
+        for page in first.pages:
+            page.backend = policy.first
+    answered: set[int] = set()
     if second is not None:
         for page in second.pages:
             page.backend = policy.then
         answered = {p.index for p in second.pages}
-    merged = replace_pages(first, second) if second is not None else first.model_copy(deep=True)
+    if first is None:
+        assert second is not None
+        merged = second.model_copy(deep=True)
+    elif second is None:
+        merged = first.model_copy(deep=True)
+    else:
+        merged = replace_pages(first, second)
     merged.backend = name
     merged.escalations = [
         Escalation(

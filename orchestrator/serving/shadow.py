@@ -5,7 +5,7 @@ no reference transcriptions in production, the signal is two independent engines
 configured fraction of successful requests is sent again, after the client has its answer, to the backend paired
 with the one that answered; their agreement (1 - OmniDocBench NED of the two texts) is exported per backend pair
 and model version as ``ocrserve_shadow_agreement``, and a drop shows on a dashboard or fires an alert within
-minutes (``docs/drift.md``).
+minutes (``docs/engines-as-one.md``).
 
 Bounded by construction: at most ``max_in_flight`` shadow calls per router replica (the rest are dropped and
 counted), none for ``backoff_s`` after the shadow backend said it was busy, and a shadow never waits in a queue

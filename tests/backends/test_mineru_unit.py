@@ -145,8 +145,8 @@ def test_malloc_trim_switch_exists_in_the_installed_mineru():
 
 
 def test_model_check_names_missing_files_and_the_download_command(restore_env, tmp_path):
-    from backends.mineru.models import check_models, ensure_models
     from backends.mineru.environment import apply_environment
+    from backends.mineru.models import check_models, ensure_models
 
     config = MinerUConfig(models_dir=str(tmp_path), small_backend="onnx", vlm_engine="llama-cpp")
     apply_environment(config)
@@ -169,8 +169,8 @@ def test_model_check_sees_models_put_in_place(restore_env, tmp_path):
     """The check reads MinerU's own registry and markers: files at the registered paths make the tier ready."""
     from mineru.model.registry import MINERU_4_MODELS_ONNX
 
-    from backends.mineru.models import check_models
     from backends.mineru.environment import apply_environment
+    from backends.mineru.models import check_models
 
     config = MinerUConfig(models_dir=str(tmp_path), small_backend="onnx")
     apply_environment(config)

@@ -172,3 +172,221 @@ def test_pages_without_text_layer_are_the_scanned_ones():
     assert pages_without_text(scan, "application/pdf", [0, 1]) == [0, 1]
     assert pages_without_text(b"", "image/png", [0]) == [0]
     assert pages_without_text(b"", "text/html", [0]) == []
+
+
+# -- structured formats: container limits before any parser (shared.containers, shared.markup, shared.tabular) --
+
+STRUCTURED = frozenset(
+    {
+        "text/html",
+        "text/csv",
+        "application/epub+zip",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }
+)
+
+
+def _open(data: bytes, name: str, **limits):
+    return open_document(data, name=name, accepted=STRUCTURED, limits=DocumentLimits(**limits))
+
+
+def _refusal(data: bytes, name: str, **limits) -> OCRError:
+    with pytest.raises(OCRError) as e:
+        _open(data, name, **limits)
+    return e.value
+
+
+@pytest.fixture(scope="module")
+def hostile():
+    pytest.importorskip("docx", reason="python-docx (test extra) builds the documents")
+    pytest.importorskip("pptx", reason="python-pptx (installed with mineru) builds the PPTX cases")
+    from tests.support import hostile_documents
+
+    return hostile_documents
+
+
+def test_every_hostile_structured_document_is_refused_with_its_code(hostile):
+    cases = hostile.corpus(canary_path="/nonexistent/canary.txt", canary_url="http://127.0.0.1:9")
+    assert len(cases) >= 20
+    for case in cases:
+        err = _refusal(case.data, case.filename)
+        assert (err.status, err.code) == (case.status, case.code), (case.id, err)
+        assert err.message and (err.accepted or err.code in ("invalid_document",)), case.id
+
+
+def test_good_structured_documents_pass(hostile):
+    for name, data, _ in hostile.good_documents():
+        doc = _open(data, name)
+        assert doc.page_count == 1 and doc.page_indices == [0]
+
+
+def test_each_refusal_names_the_limit_it_hit_and_the_limit_is_configurable(hostile):
+    # python-docx's template alone has ~18,600 elements (styles, numbering, theme); 400 paragraphs add ~1,200
+    paragraphs = hostile.docx([f"Paragraph {i} of an ordinary report." for i in range(400)])
+    assert _refusal(paragraphs, "r.docx", max_markup_elements=19_000).accepted == {"max_markup_elements": 19_000}
+    _open(paragraphs, "r.docx", max_markup_elements=25_000)
+    assert _refusal(paragraphs, "r.docx", max_archive_members=5).accepted == {"max_archive_members": 5}
+    assert _refusal(paragraphs, "r.docx", max_unpacked_bytes=10_000).accepted == {"max_unpacked_bytes": 10_000}
+    assert _refusal(paragraphs, "r.docx", max_markup_depth=5).accepted == {"max_markup_depth": 5}
+    sheet = hostile.table_xlsx([[f"r{r}c{c}" for c in range(10)] for r in range(30)])
+    assert _refusal(sheet, "s.xlsx", max_table_cells=200).accepted == {"max_table_cells": 200}
+    assert _refusal(sheet, "s.xlsx", max_cell_chars=4).accepted == {"max_cell_chars": 4}
+    _open(sheet, "s.xlsx", max_table_cells=300)
+    page = hostile.html("<p>x</p>" * 100)
+    assert _refusal(page, "p.html", max_html_bytes=500).accepted == {"max_html_bytes": 500}
+    assert _refusal(page, "p.html", max_markup_elements=50).code == "document_too_complex"
+    nested = hostile.rewrite(paragraphs, add={"word/embeddings/book.xlsx": sheet})
+    _open(nested, "n.docx")  # one level of embedding is normal (a chart's workbook)
+    assert _refusal(nested, "n.docx", max_archive_nesting=0).accepted == {"max_archive_nesting": 0}
+
+
+def test_inspection_is_bounded_a_300mb_member_never_inflates_beyond_the_budget(hostile):
+    import time
+    import tracemalloc
+
+    base = hostile.docx(["x"])
+    bomb = hostile.streamed_member(base, "word/document.xml", b" " * (1 << 20), 300)
+    liar = hostile.lying_sizes(bomb, "word/document.xml", declared=4096)
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        assert _refusal(bomb, "b.docx").code == "document_too_large"  # declared size: nothing inflated
+        assert _refusal(liar, "l.docx").code == "invalid_document"  # cut off at the declared 4 kB, CRC fails
+        # limits raised so that all 300 MB really stream through the inspectors (whitespace: nothing to refuse)
+        _open(bomb, "b.docx", max_unpacked_bytes=400 << 20, max_compression_ratio=5000)
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 30
+    assert peak < 16 << 20, peak  # 300 MB streamed 64 KiB at a time, never held whole
+
+
+def test_actual_unpacked_bytes_are_counted_while_streaming(hostile):
+    base = hostile.docx(["x"])
+    blob = hostile.rewrite(base, add={"word/media/blob.bin": bytes(range(256)) * 40_000})  # ~10 MB, ratio ~200
+    assert _refusal(blob, "b.docx", max_unpacked_bytes=5 << 20).code == "document_too_large"
+    _open(blob, "b.docx")
+
+
+def test_member_count_is_read_from_the_central_directory_without_zipfile(hostile):
+    from shared.containers import count_members
+
+    many = hostile.many_members(hostile.docx(["x"]), 3000)
+    assert count_members(many, max_members=10_000) == len(__import__("zipfile").ZipFile(io.BytesIO(many)).namelist())
+    with pytest.raises(OCRError) as e:
+        count_members(many, max_members=100)
+    assert e.value.code == "document_too_complex"
+    with pytest.raises(OCRError) as e:
+        count_members(b"PK\x03\x04 no central directory", max_members=10)
+    assert e.value.code == "invalid_document"
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("file:///etc/passwd", True),
+        ("FILE://host/share/x", True),
+        (" fi\tle:/etc/x", True),
+        ("\\\\server\\share\\x.png", True),
+        ("C:\\Users\\x.png", True),
+        ("c:/x.png", True),
+        ("http://127.0.0.1/x.png", False),
+        ("//cdn.example.com/x.png", False),
+        ("/static/logo.png", False),
+        ("images/logo.png", False),
+        ("data:image/png;base64,AAAA", False),
+    ],
+)
+def test_local_file_references(url, local):
+    from shared.markup import is_local_file_reference
+
+    assert is_local_file_reference(url) is local
+    assert is_local_file_reference("/etc/passwd", absolute_paths=True)
+
+
+def test_html_references_links_stay_allowed_resources_never_local(hostile):
+    allowed = [
+        '<a href="file:///etc/passwd">a link is text</a>',
+        '<img src="http://127.0.0.1:1/x.png"><iframe src="https://example.com/"></iframe>',
+        '<script src="http://example.com/x.js"></script><script>fetch("file:///etc/passwd")</script>',
+        '<img src="images/x.png" srcset="a.png 1x, https://e.com/b.png 2x">',
+        '<svg><use href="#shape"/><image href="data:image/png;base64,AAAA"/></svg>',
+    ]
+    for body in allowed:
+        _open(hostile.html(body), "ok.html")
+    refused = [
+        '<img src="file:///etc/passwd">',
+        '<img srcset="a.png 1x, file:///etc/x 2x">',
+        '<object data="FILE:///etc/x"></object>',
+        '<video poster="\\\\server\\share\\x.png"></video>',
+        '<div style="background: url(&quot;file:///etc/x&quot;)">x</div>',
+        '<div style="background: url(\\66 ile:///etc/x)">x</div>',
+        '<svg><image href="relative.png"/></svg>',
+        '<svg><image xlink:href="http://127.0.0.1:1/x.png"/></svg>',
+    ]
+    for body in refused:
+        assert _refusal(hostile.html(body), "bad.html").code == "unsafe_document", body
+    assert _refusal(hostile.html("x", head='<base href="file:///etc/">'), "b.html").code == "unsafe_document"
+    refresh = '<meta http-equiv="refresh" content="0; url=file:///etc/passwd">'
+    assert _refusal(hostile.html("x", head=refresh), "m.html").code == "unsafe_document"
+
+
+def test_html_nesting_is_estimated_as_html_builds_it():
+    sloppy = b"<!doctype html><html><body>" + b"<p>para" * 2000 + b"<ul>" + b"<li>item" * 2000 + b"</ul>"
+    sloppy += b"<table>" + b"<tr><td>cell" * 2000 + b"</table><p>x<br><img src=a.png><hr></body></html>"
+    _open(sloppy, "sloppy.html")  # unclosed p/li/td are siblings, not 6000 levels
+    assert _refusal(b"<!doctype html><html><body>" + b"<div>" * 300, "d.html").code == "document_too_complex"
+    assert _refusal(b"<!doctype html><html><body>" + b"<b>" * 300, "b.html").code == "document_too_complex"
+
+
+def test_xml_entities_are_refused_in_any_encoding_and_across_chunk_boundaries():
+    from shared.markup import EntityScan, MarkupTally, XmlInspector
+
+    declaration = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r [<!ENTITY e "x">]><r>&e;</r>'
+    for data in (declaration.encode("utf-16"), declaration.replace("UTF-16", "UTF-8").encode()):
+        inspector = XmlInspector("part.xml", MarkupTally(max_depth=10, max_elements=10))
+        with pytest.raises(OCRError) as e:
+            for i in range(0, len(data), 7):  # 7-byte chunks: every marker is split somewhere
+                inspector.feed(data[i : i + 7])
+            inspector.close()
+        assert e.value.code == "unsafe_document"
+    scan = EntityScan("x")
+    scan.feed(b"garbage <!EN")
+    with pytest.raises(OCRError):
+        scan.feed(b"TITY y 'z'>")  # a recovering parser would read past the garbage; the scan does too
+
+
+def test_xml_that_a_strict_parser_rejects_is_still_counted_and_checked():
+    from shared.markup import MarkupTally, XmlInspector
+
+    tally = MarkupTally(max_depth=300, max_elements=1000)
+    inspector = XmlInspector("part.xml", tally)
+    inspector.feed(b"<root><a>&undefined;</a>" + b"<b/>" * 500)
+    inspector.close()  # syntax error after <a>: the rest read by the tolerant tokenizer
+    assert tally.elements >= 500
+    tally = MarkupTally(max_depth=300, max_elements=1000)
+    inspector = XmlInspector("part.xml", tally)
+    with pytest.raises(OCRError) as e:
+        inspector.feed(b"<root>&broken;<img src='file:///etc/passwd'/></root>")
+        inspector.close()
+    assert e.value.code == "unsafe_document"
+
+
+def test_worksheet_cells_follow_cell_references_and_shared_strings_count(hostile):
+    sparse = hostile.xlsx('<row r="1"><c r="A1"><v>1</v></c></row><row r="400"><c r="Z400"><v>2</v></c></row>')
+    err = _refusal(sparse, "s.xlsx", max_table_cells=10_000)  # 400 rows x 26 columns, two cells present
+    assert "400 rows x 26 columns" in err.message
+    _open(sparse, "s.xlsx", max_table_cells=10_400)
+    strings = hostile.xlsx('<row r="1"><c r="A1" t="s"><v>0</v></c></row>', shared_strings="<si><t>s</t></si>" * 50)
+    assert _refusal(strings, "s.xlsx", max_table_cells=20).accepted == {"max_table_cells": 20}
+
+
+def test_csv_is_measured_with_the_delimiter_mineru_would_choose():
+    semicolons = b"a;b;c\n" + b"1;2;3\n" * 99  # 100 rows x 3 columns
+    _open(semicolons, "t.csv", max_table_cells=300)
+    assert "100 rows x 3 columns" in _refusal(semicolons, "t.csv", max_table_cells=299).message
+    directive = b"sep=|\na|b\n1|2\n"
+    _open(directive, "t.csv", max_table_cells=4)
+    assert _refusal(b'a,b\n"unterminated,1\n', "t.csv").code == "invalid_document"

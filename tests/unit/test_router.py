@@ -59,15 +59,22 @@ class FakeHandle:
         error: Exception | None = None,
         delay_s: float = 0.0,
         media_types=("image/png", "application/pdf"),
+        config: dict | None = None,
     ):
         self.name, self.status, self.error, self.delay_s, self.media_types = name, status, error, delay_s, media_types
-        self.engine = FakeEngine({"text": f"from {name}"})
+        self.engine = FakeEngine(config or {"text": f"from {name}"})
         self.engine.start()
         self.ocr = _Method(self._ocr)
         self.describe = _Method(self._describe)
+        self.docs: list = []  # every document this backend was sent
+        self.runs: list = []  # ... and what it was told with it
+        self.finished = 0
 
     async def _ocr(self, doc, run):
+        self.docs.append(doc)
+        self.runs.append(run)
         await asyncio.sleep(self.delay_s)
+        self.finished += 1
         if isinstance(self.error, OCRError):  # as BackendDeployment does: a client error is a value
             return self.error.detail()
         if self.error is not None:
@@ -221,3 +228,128 @@ def test_engine_health_model_is_strict():
 
     with pytest.raises(ValidationError):
         EngineHealth(ready=True, model={"id": "x", "engine": "y"}, surprise=1)
+
+
+# --- cascades and shadow traffic through the router ----------------------------------------------------------
+
+
+def _mixed_pdf() -> bytes:
+    from tests.support.mixed_pdf import mixed_pdf
+
+    return mixed_pdf([["A born-digital page about replicas."]], [samples.one_column_page()[0]])
+
+
+def test_a_cascade_escalates_only_the_pages_that_meet_a_rule_and_answers_once():
+    cheap, strong = FakeHandle("cheap"), FakeHandle("strong")
+    settings = RouterSettings(
+        cascades={"cascade": {"first": "cheap", "then": "strong", "rules": {"no_text_layer": True}}}
+    )
+    router = Router({"cheap": cheap, "strong": strong}, settings)
+    result = run(router.ocr(_mixed_pdf(), "mixed.pdf", OCROptions(backend="cascade"), "r"))
+    assert result.backend == "cascade"
+    assert [p.backend for p in result.pages] == ["cheap", "strong"]
+    assert "from cheap" in result.pages[0].markdown and "from strong" in result.pages[1].markdown
+    assert [(e.page, e.rules, e.answered_by) for e in result.escalations] == [(1, ["no_text_layer"], "strong")]
+    assert cheap.docs[0].page_indices == [0] and strong.docs[0].page_indices == [1]  # the scan went straight up
+    assert result.document.pages_processed == [0, 1] and result.timings.total_s >= result.timings.inference_s
+
+
+def test_a_cascade_sends_a_flagged_page_up_after_reading_it():
+    table = {"blocks": [{"type": "table", "text": "<table><tr><td>1</td></tr></table>", "box": [0, 0, 1, 1]}]}
+    cheap, strong = FakeHandle("cheap", config=table), FakeHandle("strong")
+    router = Router(
+        {"cheap": cheap, "strong": strong}, RouterSettings(cascades={"c": {"first": "cheap", "then": "strong"}})
+    )
+    result = run(router.ocr(PNG, "p.png", OCROptions(backend="c"), "r"))
+    assert [(e.page, e.rules, e.answered_by) for e in result.escalations] == [(0, ["table"], "strong")]
+    assert cheap.ocr.calls == 1 and result.pages[0].backend == "strong"
+
+
+def test_an_image_under_the_no_text_layer_rule_never_reaches_the_first_backend():
+    cheap, strong = FakeHandle("cheap"), FakeHandle("strong")
+    settings = RouterSettings(cascades={"c": {"first": "cheap", "then": "strong", "rules": {"no_text_layer": True}}})
+    result = run(Router({"cheap": cheap, "strong": strong}, settings).ocr(PNG, "p.png", OCROptions(backend="c"), "r"))
+    assert cheap.ocr.calls == 0 and result.pages[0].backend == "strong"
+    assert result.escalations[0].rules == ["no_text_layer"]
+
+
+def test_a_document_the_first_backend_refuses_goes_up_whole_unless_the_rule_is_off():
+    refusing = FakeHandle("cheap", error=OCRError("models_missing", "needs OCR models"))
+    router = Router(
+        {"cheap": refusing, "strong": FakeHandle("strong")},
+        RouterSettings(
+            cascades={
+                "c": {"first": "cheap", "then": "strong"},
+                "strict": {"first": "cheap", "then": "strong", "rules": {"first_failed": False}},
+            }
+        ),
+    )
+    result = run(router.ocr(_mixed_pdf(), "mixed.pdf", OCROptions(backend="c"), "r"))
+    assert [p.backend for p in result.pages] == ["strong", "strong"] and result.backend == "c"
+    assert [e.rules for e in result.escalations] == [["first_failed"], ["first_failed"]]
+    with pytest.raises(OCRError) as e:
+        run(router.ocr(_mixed_pdf(), "mixed.pdf", OCROptions(backend="strict"), "r"))
+    assert e.value.code == "models_missing"
+
+
+def test_a_cascade_whose_stronger_backend_fails_keeps_the_first_answer_and_says_so():
+    table = {"blocks": [{"type": "table", "text": "<table><tr><td>1</td></tr></table>", "box": [0, 0, 1, 1]}]}
+    settings = RouterSettings(
+        cascades={
+            "c": {"first": "cheap", "then": "strong"},
+            "scans-up": {"first": "cheap", "then": "strong", "rules": {"no_text_layer": True}},
+        }
+    )
+    broken = FakeHandle("strong", error=OCRError("overloaded", "busy"))
+    router = Router({"cheap": FakeHandle("cheap", config=table), "strong": broken}, settings)
+    result = run(router.ocr(PNG, "p.png", OCROptions(backend="c"), "r"))
+    assert [p.backend for p in result.pages] == ["cheap"] and result.escalations[0].answered_by == "cheap"
+    assert "overloaded" in result.warnings[-1]
+    with pytest.raises(OCRError) as e:  # a scan sent straight up has no other answer: the error is the answer
+        run(router.ocr(PNG, "p.png", OCROptions(backend="scans-up"), "r"))
+    assert e.value.code == "overloaded"
+
+
+def test_a_cascade_with_nothing_to_escalate_never_calls_the_stronger_backend():
+    strong = FakeHandle("strong")
+    settings = RouterSettings(cascades={"c": {"first": "cheap", "then": "strong"}})
+    router = Router({"cheap": FakeHandle("cheap"), "strong": strong}, settings)
+    result = run(router.ocr(PNG, "p.png", OCROptions(backend="c"), "r"))
+    assert result.escalations == [] and strong.ocr.calls == 0 and result.pages[0].backend == "cheap"
+
+
+def test_a_cascade_is_refused_for_jobs_with_a_clear_error():
+    settings = RouterSettings(cascades={"c": {"first": "a", "then": "b"}})
+    router = Router({"a": FakeHandle("a"), "b": FakeHandle("b")}, settings, jobs=object())
+    with pytest.raises(OCRError) as e:
+        run(router.submit_job(PNG, "p.png", OCROptions(backend="c"), "r"))
+    assert e.value.code == "invalid_option" and "synchronously" in e.value.message
+
+
+def test_shadow_reads_run_after_the_answer_and_within_their_bounds():
+    async def scenario():
+        shadow = FakeHandle("shadow", delay_s=0.3)
+        settings = RouterSettings(shadow={"fraction": 1.0, "pairs": {"primary": "shadow"}, "max_in_flight": 1})
+        router = Router({"primary": FakeHandle("primary"), "shadow": shadow}, settings)
+        first = await router.ocr(PNG, "p.png", OCROptions(backend="primary", options={"sleep_s": 0.01}), "r1")
+        assert first.backend == "primary" and shadow.finished == 0  # answered before the shadow read ended
+        await router.ocr(PNG, "p.png", OCROptions(backend="primary"), "r2")  # over max_in_flight: dropped
+        await asyncio.gather(*router._shadow_tasks)
+        assert shadow.ocr.calls == 1 and shadow.finished == 1 and router.shadow.in_flight == 0
+        assert shadow.docs[0].sha256 == first.document.sha256
+        assert shadow.runs[0].options == {} and not shadow.runs[0].include_boxes_image  # its own way, no images
+
+    run(scenario())
+
+
+def test_a_busy_shadow_backend_is_left_alone_for_the_backoff():
+    async def scenario():
+        shadow = FakeHandle("shadow", error=OCRError("overloaded", "busy"))
+        settings = RouterSettings(shadow={"fraction": 1.0, "pairs": {"primary": "shadow"}, "backoff_s": 60})
+        router = Router({"primary": FakeHandle("primary"), "shadow": shadow}, settings)
+        for i in range(3):
+            await router.ocr(PNG, "p.png", OCROptions(backend="primary"), f"r{i}")
+            await asyncio.gather(*router._shadow_tasks)
+        assert shadow.ocr.calls == 1  # refused once, then backed off
+
+    run(scenario())

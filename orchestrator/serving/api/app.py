@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
-from orchestrator.serving.api.deps import REQUEST_ID_HEADER, request_id, serve_request_id
 from orchestrator.serving.api.errors import install_error_handlers
-from orchestrator.serving.api.routes import backends, compare, health, jobs, ocr
+from orchestrator.serving.api.middleware import RequestContextMiddleware
+from orchestrator.serving.api.routes import backends, compare, health, jobs, ocr, pages, ui
+from orchestrator.serving.api.routes import extract as extract_routes
+from orchestrator.serving.api.routes import render as render_routes
 from shared.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -23,21 +25,19 @@ blocks with boxes, and a boxes image per page. Every error is an `ErrorResponse`
 
 def create_api(router: Router) -> FastAPI:
     """A FastAPI app serving ``router`` (a real Router in a replica, or a fake in tests)."""
-    app = FastAPI(title="ocrserve", version=SCHEMA_VERSION, description=DESCRIPTION)
+    # docs_url/redoc_url off: FastAPI's pages load their scripts from a CDN; routes/ui.py serves them locally.
+    app = FastAPI(title="ocrserve", version=SCHEMA_VERSION, description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.router = router
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def _request_id(request: Request, call_next):
-        rid = request_id(request)
-        response = await call_next(request)
-        if REQUEST_ID_HEADER not in response.headers and serve_request_id() is None:
-            response.headers[REQUEST_ID_HEADER] = rid  # under Serve, the proxy sets it
-        return response
+    app.add_middleware(RequestContextMiddleware)  # request ids and Server-Timing (plain ASGI: cheap)
 
     app.include_router(health.router)
     app.include_router(backends.router)
     app.include_router(ocr.router)
     app.include_router(compare.router)
     app.include_router(jobs.router)
+    app.include_router(extract_routes.router)
+    app.include_router(render_routes.router)
+    app.include_router(pages.router)
+    app.include_router(ui.router)  # the web page at /ui (/ redirects there) and /docs, offline
     return app

@@ -1,4 +1,8 @@
-"""Dependencies shared by the routes: the router object, the request id, the API key check."""
+"""Dependencies shared by the routes: the router object, the request id, the API key check.
+
+The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a
+thread hop per dependency per request for work that never blocks.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +51,15 @@ def new_request_id(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def check_api_key(request: Request) -> None:
+async def _router_dep(request: Request) -> Router:
+    return get_router(request)
+
+
+async def _request_id_dep(request: Request) -> str:
+    return request_id(request)
+
+
+async def check_api_key(request: Request) -> None:
     """When an API key is configured, every /v1 call must carry it (constant-time comparison)."""
     key = request.app.state.router.settings.api_key
     if key is None:
@@ -57,5 +69,5 @@ def check_api_key(request: Request) -> None:
         raise OCRError("unauthorized", f"missing or wrong {API_KEY_HEADER} header", accepted=[API_KEY_HEADER])
 
 
-RouterDep = Annotated[Any, Depends(get_router)]  # the Router, or a fake in tests
-RequestIdDep = Annotated[str, Depends(request_id)]
+RouterDep = Annotated[Any, Depends(_router_dep)]  # the Router, or a fake in tests
+RequestIdDep = Annotated[str, Depends(_request_id_dep)]

@@ -15,6 +15,7 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
+from orchestrator.serving.timing import phase
 from shared.errors import OCRError
 from shared.requests import Base64File, parse_options
 
@@ -59,6 +60,13 @@ async def read_upload(
     Raises:
         OCRError: too large (413, checked on Content-Length before reading), malformed body or options (400).
     """
+    with phase("read"):
+        return await _read_upload(request, max_bytes=max_bytes, model=model, json_model=json_model)
+
+
+async def _read_upload(
+    request: Request, *, max_bytes: int, model: type[M], json_model: type[Base64File]
+) -> tuple[bytes, str, M]:
     declared = request.headers.get("content-length")
     # base64 and multipart framing add overhead; refuse early what cannot fit however it is framed
     if declared and declared.isdigit() and int(declared) > max_bytes * 4 // 3 + 1024 * 1024:

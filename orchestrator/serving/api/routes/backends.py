@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from orchestrator.serving.api.deps import RouterDep, check_api_key
-from shared.schema import BackendList
+from shared.schema import BackendList, CascadeInfo
 
 router = APIRouter(prefix="/v1", tags=["backends"], dependencies=[Depends(check_api_key)])
 
@@ -17,4 +17,8 @@ async def list_backends(svc: RouterDep) -> BackendList:
         backends=[statuses[n] for n in svc.backends],
         auto_order=svc.auto_rule(),
         default_backend=svc.settings.default_backend,
+        cascades=[
+            CascadeInfo(name=name, first=p.first, then=p.then, rules=p.rules.enabled())
+            for name, p in svc.settings.cascades.items()
+        ],
     )

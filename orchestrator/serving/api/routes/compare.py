@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
 
 from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key
+from orchestrator.serving.api.responses import json_response
 from orchestrator.serving.api.routes.ocr import ERROR_RESPONSES
 from orchestrator.serving.api.uploads import read_upload, request_body
 from shared.requests import CompareJSONRequest, CompareOptions
@@ -20,8 +22,8 @@ router = APIRouter(prefix="/v1", tags=["compare"], dependencies=[Depends(check_a
     summary="Run one document through several backends concurrently and compare their texts",
     openapi_extra=request_body(CompareOptions, CompareJSONRequest),
 )
-async def compare(request: Request, svc: RouterDep, rid: RequestIdDep) -> CompareResponse:
+async def compare(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
     data, filename, opts = await read_upload(
         request, max_bytes=svc.settings.limits.max_bytes, model=CompareOptions, json_model=CompareJSONRequest
     )
-    return await svc.compare(data, filename, opts, rid)
+    return json_response(await svc.compare(data, filename, opts, rid))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
 
 from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key
+from orchestrator.serving.api.responses import json_response
 from orchestrator.serving.api.uploads import read_upload, request_body
 from shared.requests import OCRJSONRequest, OCROptions
 from shared.schema import ErrorResponse, OCRResponse
@@ -35,8 +37,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="OCR one document with one backend",
     openapi_extra=request_body(OCROptions, OCRJSONRequest),
 )
-async def ocr(request: Request, svc: RouterDep, rid: RequestIdDep) -> OCRResponse:
+async def ocr(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
     data, filename, opts = await read_upload(
         request, max_bytes=svc.settings.limits.max_bytes, model=OCROptions, json_model=OCRJSONRequest
     )
-    return await svc.ocr(data, filename, opts, rid)
+    return json_response(await svc.ocr(data, filename, opts, rid))

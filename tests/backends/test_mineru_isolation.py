@@ -1,0 +1,343 @@
+"""MinerU in its parse process: deadlines and memory caps that kill it cleanly, failures typed, nothing fetched.
+
+The engine runs as a replica runs it (``backends.pipeline.run_document``), with an empty models directory (the
+flash tier reads born-digital PDFs and office/HTML/EPUB/CSV files without models). Documents are generated here:
+:mod:`tests.support.hostile_documents`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mineru", reason="the mineru extra is not installed")
+pytest.importorskip("docx", reason="python-docx (test extra) builds the documents")
+
+from backends.mineru.errors import classify_parse_error  # noqa: E402
+from backends.pipeline import run_document  # noqa: E402
+from backends.registry import create_engine  # noqa: E402
+from shared.documents import Document, open_document  # noqa: E402
+from shared.errors import OCRError  # noqa: E402
+from shared.processes import descendants  # noqa: E402
+from tests.support import hostile_documents as hostile  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mineru-models")
+
+
+def _engine(models_dir: Path, **config):
+    saved = dict(os.environ)
+    engine = create_engine("mineru", {"models_dir": str(models_dir), **config})
+    engine.start()
+    return engine, saved
+
+
+@pytest.fixture(scope="module")
+def engine(models_dir):
+    eng, saved = _engine(models_dir, parse_timeout_s=6, parse_timeout_per_page_s=1)
+    yield eng
+    eng.close()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _run(engine, data: bytes, name: str, **kw):
+    doc = open_document(data, name=name, accepted=engine.media_types)
+    return run_document(engine, doc, backend="mineru", request_id="test", **kw)
+
+
+def _unchecked(data: bytes, name: str, media_type: str) -> Document:
+    """A document that skips the router's checks: what the engine alone does with it is under test."""
+    return Document(data, name, media_type, hashlib.sha256(data).hexdigest(), 1, [0], 144.0)
+
+
+def _slow_docx() -> bytes:
+    """~170,000 elements: inside every router limit, yet ~20 s of MinerU on 2 busy cores."""
+    base = hostile.docx(["x"])
+    prefix = hostile.word_document("").split("<w:body>")[0].encode() + b"<w:body>"
+    paragraph = b"<w:p><w:r><w:t>Words of an ordinary paragraph.</w:t></w:r></w:p>"
+    return hostile.streamed_member(
+        base, "word/document.xml", paragraph * 1000, 50, prefix=prefix, suffix=b"</w:body></w:document>"
+    )
+
+
+def _gone(pid: int) -> bool:
+    """Killed *and* reaped (a zombie still answers signal 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+# -- typed failures ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (MemoryError(), "document_too_complex"),
+        (RecursionError("maximum recursion depth exceeded"), "document_too_complex"),
+        (ValueError("CSV exceeds max_grid_slots=250000"), "document_too_complex"),
+        (type("HtmlResourceLimitError", (ValueError,), {})("HTML images exceed ..."), "document_too_complex"),
+        (type("EpubEncryptedError", (ValueError,), {})("DRM"), "encrypted_document"),
+        (KeyError("word/document.xml"), "invalid_document"),
+        (OSError("File contains no valid workbook part"), "invalid_document"),
+        (FileNotFoundError("Model repo MinerU-4_models_onnx is not ready"), "models_missing"),
+        (OCRError("invalid_option", "kept as it is"), "invalid_option"),
+    ],
+)
+def test_what_mineru_raises_on_a_document_is_typed(error, code):
+    typed = classify_parse_error(error, tier="flash")
+    assert typed.code == code and typed.message and typed.status < 600
+
+
+def test_documents_mineru_cannot_read_are_422_not_500(engine):
+    for case in hostile.parser_failures():
+        with pytest.raises(OCRError) as e:
+            _run(engine, case.data, case.filename)
+        assert (e.value.status, e.value.code) == (case.status, case.code), case.id
+        assert "MinerU could not read this document" in e.value.message
+
+
+# -- the deadline and the memory cap -------------------------------------------------------------------------
+
+
+def test_the_deadline_kills_the_whole_parse_process_group_and_leaves_nothing_running(engine):
+    old = engine.health().info["parse_process"]
+    scratch = Path(engine._process.facts.scratch)
+    threads = threading.active_count()
+    started = time.monotonic()
+    with pytest.raises(OCRError) as e:
+        _run(engine, _slow_docx(), "slow.docx")
+    took = time.monotonic() - started
+    assert e.value.code == "document_too_complex" and e.value.status == 413
+    assert e.value.accepted["parse_timeout_s"] == 6 and "within 6 s" in e.value.message
+    assert 6 <= took < 15, took
+    assert _gone(old["pid"]) and not descendants(old["pid"])  # killed and reaped, render workers too
+    assert not scratch.exists()  # the document it was reading is not left on disk
+    assert threading.active_count() == threads  # no thread left parsing
+    now = engine.health().info["parse_process"]
+    assert now["pid"] != old["pid"] and now["killed"] == old["killed"] + 1
+    name, data, text = hostile.good_documents()[0]
+    assert text in _run(engine, data, name).markdown  # a fresh process answers the next document
+
+
+def test_a_parse_process_killed_from_outside_is_typed_and_replaced(engine):
+    engine.health()  # make sure the process is up
+    pid = engine.health().info["parse_process"]["pid"]
+    killer = threading.Timer(1.0, lambda: os.kill(pid, 9))
+    killer.start()
+    try:
+        with pytest.raises(OCRError) as e:
+            _run(engine, _slow_docx(), "slow.docx")
+    finally:
+        killer.cancel()
+    assert e.value.code == "document_too_complex" and "killed" in e.value.message
+    assert _gone(pid)
+    name, data, text = hostile.good_documents()[1]
+    assert text in _run(engine, data, name).markdown
+
+
+def test_the_memory_cap_kills_a_parse_that_grows_past_it(models_dir):
+    from shared.processes import tree_rss_mb
+
+    probe, saved = _engine(models_dir, warmup=True)
+    try:
+        warm = tree_rss_mb(probe.health().info["parse_process"]["pid"])
+    finally:
+        probe.close()
+    cap = int(warm) + 150
+    engine, _ = _engine(models_dir, parse_memory_mb=cap, parse_timeout_s=120)
+    try:
+        sheet = hostile.table_xlsx([[f"r{r}c{c}" for c in range(10)] for r in range(9000)])  # ~800 MB in MinerU
+        with pytest.raises(OCRError) as e:
+            _run(engine, sheet, "big.xlsx")
+        assert e.value.code == "document_too_complex" and e.value.accepted == {"parse_memory_mb": cap}
+        assert engine.health().info["parse_process"]["killed"] == 1
+        name, data, text = hostile.good_documents()[2]
+        assert text in _run(engine, data, name).markdown
+    finally:
+        engine.close()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_close_stops_the_parse_process(models_dir):
+    engine, saved = _engine(models_dir, warmup=False)
+    pid = engine.health().info["parse_process"]["pid"]
+    scratch = Path(engine._process.facts.scratch)
+    assert scratch.is_dir() and scratch.stat().st_mode & 0o777 == 0o700
+    engine.close()
+    os.environ.clear()
+    os.environ.update(saved)
+    assert _gone(pid) and not scratch.exists()
+
+
+# -- nothing fetched, nothing read ---------------------------------------------------------------------------
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("content-type", "image/png")
+        self.end_headers()
+        self.wfile.write(hostile.png_header(4, 4))
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def recorder():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.hits
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def canary(tmp_path_factory) -> tuple[Path, str]:
+    token = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
+    path = tmp_path_factory.mktemp("canary") / "secret.txt"
+    path.write_text(token)
+    return path, token
+
+
+def test_remote_references_are_never_fetched(engine, recorder, canary):
+    url, hits = recorder
+    before = len(hits)
+    for name, data, text in hostile.remote_reference_documents(url):
+        response = _run(engine, data, name, include_raw=True)
+        assert text in response.markdown and canary[1] not in response.model_dump_json(), name
+    time.sleep(0.5)
+    assert hits[before:] == []
+
+
+def test_local_files_stay_unread_even_without_the_router(engine, recorder, canary):
+    """The router refuses these; here they go straight to the engine: its own locks must hold too."""
+    url, hits = recorder
+    path, token = canary
+    before = len(hits)
+    svg = base64.b64encode(hostile.svg_pointing_at(str(path))).decode()
+    documents = [
+        _unchecked(
+            hostile.html(f'<p>t</p><img src="file://{path}"><img src="data:image/svg+xml;base64,{svg}">'),
+            "a.html",
+            "text/html",
+        ),
+        _unchecked(
+            hostile.rewrite(
+                hostile.docx(["x"]),
+                {
+                    "word/document.xml": hostile.word_document(
+                        "<w:p><w:r><w:t>&x;&y;</w:t></w:r></w:p>",
+                        doctype=f'<!DOCTYPE w:document [<!ENTITY x SYSTEM "file://{path}"><!ENTITY y SYSTEM '
+                        f'"{url}/xxe">]>',
+                    )
+                },
+            ),
+            "x.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+    ]
+    for doc in documents:
+        try:
+            response = run_document(
+                engine, doc, backend="mineru", request_id="t", include_raw=True, options={"embed_images": True}
+            )
+        except OCRError as e:  # refusing is as good as not reading
+            assert token not in e.message
+            continue
+        assert token not in response.model_dump_json()
+    time.sleep(0.5)
+    assert hits[before:] == []
+
+
+def _sealed_python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_parse_process_has_no_network(recorder):
+    url, hits = recorder
+    before = len(hits)
+    result = _sealed_python(
+        "import socket, urllib.request\n"
+        "from backends.mineru.sandbox import seal, blocked_attempts\n"
+        "a, b = socket.socketpair(); a.send(b'x'); assert b.recv(1) == b'x'  # local plumbing still works\n"
+        f"urllib.request.urlopen({url + '/before-seal'!r}).read()\n"
+        "seal()\n"
+        "for target in [" + repr(url + "/after-seal") + "]:\n"
+        "    try:\n"
+        "        urllib.request.urlopen(target, timeout=5).read(); print('FETCHED')\n"
+        "    except Exception as e:\n"
+        "        print('REFUSED', type(e).__name__)\n"
+        "try:\n"
+        "    socket.create_connection(('127.0.0.1', 1)); print('CONNECTED')\n"
+        "except PermissionError:\n"
+        "    print('REFUSED socket')\n"
+        "print(len(blocked_attempts()))\n"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "FETCHED" not in result.stdout and "CONNECTED" not in result.stdout
+    assert result.stdout.count("REFUSED") == 2
+    time.sleep(0.3)
+    assert hits[before:] == ["/before-seal"]  # the same code reached the server before seal(), not after
+
+
+def test_svg_is_rasterised_without_reading_the_files_it_names(tmp_path):
+    red = tmp_path / "red.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "red").save(red)
+    svg = hostile.svg_pointing_at(str(red)).decode()
+    probe = (
+        "import io, resvg_py\nfrom PIL import Image\n"
+        f"svg = {svg!r}\n"
+        "def centre():\n"
+        "    png = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True)\n"
+        "    return Image.open(io.BytesIO(bytes(png))).convert('RGB').getpixel((32, 32))\n"
+        "print('before', centre())\n"
+        "from backends.mineru.sandbox import seal\nseal()\n"
+        "print('after', centre())\n"
+    )
+    result = _sealed_python(probe)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "before (255, 0, 0)" in result.stdout  # resvg on its own reads the file: the vector is real
+    assert "after (0, 0, 255)" in result.stdout  # sealed: the reference is gone, only the blue rect is drawn
+
+
+def test_html_relative_resources_do_not_resolve_to_files(tmp_path, engine):
+    """MinerU's own default resolves relative images next to the document; the engine's context resolves none."""
+    from mineru.parser import parse
+    from PIL import Image
+
+    from backends.mineru.sandbox import html_source_context
+
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "secret.png")
+    page = tmp_path / "page.html"
+    page.write_bytes(hostile.html('<p>Text</p><img src="secret.png" alt="pic">'))
+
+    def embedded(context) -> bool:
+        result = parse(page, tier="flash", source_context=context)
+        return "base64" in result.markdown(image_renderer=None)
+
+    assert embedded(None)  # MinerU alone would read secret.png from the document's directory
+    assert not embedded(html_source_context())

@@ -1,0 +1,120 @@
+"""The CPU profile's request path on a cluster of its own; prints one JSON report on stdout.
+
+Why a separate process: the suite's session cluster runs Ray Serve's defaults, and the profile's settings
+(``orchestrator.ops.local.serve_env``: HAProxy as the HTTP proxy, user code on the replica's loop, gRPC between
+deployments with its message limit raised) are process settings that must be in place before Ray starts. This
+script starts Ray with them as ``ocrserve serve`` does, deploys fake backends behind the router and records what
+the tests in ``test_request_path.py`` assert on. Private ``RAY_TMPDIR`` and auth token come from the caller; the
+cluster is always shut down; never ``ray stop``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sys
+import traceback
+from typing import Any
+
+REPORT_PREFIX = "REQUEST_PATH_REPORT "
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _noise_png(side: int) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def scenario(report: dict[str, Any]) -> None:
+    from orchestrator.ops import local
+
+    env = local.serve_env(local.load_config(local.profile_path("cpu")))
+    os.environ.update(env)
+    report["env"] = env
+
+    import httpx
+    import ray
+    from ray import serve
+
+    from orchestrator.builder import build_app
+    from tests.support.fake_engine import FAKE
+
+    port = _free_port()
+    ray.init(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        fake = {"engine": FAKE, "deployment": {"ray_actor_options": {"num_cpus": 0.1}}}
+        serve.run(build_app({"backends": {"f1": fake, "f2": fake}}), name="path", route_prefix="/")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            r = client.post(
+                "/v1/ocr",
+                files={"file": ("t.png", _noise_png(32))},
+                data={"backend": "f1", "include_boxes_image": "false"},
+                headers={"x-request-id": "path-1"},
+            )
+            report["trivial"] = {
+                "status": r.status_code,
+                "request_id": r.json().get("request_id"),
+                "x_request_id": r.headers.get("x-request-id"),
+                "server_timing": r.headers.get("server-timing"),
+            }
+            big = _noise_png(1500)  # ~6.5 MiB: over gRPC's 4 MiB default, both ways (the answer carries boxes)
+            r = client.post("/v1/ocr", files={"file": ("big.png", big)}, data={"backend": "f1"})
+            report["big"] = {
+                "sent": len(big),
+                "status": r.status_code,
+                "size_bytes": r.json().get("document", {}).get("size_bytes"),
+                "answer_bytes": len(r.content),
+            }
+            shared = _noise_png(300)  # > 100 KiB: travels to both backends as one object-store reference
+            r = client.post("/v1/compare", files={"file": ("c.png", shared)}, data={"backends": "f1,f2"})
+            report["compare"] = {
+                "sent": len(shared),
+                "status": r.status_code,
+                "entries": [
+                    {
+                        "backend": e["backend"],
+                        "size_bytes": (e.get("result") or {}).get("document", {}).get("size_bytes"),
+                    }
+                    for e in r.json().get("entries", [])
+                ],
+            }
+            r = client.post(
+                "/v1/ocr",
+                files={"file": ("t.png", _noise_png(32))},
+                data={"backend": "f1", "options": '{"sleep_s": 3}', "timeout_s": "0.5"},
+            )
+            report["timeout"] = {"status": r.status_code, "code": r.json().get("error", {}).get("code")}
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+
+def main() -> int:
+    report: dict[str, Any] = {}
+    status = 0
+    try:
+        scenario(report)
+    except Exception:
+        report["error"] = traceback.format_exc()
+        status = 1
+    print(REPORT_PREFIX + json.dumps(report), flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

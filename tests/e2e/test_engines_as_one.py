@@ -1,0 +1,150 @@
+"""Many engines as one, over real HTTP: a cascade of two CPU backends, and shadow reads watched in Prometheus.
+
+The cascade is MinerU's flash tier (reads text layers, no model) first and RapidOCR (reads pixels) second, on a PDF
+built to need it: a born-digital page flash answers, and a scan it cannot read, which the ``no_text_layer`` and
+``no_text`` rules send to RapidOCR. Shadow traffic pairs a fake backend with a slow twin, so a client that waited
+for the shadow would wait seconds: the test measures that it does not.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import httpx
+import pytest
+
+from shared import samples
+from shared.schema import BackendList, OCRResponse
+from shared.textpdf import article_pages
+from tests.conftest import METRICS_PORT
+from tests.support.fake_engine import FAKE
+from tests.support.mixed_pdf import mixed_pdf
+
+pytest.importorskip("mineru")
+pytestmark = pytest.mark.cluster
+
+APP = "engines"
+SHADOW_SLEEP_S = 4.0
+"""How long the shadow backend takes per document: a client waiting for it would wait this long."""
+
+
+@pytest.fixture(scope="module")
+def client(deploy_app):
+    url = deploy_app(
+        APP,
+        {
+            "backends": {
+                "mineru": {
+                    "engine": "mineru",
+                    "engine_config": {"default_tier": "flash", "tiers": ["flash"]},
+                    "deployment": {"ray_actor_options": {"num_cpus": 0.3}},
+                },
+                "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 0.5}}},
+                "fake": {"engine": FAKE, "deployment": {"ray_actor_options": {"num_cpus": 0.05}}},
+                "slow-twin": {
+                    "engine": FAKE,
+                    "default_options": {"sleep_s": SHADOW_SLEEP_S},
+                    "deployment": {"ray_actor_options": {"num_cpus": 0.05}},
+                },
+            },
+            "router": {
+                "auto_order": ["rapidocr", "mineru"],
+                "cascades": {
+                    "cascade": {"first": "mineru", "then": "rapidocr", "rules": {"no_text_layer": True}},
+                },
+                "shadow": {"fraction": 1.0, "pairs": {"fake": "slow-twin"}, "max_in_flight": 2, "backoff_s": 5},
+            },
+        },
+    )
+    with httpx.Client(base_url=url, timeout=300) as c:
+        yield c
+
+
+def _metric(name: str, **labels: str) -> list[tuple[str, float]]:
+    """(line, value) of the scrape's samples of ``ray_<name>`` in this app with all of ``labels``."""
+    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=30).text
+    want = [f'application="{APP}"', *(f'{k}="{v}"' for k, v in labels.items())]
+    return [
+        (line, float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith(f"ray_{name}") and all(w in line for w in want)
+    ]
+
+
+def _wait_for(name: str, minimum: float = 1, **labels: str) -> float:
+    deadline = time.monotonic() + 90
+    while True:
+        values = [v for _, v in _metric(name, **labels)]
+        if (values and sum(values) >= minimum) or time.monotonic() > deadline:
+            return sum(values)
+        time.sleep(2)
+
+
+def test_a_cascade_answers_the_digital_page_cheaply_and_escalates_the_scan(client):
+    scan, _ = samples.one_column_page(title="Scanned invoice", paragraphs=["Payment is due within thirty days."])
+    pdf = mixed_pdf([["Cascades read born-digital pages straight from their text layer."]], [scan])
+    r = client.post("/v1/ocr", files={"file": ("mixed.pdf", pdf)}, data={"backend": "cascade"})
+    assert r.status_code == 200, r.text[:500]
+    result = OCRResponse.model_validate(r.json())
+    assert result.backend == "cascade"
+    assert [p.backend for p in result.pages] == ["mineru", "rapidocr"]
+    assert "born-digital pages" in result.pages[0].markdown  # flash read the text layer
+    assert "thirty days" in result.pages[1].markdown  # RapidOCR read the pixels
+    assert any("Scanned invoice" in b.text for b in result.pages[1].blocks)
+    assert len(result.escalations) == 1
+    escalation = result.escalations[0]
+    assert (escalation.page, escalation.from_backend, escalation.answered_by) == (1, "mineru", "rapidocr")
+    assert "no_text_layer" in escalation.rules
+    # cost: both backends' CPU time, no GPU, and no more than both replicas' reservations could have used
+    compute = result.usage.compute
+    assert compute is not None and compute.gpu_seconds == 0
+    assert 0 < compute.cpu_seconds <= (0.3 + 0.5) * result.timings.total_s
+    assert result.usage.pages == 2 and "thirty days" in result.markdown
+
+    listing = BackendList.model_validate(client.get("/v1/backends").json())
+    [cascade] = listing.cascades
+    assert (cascade.name, cascade.first, cascade.then) == ("cascade", "mineru", "rapidocr")
+    assert "no_text_layer" in cascade.rules
+
+    assert _wait_for("ocrserve_cascade_pages_total", policy="cascade", outcome="escalated") >= 1
+    assert _wait_for("ocrserve_cascade_pages_total", policy="cascade", outcome="kept") >= 1
+    assert _wait_for("ocrserve_escalations_total", policy="cascade", rule="no_text_layer") >= 1
+
+
+def test_a_cascade_of_a_digital_only_document_never_calls_the_stronger_backend(client):
+    pdf = article_pages([samples.PARAGRAPHS[:3], samples.PARAGRAPHS[3:]])
+    r = client.post("/v1/ocr", files={"file": ("digital.pdf", pdf)}, data={"backend": "cascade"})
+    assert r.status_code == 200, r.text[:500]
+    result = OCRResponse.model_validate(r.json())
+    assert result.escalations == [] and {p.backend for p in result.pages} == {"mineru"}
+
+
+def test_shadow_reads_export_agreement_and_never_delay_the_client(client):
+    png = samples.encode(samples.one_column_page()[0])
+    started = time.perf_counter()
+    direct = client.post("/v1/ocr", files={"file": ("p.png", png)}, data={"backend": "slow-twin"})
+    direct_s = time.perf_counter() - started
+    assert direct.status_code == 200 and direct_s >= SHADOW_SLEEP_S  # what waiting for the shadow would cost
+
+    shadowed = []
+    for _ in range(3):
+        started = time.perf_counter()
+        r = client.post("/v1/ocr", files={"file": ("p.png", png)}, data={"backend": "fake"})
+        shadowed.append(time.perf_counter() - started)
+        assert r.status_code == 200 and r.json()["backend"] == "fake"
+    median = statistics.median(shadowed)
+    print(f"\nshadowed request median {median * 1000:.0f} ms vs the shadow backend alone {direct_s * 1000:.0f} ms")
+    assert max(shadowed) < SHADOW_SLEEP_S and median < direct_s / 2
+
+    count = _wait_for("ocrserve_shadow_agreement_count", primary="fake", shadow="slow-twin")
+    total = sum(v for _, v in _metric("ocrserve_shadow_agreement_sum", primary="fake", shadow="slow-twin"))
+    # two fakes read the same page identically (Ray exports the sum from bucket midpoints: 0.9975 for 1.0)
+    assert count >= 1 and total / count == pytest.approx(1.0, abs=0.003)
+    [(line, _), *_] = _metric("ocrserve_shadow_agreement_count", primary="fake", shadow="slow-twin")
+    assert 'primary_model="' in line and 'shadow_model="' in line
+    assert _wait_for("ocrserve_shadow_requests_total", primary="fake", shadow="slow-twin", outcome="ok") >= 1
+    sent = sum(v for _, v in _metric("ocrserve_shadow_requests_total", outcome="sent", primary="fake"))
+    dropped = sum(v for _, v in _metric("ocrserve_shadow_requests_total", outcome="dropped", primary="fake"))
+    assert sent + dropped == 3  # every answered request of a paired backend is accounted for
+    assert dropped >= 1  # the third arrived while two shadow reads (max_in_flight) were still sleeping

@@ -1,0 +1,99 @@
+"""The CPU profile's request path (HAProxy, user code on the replica's loop, gRPC between deployments) keeps the
+API as it is: request ids, Server-Timing, big documents and answers, object-store fan-out in compare, time-outs.
+
+The scenario runs in a subprocess with its own Ray (``request_path_driver.py``): the profile's settings are process
+settings, and this pytest process already belongs to the suite's shared cluster, which runs Serve's defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.serving.timing import parse
+from tests.e2e.request_path_driver import REPORT_PREFIX
+
+REPO = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("request_path_driver.py")
+TIMEOUT_S = 240
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    tmp = tempfile.mkdtemp(prefix="rq", dir="/tmp")  # short: Ray's socket paths must stay under 107 chars
+    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"}}
+    env.update(
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+        RAY_TMPDIR=tmp,
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(DRIVER)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            out, err = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lines = [line for line in out.splitlines() if line.startswith(REPORT_PREFIX)]
+    if not lines:
+        pytest.fail(f"driver printed no report (rc {proc.returncode}); stderr tail:\n{err[-4000:]}")
+    rep = json.loads(lines[-1][len(REPORT_PREFIX) :])
+    if rep.get("error"):
+        pytest.fail(f"request-path scenario failed: {rep['error']}\nstderr tail:\n{err[-3000:]}")
+    return rep
+
+
+def test_the_profile_runs_haproxy_and_grpc_with_its_limit_raised(report):
+    env = report["env"]
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1" and env["RAY_SERVE_USE_GRPC_BY_DEFAULT"] == "1"
+    assert int(env["RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"]) > 4 * 1024 * 1024
+
+
+def test_request_id_and_server_timing(report):
+    trivial = report["trivial"]
+    assert trivial["status"] == 200
+    assert trivial["request_id"] == trivial["x_request_id"] == "path-1"
+    phases = parse(trivial["server_timing"])
+    assert {"read", "validate", "backend", "engine", "app"} <= set(phases)
+    assert phases["app"] >= phases["backend"] >= phases["engine"] >= 0
+
+
+def test_documents_and_answers_over_4_mib_pass(report):
+    big = report["big"]
+    assert big["sent"] > 4 * 1024 * 1024 and big["status"] == 200 and big["size_bytes"] == big["sent"]
+    assert big["answer_bytes"] > 4 * 1024 * 1024  # the boxes image makes the answer as big as the page
+
+
+def test_compare_fans_one_shared_document_out(report):
+    compare = report["compare"]
+    assert compare["status"] == 200 and compare["sent"] > 100 * 1024
+    assert compare["entries"] == [
+        {"backend": "f1", "size_bytes": compare["sent"]},
+        {"backend": "f2", "size_bytes": compare["sent"]},
+    ]
+
+
+def test_timeouts_keep_their_status(report):
+    assert report["timeout"] == {"status": 504, "code": "timeout"}
