@@ -282,41 +282,20 @@ async def call_backend(handle: Any, name: str, doc: Any, run: RunRequest, *, tim
         OCRError: the backend's own refusal; ``timeout`` past ``timeout_s`` (the call is cancelled);
             ``overloaded`` when Serve refuses for backpressure; ``backend_unavailable`` when the replica died.
     """
-    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-    from ray.serve.exceptions import BackPressureError
-
     if not isinstance(doc, Document):
         # an ObjectRef: only an actor call (not gRPC, RAY_SERVE_USE_GRPC_BY_DEFAULT) hands it over unresolved
         handle = handle.options(_by_reference=True)
-    response = handle.ocr.remote(doc, run)
-    try:
-        answer = await asyncio.wait_for(response, timeout_s)
-    except asyncio.TimeoutError:
-        response.cancel()
-        raise OCRError(
-            ErrorCode.TIMEOUT,
-            f"backend {name!r} took longer than {timeout_s:.0f} s",
-            accepted={"max_timeout_s": timeout_s},
-        ) from None
-    except BackPressureError:
-        raise OCRError(
-            ErrorCode.OVERLOADED, f"backend {name!r} is at capacity; retry later", accepted={"retry_after_s": 2}
-        ) from None
-    except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
-        raise OCRError(
-            ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} replica failed during the request ({type(e).__name__})"
-        ) from None
-    if isinstance(answer, ErrorDetail):
-        raise OCRError.from_detail(answer)
+    answer: OCRResponse = await call_method(handle, name, "ocr", doc, run, timeout_s=timeout_s)
     return answer
 
 
 async def call_method(handle: Any, name: str, method: str, *args: Any, timeout_s: float) -> Any:
     """Call ``handle.<method>`` (any ``BackendDeployment`` method answering ``value | ErrorDetail``) and return the
-    value, with Ray's own failures typed as :func:`call_backend` types them.
+    value, with Ray's own failures typed.
 
     Raises:
-        OCRError: the backend's own refusal; ``timeout``, ``overloaded`` or ``backend_unavailable``.
+        OCRError: the backend's own refusal; ``timeout`` past ``timeout_s`` (the call is cancelled);
+            ``overloaded`` when Serve refuses for backpressure; ``backend_unavailable`` when the replica died.
     """
     from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
     from ray.serve.exceptions import BackPressureError

@@ -51,7 +51,8 @@ def code_version() -> dict[str, str | None]:
 
 
 def _backend_facts(status: BackendStatus) -> dict[str, Any]:
-    """What run.json records of a backend: its engine and model, so two runs can be told apart."""
+    """What run.json records of a backend: its engine and model, so two runs can be told apart (a cascade: its
+    two backends' facts and its rules)."""
     return {"engine": status.engine, "model": status.model.model_dump() if status.model else None}
 
 
@@ -120,7 +121,15 @@ def run_accuracy(
     options = options or {}
 
     with OCRClient(url, api_key=api_key) as client:
-        deployed = {b.name: b for b in client.backends().backends}
+        listing = client.backends()
+        deployed = {b.name: _backend_facts(b) for b in listing.backends}
+        for cascade in listing.cascades:  # requested like a backend; recorded with both of its backends' facts
+            deployed[cascade.name] = {
+                "engine": "cascade",
+                "first": deployed.get(cascade.first),
+                "then": deployed.get(cascade.then),
+                "rules": cascade.rules,
+            }
         missing = [b for b in backends if b not in deployed]
         if missing:
             raise ValueError(f"backends {missing} are not deployed at {url} (deployed: {sorted(deployed)})")
@@ -128,7 +137,7 @@ def run_accuracy(
         info = RunInfo(
             manifest=str(manifest.resolve()),
             url=url,
-            backends={b: _backend_facts(deployed[b]) for b in backends},
+            backends={b: deployed[b] for b in backends},
             options=options,
             dpi=dpi,
             code=code_version(),

@@ -103,21 +103,26 @@ def _demo(url: str, out: Path) -> None:
     for col in ("document", "backend", "result", "pages", "seconds", "NED vs truth"):
         table.add_column(col)
     with OCRClient(url) as client:
-        listing = client.backends().backends
+        answer = client.backends()
+        listing = answer.backends
+        ready = {b.name for b in listing if b.status == "ready"}
         for name, data, media_type, truth in documents:
-            for b in listing:
-                if b.status != "ready" or media_type not in b.media_types:
-                    continue
+            readers = [b.name for b in listing if b.name in ready and media_type in b.media_types]
+            # each cascade too, when both its backends are up: it picks per page which one reads it
+            readers += [c.name for c in answer.cascades if {c.first, c.then} <= ready]
+            for reader in readers:
                 try:
-                    result = client.ocr_bytes(data, name, backend=b.name)
+                    result = client.ocr_bytes(data, name, backend=reader)
                 except ServiceError as e:
-                    table.add_row(name, b.name, f"[yellow]{e.error.error.code}[/]", "-", "-", "-")
+                    table.add_row(name, reader, f"[yellow]{e.error.error.code}[/]", "-", "-", "-")
                     continue
-                write_outputs(result, out, f"{Path(name).stem}-{b.name}")
+                write_outputs(result, out, f"{Path(name).stem}-{reader}")
                 ok = f"{ned(result.markdown, truth):.3f}"
-                table.add_row(name, b.name, "[green]ok[/]", str(len(result.pages)), f"{result.timings.total_s:.2f}", ok)
-                if b.name == listing[0].name:
-                    typer.echo(f"--- {name} read by {b.name} ---\n{result.markdown}\n")
+                by = sorted({p.backend for p in result.pages if p.backend and p.backend != reader})
+                label = f"{reader} ({', '.join(by)})" if by else reader
+                table.add_row(name, label, "[green]ok[/]", str(len(result.pages)), f"{result.timings.total_s:.2f}", ok)
+                if reader == listing[0].name:
+                    typer.echo(f"--- {name} read by {reader} ---\n{result.markdown}\n")
     console.print(table)
     console.print(f"Markdown, JSON and boxes PNGs in {out}/; an error's reason is in its answer and GET /v1/backends.")
 

@@ -340,12 +340,13 @@ class Router:
         received = time.time()
         doc = await self.validated(data, filename, pages=opts.pages, dpi=opts.dpi)
         names = list(dict.fromkeys(opts.backends)) or list(self.backends)
-        unknown = [n for n in [*names, *opts.options] if n not in self.backends]
+        cascades = self.settings.cascades
+        unknown = [n for n in [*names, *opts.options] if n not in self.backends and n not in cascades]
         if unknown:
             raise OCRError(
                 ErrorCode.UNKNOWN_BACKEND,
                 f"no backend named {unknown[0]!r} is deployed",
-                accepted=sorted(self.backends),
+                accepted=sorted([*self.backends, *cascades]),
             )
         timeout = self.timeout_s(opts.timeout_s)
         sent = shared_document(doc, len(names))  # one copy in the object store for all of them
@@ -354,7 +355,10 @@ class Router:
             run = self.run_request(f"{request_id}:{name}", received, opts, opts.options.get(name, {}))
             started = time.perf_counter()
             try:
-                result = await call_backend(self.backends[name], name, sent, run, timeout_s=timeout)
+                if name in cascades:  # a cascade beside its own backends: is it as good, for less?
+                    result = await self._cascade(name, cascades[name], doc, run, timeout)
+                else:
+                    result = await call_backend(self.backends[name], name, sent, run, timeout_s=timeout)
             except OCRError as e:
                 return CompareFailure(backend=name, seconds=_since(started), error=e.detail())
             except Exception as e:  # a server fault in one backend must not sink the others

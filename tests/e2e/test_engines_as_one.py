@@ -148,3 +148,59 @@ def test_shadow_reads_export_agreement_and_never_delay_the_client(client):
     dropped = sum(v for _, v in _metric("ocrserve_shadow_requests_total", outcome="dropped", primary="fake"))
     assert sent + dropped == 3  # every answered request of a paired backend is accounted for
     assert dropped >= 1  # the third arrived while two shadow reads (max_in_flight) were still sleeping
+
+
+def test_the_serve_demo_runs_each_cascade_beside_the_backends(client, tmp_path):
+    """README command 1 ends with this demo: a cascade whose backends are up is shown with who read its pages."""
+    from orchestrator.ops.cli import _demo
+
+    _demo(str(client.base_url).rstrip("/"), tmp_path)
+    scan = OCRResponse.model_validate_json((tmp_path / "demo-scan-cascade.json").read_text())
+    assert {p.backend for p in scan.pages} == {"rapidocr"} and scan.markdown.strip()  # a scan: OCR'd
+    digital = OCRResponse.model_validate_json((tmp_path / "demo-digital-cascade.json").read_text())
+    assert {p.backend for p in digital.pages} == {"mineru"} and "Comparing backends" in digital.markdown
+
+
+def test_an_accuracy_run_scores_a_cascade_beside_its_backends(client, tmp_path):
+    import json
+
+    from orchestrator.evaluation.run import run_accuracy
+    from tests.e2e.test_compare import _generated_manifest
+
+    manifest = _generated_manifest(tmp_path)  # two scans with their text
+    report = run_accuracy(manifest, url=str(client.base_url).rstrip("/"), backends=["cascade"], out=tmp_path / "r")
+    assert report.backends["cascade"].failures == 0  # MinerU alone refuses scans; the cascade sends them up
+    assert report.backends["cascade"].ned_mean <= 0.02  # as RapidOCR reads them
+    facts = json.loads((tmp_path / "r" / "run.json").read_text())["backends"]["cascade"]
+    assert facts["engine"] == "cascade" and facts["then"]["engine"] == "rapidocr"
+    assert facts["first"]["engine"] == "mineru" and "no_text_layer" in facts["rules"]
+
+
+def test_the_web_page_offers_the_cascade_and_compares_it_with_a_backend(client, page, tmp_path):
+    from shared.schema import CompareResponse
+    from tests.e2e.test_ui import choose, open_ui, upload
+
+    base = str(client.base_url).rstrip("/")
+    open_ui(page, base)
+    row = page.locator("#backend-list .backend[data-backend=cascade]")
+    assert "ready" in row.inner_text() and "mineru first, rapidocr for pages that need it" in row.inner_text()
+
+    choose(page, ["cascade"])
+    upload(page, tmp_path, "scan.png", samples.encode(samples.one_column_page()[0]))
+    with page.expect_response(lambda r: r.url.endswith("/v1/ocr")) as answer:
+        page.click("#run")
+    result = OCRResponse.model_validate(answer.value.json())
+    assert result.backend == "cascade" and result.pages[0].backend == "rapidocr"
+    page.wait_for_function(
+        "n => document.querySelectorAll('.single-view .overlay .block').length === n", arg=len(result.pages[0].blocks)
+    )
+
+    choose(page, ["cascade", "rapidocr"])
+    with page.expect_response(lambda r: r.url.endswith("/v1/compare")) as answer:
+        page.click("#run")
+    compared = CompareResponse.model_validate(answer.value.json())
+    assert sorted(e.backend for e in compared.entries) == ["cascade", "rapidocr"] and all(
+        e.ok for e in compared.entries
+    )
+    assert compared.agreement[0].agreement == pytest.approx(1.0)  # the cascade sent the scan to RapidOCR
+    page.wait_for_selector(".compare-view .column[data-backend=cascade] .block")

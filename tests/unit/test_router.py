@@ -353,3 +353,16 @@ def test_a_busy_shadow_backend_is_left_alone_for_the_backoff():
         assert shadow.ocr.calls == 1  # refused once, then backed off
 
     run(scenario())
+
+
+def test_compare_takes_a_cascade_beside_backends_and_lists_cascades_when_a_name_is_unknown():
+    from shared.requests import CompareOptions
+
+    settings = RouterSettings(cascades={"c": {"first": "cheap", "then": "strong", "rules": {"no_text_layer": True}}})
+    router = Router({"cheap": FakeHandle("cheap"), "strong": FakeHandle("strong")}, settings)
+    cmp = run(router.compare(_mixed_pdf(), "m.pdf", CompareOptions(backends=["c", "strong"]), "r"))
+    assert [e.backend for e in cmp.entries] == ["c", "strong"] and all(e.ok for e in cmp.entries)
+    assert [p.backend for p in cmp.entries[0].result.pages] == ["cheap", "strong"]
+    with pytest.raises(OCRError) as e:
+        run(router.compare(PNG, "p.png", CompareOptions(backends=["nope"]), "r"))
+    assert e.value.code == "unknown_backend" and "c" in e.value.accepted

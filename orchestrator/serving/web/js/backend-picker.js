@@ -14,7 +14,7 @@ export class BackendPicker {
   }
 
   set(listing) {
-    this.backends = listing.backends;
+    this.backends = [...listing.backends, ...(listing.cascades || []).map((c) => asBackend(c, listing.backends))];
     const preferred = pickDefault(listing);
     fill(
       this.list,
@@ -84,4 +84,19 @@ function pickDefault(listing) {
   const ready = new Set(listing.backends.filter((b) => b.status === "ready").map((b) => b.name));
   if (ready.has(listing.default_backend)) return listing.default_backend;
   return listing.auto_order.find((n) => ready.has(n)) || [...ready][0] || null;
+}
+
+/** A cascade shown like a backend: ready when both of its backends are, reading what either reads. */
+function asBackend(cascade, backends) {
+  const parts = [cascade.first, cascade.then].map((n) => backends.find((b) => b.name === n)).filter(Boolean);
+  const ready = parts.length === 2 && parts.every((b) => b.status === "ready");
+  return {
+    name: cascade.name,
+    engine: "cascade",
+    status: ready ? "ready" : "unavailable",
+    model: null,
+    media_types: [...new Set(parts.flatMap((b) => b.media_types))],
+    detail: `${cascade.first} first, ${cascade.then} for pages that need it (${cascade.rules.join(", ")})`,
+    options_schema: null,
+  };
 }
