@@ -156,3 +156,36 @@ def resolve_adapters(
         )
         logger.info("adapter %s: %s (rank %d)", name, path, config["r"])
     return out
+
+
+NULL_ADAPTER_NAME = "ocrserve-base"
+"""vLLM's name for the zero adapter base requests carry on a CPU (never a client's: see ``needs_null_adapter``)."""
+
+
+def needs_null_adapter(device: str, adapters: dict[str, Adapter]) -> bool:
+    """Whether requests without an adapter must carry an all-zero one.
+
+    On a CPU, vLLM 0.32's LoRA ops (``vllm/lora/ops/torch_ops``, used by ``PunicaWrapperCPU``) index the stacked
+    adapter weights with the request's slot, and a request without an adapter has slot -1: in a batch with adapter
+    requests, that picks the *last* loaded adapter (found by ``tests/e2e/test_deepseek_features_vllm_http.py``:
+    a base request batched with two adapters decoded exactly as the second adapter). The GPU kernels skip -1.
+    A zero adapter in a slot of its own gives base requests exactly the base model's output.
+    """
+    return device == "cpu" and bool(adapters)
+
+
+def write_null_adapter(template: Adapter, directory: Path) -> Path:
+    """An adapter with ``template``'s config and every weight zero, written to ``directory`` (returned)."""
+    from safetensors.torch import load_file, save_file
+
+    source = Path(template.path)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "adapter_config.json").write_text((source / "adapter_config.json").read_text())
+    weights = next((source / name for name in ("adapter_model.safetensors",) if (source / name).exists()), None)
+    if weights is None:
+        raise OCRError(
+            "backend_unavailable",
+            f"adapter {template.name!r}: no adapter_model.safetensors to shape the base model's zero adapter on",
+        )
+    save_file({k: v.new_zeros(v.shape) for k, v in load_file(str(weights)).items()}, str(directory / weights.name))
+    return directory

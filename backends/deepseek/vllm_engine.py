@@ -19,13 +19,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import shutil
+import tempfile
 import threading
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from backends.deepseek.adapters import Adapter
+from backends.deepseek.adapters import NULL_ADAPTER_NAME, Adapter, needs_null_adapter, write_null_adapter
 from backends.deepseek.config import DEFAULT_MODELS, DeepSeekConfig
 from backends.deepseek.modes import ModeSpec, Variant
 from backends.deepseek.runtime import Generation, RunPlan
@@ -89,6 +92,8 @@ class VLLMRunner:
         self.variant = variant
         self.adapters = dict(adapters or {})
         self._lora_requests: dict[str, Any] = {}
+        self._base_lora: Any = None  # the zero adapter requests without one carry on a CPU (needs_null_adapter)
+        self._null_dir: str | None = None
         self._structured_cls: Any = None
         self._tokenizer: Any = None
         self._engine: Any = None
@@ -118,7 +123,10 @@ class VLLMRunner:
             self._facts = inspect_vllm()
             self._plan = choose_guard(self._facts, guard=self.config.ngram_guard)
             apply_env(self._plan)  # before the engine (and its engine-core process) reads it
-            kwargs = engine_kwargs(self.config, self.source.ref, logits_processors=self._plan.processors)
+            null_lora = needs_null_adapter(platform_device(self.config.tensor_parallel_size)[0], self.adapters)
+            kwargs = engine_kwargs(
+                self.config, self.source.ref, logits_processors=self._plan.processors, extra_loras=int(null_lora)
+            )
             logger.info(
                 "starting vLLM %s (%s) for %s: %s; %s",
                 self._facts.version,
@@ -133,6 +141,8 @@ class VLLMRunner:
             self._engine = self._submit(self._create(vllm, kwargs))
             self._image_token_id = self._submit(self._image_token())
             self._lora_requests = self._submit(self._load_adapters())
+            if null_lora:
+                self._base_lora = self._submit(self._load_null_adapter())
             self._device, self._device_name = platform_device(self.config.tensor_parallel_size)
             self._v2_runner_in_use = self._runner_in_use()
         except BaseException as e:
@@ -188,6 +198,17 @@ class VLLMRunner:
                 ) from None
             requests[name] = request
         return requests
+
+    async def _load_null_adapter(self) -> Any:
+        """The all-zero adapter base requests carry on a CPU, shaped on the first configured adapter."""
+        from vllm.lora.request import LoRARequest
+
+        self._null_dir = tempfile.mkdtemp(prefix="ocrserve-null-lora-")
+        path = write_null_adapter(next(iter(self.adapters.values())), Path(self._null_dir))
+        request = LoRARequest(lora_name=NULL_ADAPTER_NAME, lora_int_id=len(self.adapters) + 1, lora_path=str(path))
+        await self._engine.add_lora(request)
+        logger.info("base requests carry a zero LoRA adapter on this CPU (vLLM's CPU LoRA ops, see adapters.py)")
+        return request
 
     def _runner_in_use(self) -> bool | None:
         config = getattr(self._engine, "vllm_config", None)
@@ -260,7 +281,8 @@ class VLLMRunner:
             final = None
             params = self._params(request)
             prompt = await engine_input(self._engine, request.inputs)
-            lora = {"lora_request": self._lora_requests[request.adapter]} if request.adapter else {}
+            chosen = self._lora_requests[request.adapter] if request.adapter else self._base_lora
+            lora = {"lora_request": chosen} if chosen is not None else {}
             async for output in self._engine.generate(prompt, params, request.request_id, **lora):
                 final = output
             return request.request_id, final
@@ -309,6 +331,9 @@ class VLLMRunner:
         return info
 
     def close(self) -> None:
+        if self._null_dir is not None:
+            shutil.rmtree(self._null_dir, ignore_errors=True)
+            self._null_dir = None
         engine, self._engine = self._engine, None
         if engine is not None and hasattr(engine, "shutdown"):
             try:

@@ -34,7 +34,9 @@ __all__ = [
 _request_counter = itertools.count()
 
 
-def engine_kwargs(config: DeepSeekConfig, model: str, *, logits_processors: Sequence[Any] = ()) -> dict[str, Any]:
+def engine_kwargs(
+    config: DeepSeekConfig, model: str, *, logits_processors: Sequence[Any] = (), extra_loras: int = 0
+) -> dict[str, Any]:
     """Keyword arguments for ``AsyncEngineArgs`` (equivalently ``LLM(...)``).
 
     Args:
@@ -42,6 +44,7 @@ def engine_kwargs(config: DeepSeekConfig, model: str, *, logits_processors: Sequ
         model: Local directory or hub id to load.
         logits_processors: The logits processor classes to register (``NGramPerReqLogitsProcessor``); the
             processor is per-request, switched on by ``extra_args`` in the sampling params.
+        extra_loras: LoRA slots beyond the configured adapters (see :func:`lora_kwargs`).
     """
     kwargs: dict[str, Any] = {
         "model": model,
@@ -58,7 +61,7 @@ def engine_kwargs(config: DeepSeekConfig, model: str, *, logits_processors: Sequ
     }
     if config.kv_cache_memory_gb is not None:
         kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_memory_gb * 1024**3)
-    kwargs.update(lora_kwargs(config))
+    kwargs.update(lora_kwargs(config, extra=extra_loras))
     kwargs["structured_outputs_config"] = dict(STRUCTURED_OUTPUTS_CONFIG)
     if logits_processors:
         kwargs["logits_processors"] = list(logits_processors)
@@ -78,16 +81,18 @@ xgrammar or guidance backend; without it a model may pad the JSON with whitespac
 random weights: 1,500 tokens of whitespace and an unclosed object)."""
 
 
-def lora_kwargs(config: DeepSeekConfig) -> dict[str, Any]:
+def lora_kwargs(config: DeepSeekConfig, *, extra: int = 0) -> dict[str, Any]:
     """Multi-LoRA engine arguments when adapters are configured (none otherwise: LoRA costs memory and, on a CPU,
-    turns vLLM's graph compilation off)."""
+    turns vLLM's graph compilation off). ``extra``: slots beyond the configured adapters (the base model's zero
+    adapter on a CPU, ``backends.deepseek.adapters.needs_null_adapter``)."""
     if not config.adapters:
         return {}
+    count = len(config.adapters) + extra
     kwargs: dict[str, Any] = {
         "enable_lora": True,
-        "max_loras": min(config.max_loras, len(config.adapters)),
+        "max_loras": min(config.max_loras + extra, count),
         "max_lora_rank": config.max_lora_rank,
-        "max_cpu_loras": max(config.max_cpu_loras or len(config.adapters), config.max_loras, len(config.adapters)),
+        "max_cpu_loras": max((config.max_cpu_loras or len(config.adapters)) + extra, config.max_loras + extra, count),
     }
     return kwargs
 

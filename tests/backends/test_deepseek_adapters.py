@@ -69,6 +69,30 @@ def test_engine_arguments_enable_multi_lora_only_with_adapters(tmp_path):
     cfg = DeepSeekConfig(adapters={"a": _adapter(tmp_path / "a"), "b": _adapter(tmp_path / "b")}, max_loras=4)
     assert lora_kwargs(cfg) == {"enable_lora": True, "max_loras": 2, "max_lora_rank": 16, "max_cpu_loras": 4}
     assert engine_kwargs(cfg, "m")["enable_lora"] is True
+    # a CPU adds a slot for the base model's zero adapter
+    assert lora_kwargs(cfg, extra=1) == {"enable_lora": True, "max_loras": 3, "max_lora_rank": 16, "max_cpu_loras": 5}
+
+
+def test_on_a_cpu_base_requests_carry_a_zero_adapter_shaped_like_the_configured_ones(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file, save_file
+
+    from backends.deepseek.adapters import needs_null_adapter, write_null_adapter
+
+    source = tmp_path / "a"
+    _adapter(source)
+    save_file(
+        {"x.lora_A.weight": torch.ones(8, 4), "x.lora_B.weight": torch.ones(4, 8)},
+        str(source / "adapter_model.safetensors"),
+    )
+    adapters = resolve_adapters({"a": str(source)}, max_rank=16, offline=True)
+    assert needs_null_adapter("cpu", adapters) and not needs_null_adapter("cuda:0", adapters)
+    assert not needs_null_adapter("cpu", {})
+    null = write_null_adapter(adapters["a"], tmp_path / "null")
+    weights = load_file(str(null / "adapter_model.safetensors"))
+    assert {k: tuple(v.shape) for k, v in weights.items()} == {"x.lora_A.weight": (8, 4), "x.lora_B.weight": (4, 8)}
+    assert all(not v.any() for v in weights.values())
+    assert json.loads((null / "adapter_config.json").read_text())["r"] == 8
 
 
 def test_sampling_for_a_schema_skips_special_tokens_and_carries_the_schema():

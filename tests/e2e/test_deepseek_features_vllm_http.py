@@ -129,6 +129,7 @@ def test_two_adapters_and_the_base_model_decode_differently_in_one_batch(feature
         with httpx.Client(base_url=features_url, timeout=TIMEOUT) as client:
             return post_ocr(client, BACKEND, png, max_new_tokens=8, prompt="free", adapter="receipts")
 
+    base_alone = ask(None)()
     base, receipts, invoices, ocr = _concurrently(ask(None), ask("receipts"), ask("invoices"), ocr_through_adapter)
     alone = ask("invoices")()
     texts = [r.pages[0].text for r in (base, receipts, invoices)]
@@ -136,6 +137,9 @@ def test_two_adapters_and_the_base_model_decode_differently_in_one_batch(feature
     assert len(set(texts)) == 3, texts  # the adapters change decoding, each in its own way
     assert [r.model.adapter for r in (base, receipts, invoices)] == [None, "receipts", "invoices"]
     assert alone.pages[0].text == texts[2]  # batched with others or alone: the same answer
+    # ... and the base model's too: no adapter leaks into a request that asked for none (vLLM's CPU LoRA ops
+    # would apply the last loaded one; backends.deepseek.adapters.needs_null_adapter)
+    assert base_alone.pages[0].text == texts[0] and base_alone.model.adapter is None
     assert ocr.model.adapter == "receipts" and ocr.model.id == base.model.id and ocr.raw_result["adapter"] == "receipts"
     with httpx.Client(base_url=features_url, timeout=TIMEOUT) as client:
         scheduler = backend_listing(client)[BACKEND]["info"]["scheduler"]
