@@ -82,15 +82,20 @@ class BackendDeployment:
         """
         try:
             return await self._ocr(doc, request)
-        except OCRError as e:
-            logger.info("request %s refused: %s", request.request_id, e)
-            return e.detail()
         except Exception as e:
-            typed = self.engine.classify_error(e)
-            if typed is None:
-                raise
-            logger.info("request %s failed in the engine: %s (%s)", request.request_id, typed, type(e).__name__)
-            return typed.detail()
+            return self._error_value("request", request.request_id, e)
+
+    def _error_value(self, what: str, request_id: str, error: Exception) -> ErrorDetail:
+        """``error`` as the value a client-facing failure crosses replicas as: an ``OCRError`` as it is, an engine
+        exception as the engine types it. What nobody recognises is raised again (a server fault)."""
+        if isinstance(error, OCRError):
+            logger.info("%s %s refused: %s", what, request_id, error)
+            return error.detail()
+        typed = self.engine.classify_error(error)
+        if typed is None:
+            raise error
+        logger.info("%s %s failed in the engine: %s (%s)", what, request_id, typed, type(error).__name__)
+        return typed.detail()
 
     async def _ocr(self, doc: Document, request: RunRequest) -> OCRResponse:
         if self.start_error is not None:
@@ -140,15 +145,8 @@ class BackendDeployment:
                     cpu_seconds=round(spent.get("CPU", 0.0), 4), gpu_seconds=round(spent.get("GPU", 0.0), 4)
                 )
             return result
-        except OCRError as e:
-            logger.info("extraction %s refused: %s", request.request_id, e)
-            return e.detail()
         except Exception as e:
-            typed = self.engine.classify_error(e)
-            if typed is None:
-                raise
-            logger.info("extraction %s failed in the engine: %s (%s)", request.request_id, typed, type(e).__name__)
-            return typed.detail()
+            return self._error_value("extraction", request.request_id, e)
 
     async def count_tokens(self, texts: list[str]) -> TokenCount | ErrorDetail:
         """Tokens of each text by the engine's own model tokenizer, for engines that have one."""
