@@ -133,6 +133,9 @@ class JobWorker:
             result = merge_responses(parts)
             result.document = doc.info()
             result.timings.total_s = round(time.time() - run.received_at, 4)
+            # every chunk measured its queue from the job's receipt, so their sum counts the same wait again and
+            # again: the job's queue is receipt to the first chunk's start (later chunks follow without a queue)
+            result.timings.queue_s = parts[0].timings.queue_s
             self.store.put_result(status.job_id, result)
             status = status.model_copy(update={"state": "succeeded", "updated_at": time.time()})
         except OCRError as e:

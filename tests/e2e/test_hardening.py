@@ -352,6 +352,7 @@ def test_async_job_survives_a_router_restart(client):
     assert status["pages_done"] == 8
     result = OCRResponse.model_validate(client.get(status["result_url"]).json())
     assert [p.index for p in result.pages] == list(range(8))
+    assert result.timings.queue_s + result.timings.inference_s <= result.timings.total_s  # no wait counted twice
     for page, truth in zip(result.pages, texts):
         assert ned(page.markdown, truth) <= 0.05
     missing = client.get("/v1/jobs/does-not-exist")
