@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import http.server
 import os
 import random
 import statistics
@@ -93,20 +92,6 @@ def workload(*, canary_path: str, canary_url: str) -> list[Item]:
     return items
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.hits.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-
-    do_POST = do_GET  # noqa: N815
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def replica_memory(app: str) -> dict[str, float]:
     """Deployment name -> resident MiB of each Serve replica of application ``app`` on this machine, with every
     process it started (MinerU's parse process and render workers). Other Ray clusters' replicas are not counted."""
@@ -135,9 +120,12 @@ def run(url: str, *, clients: int, seconds: float, app: str = "ocr", seed: int =
         app: The Serve application whose replicas' memory is reported (the CPU profile's is ``ocr``).
         seed: Shuffle seed (each client shuffles its rounds with seed + client number).
     """
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    canary_url = f"http://127.0.0.1:{server.server_address[1]}"
+    with hostile.recording_server() as (canary_url, hits):
+        return _run(url, clients=clients, seconds=seconds, app=app, seed=seed, canary_url=canary_url, hits=hits)
+
+
+def _run(url: str, *, clients: int, seconds: float, app: str, seed: int, canary_url: str, hits: list[str]) -> bool:
+    """:func:`run` with the recording server up at ``canary_url`` (what it was asked for lands in ``hits``)."""
     canary = Path(tempfile.mkdtemp(prefix="canary-")) / "secret.txt"
     token = "CANARY-" + hashlib.sha256(os.urandom(16)).hexdigest()[:24]
     canary.write_text(token)
@@ -182,7 +170,6 @@ def run(url: str, *, clients: int, seconds: float, app: str = "ocr", seed: int =
     wall = time.monotonic() - started
     time.sleep(0.5)
     memory_end = replica_memory(app)
-    server.shutdown()
 
     total = sum(outcomes.values())
     print(f"\nmixed run: {url}, {clients} clients, {wall:.0f} s, {total} requests ({total / wall:.2f} req/s)")
@@ -199,7 +186,7 @@ def run(url: str, *, clients: int, seconds: float, app: str = "ocr", seed: int =
             f"{kind:<9}{backend:<10}{sum(counts.values()):>9}{counts['as owed']:>9}{counts['wrong']:>7}"
             f"{counts['5xx']:>6}{counts['lost']:>6}{p50:>8.2f}{p95:>8.2f}"
         )
-    print(f"requests to the documents' URLs seen by the recording server: {len(_Recorder.hits)}")
+    print(f"requests to the documents' URLs seen by the recording server: {len(hits)}")
     title = f"replica of {app} (with the processes it started)"
     print(f"\n{title:<52}{'RSS start MiB':>14}{'end MiB':>9}{'growth':>8}")
     for name in sorted(set(memory_start) | set(memory_end)):
@@ -208,7 +195,7 @@ def run(url: str, *, clients: int, seconds: float, app: str = "ocr", seed: int =
     for line in problems:
         print("  problem:", line)
     bad = sum(n for (_, _, o), n in outcomes.items() if o in ("5xx", "lost"))
-    return bad == 0 and not _Recorder.hits
+    return bad == 0 and not hits
 
 
 def _send(client: httpx.Client, item: Item, token: str) -> tuple[str, float, str]:

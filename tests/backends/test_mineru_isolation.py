@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import os
 import subprocess
 import sys
@@ -190,26 +189,10 @@ def test_close_stops_the_parse_process(models_dir):
 # -- nothing fetched, nothing read ---------------------------------------------------------------------------
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.hits.append(self.path)
-        self.send_response(200)
-        self.send_header("content-type", "image/png")
-        self.end_headers()
-        self.wfile.write(hostile.png_header(4, 4))
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def recorder():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.hits
-    server.shutdown()
+    with hostile.recording_server() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import io
 import struct
 import time
 import zipfile
-import zlib
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ from shared import samples
 from shared.metrics import ned
 from shared.schema import ErrorResponse, OCRResponse
 from tests.conftest import STRICT_KEY
+from tests.support import hostile_documents as hostile
 
 pytestmark = pytest.mark.cluster
 KEY = {"x-api-key": STRICT_KEY}
@@ -34,18 +34,6 @@ def client(strict_url):
 
 def png(size=(400, 300)) -> bytes:
     return samples.encode(Image.new("RGB", size, "white"))
-
-
-def _png_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _tiff_header(width: int, height: int) -> bytes:
@@ -99,10 +87,10 @@ CORPUS = [
     ("pdf-10000-pages", _pdf(10_000), "huge.pdf", {}, 413, "too_many_pages"),
     ("pdf-giant-page", _pdf(size=(14_400, 14_400)), "poster.pdf", {}, 413, "too_many_pixels"),
     ("pdf-giant-page-at-dpi", _pdf(size=(3000, 3000)), "big.pdf", {"dpi": "600"}, 413, "too_many_pixels"),
-    ("png-bomb", _png_header(30_000, 30_000), "bomb.png", {}, 413, "too_many_pixels"),
-    ("png-bomb-pil-limit", _png_header(100_000, 100_000), "bomb2.png", {}, 413, "too_many_pixels"),
+    ("png-bomb", hostile.png_header(30_000, 30_000), "bomb.png", {}, 413, "too_many_pixels"),
+    ("png-bomb-pil-limit", hostile.png_header(100_000, 100_000), "bomb2.png", {}, 413, "too_many_pixels"),
     ("tiff-bomb", _tiff_header(60_000, 60_000), "bomb.tif", {}, 413, "too_many_pixels"),
-    ("huge-dimension-strip", _png_header(40_000, 1), "strip.png", {}, 413, "too_many_pixels"),
+    ("huge-dimension-strip", hostile.png_header(40_000, 1), "strip.png", {}, 413, "too_many_pixels"),
     ("jpeg-garbage-after-header", JPEG[:180] + b"\x13\x37" * 400, "x.jpg", {}, 422, "invalid_document"),
     ("jpeg-truncated", JPEG[: len(JPEG) // 3], "x.jpg", {}, 422, "invalid_document"),
     ("bmp-truncated", samples.encode(Image.new("RGB", (64, 64)), "BMP")[:100], "x.bmp", {}, 422, "invalid_document"),

@@ -10,9 +10,7 @@ Resident memory of the router and of the MinerU replica (its parse process inclu
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
-import threading
 import time
 
 import httpx
@@ -31,27 +29,10 @@ from tests.support import hostile_documents as hostile  # noqa: E402
 PARSE_TIMEOUT_S = 8
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.hits.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"fetched")
-
-    do_POST = do_GET  # noqa: N815
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def recorder():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.hits
-    server.shutdown()
+    with hostile.recording_server() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

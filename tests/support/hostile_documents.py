@@ -11,10 +11,14 @@ end-to-end corpus over HTTP and ``benchmarks/load.py --mixed``.
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.server
 import io
 import struct
+import threading
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -770,3 +774,32 @@ def _xlsx_entity() -> bytes:
 def _epub_with_raw_chapter(markup: str) -> bytes:
     book = epub({"c1.xhtml": "<p>placeholder</p>"})
     return rewrite(book, {"OEBPS/c1.xhtml": markup})
+
+
+@contextlib.contextmanager
+def recording_server() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server standing in for the URLs hostile documents name: yields its base URL and the list of
+    paths asked of it (GET or POST), which must stay empty when nothing in the service fetches them. It answers
+    a tiny PNG, so a component that did fetch would get something it could use."""
+    hits: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("content-type", "image/png")
+            self.end_headers()
+            self.wfile.write(png_header(4, 4))
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
