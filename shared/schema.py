@@ -167,6 +167,64 @@ class Escalation(_Model):
     answered_by: str = Field(description="Backend whose page is in the answer (the first one if the second failed).")
 
 
+class BlockRef(_Model):
+    """Where a piece of an answer came from: one block of one page."""
+
+    page: int = Field(description="0-based page index (the page's `index`).")
+    block: int = Field(description="Index of the block in that page's `blocks`.")
+
+
+class SourceBox(_Model):
+    """A box to draw on a page: where a chunk's or a field's text was read."""
+
+    page: int = Field(description="0-based page index (the page's `index`).")
+    bbox: list[float] = Field(description="[x0, y0, x1, y1] in that page image's pixels.")
+    bbox_norm: list[float] = Field(description="[x0, y0, x1, y1] normalised to 0-1 by the page's width and height.")
+
+
+class Chunk(_Model):
+    """A piece of the document's markdown for a retrieval index, with where on which pages it came from."""
+
+    id: str = Field(description="Stable id within this response: 'c' + the chunk's position, zero-padded.")
+    text: str = Field(
+        description="Markdown to index: whole markdown elements (paragraphs, headings, tables, formulas) joined "
+        "by a blank line; in tokens mode, after the first `overlap_chars` characters repeated from the previous "
+        "chunk."
+    )
+    heading_path: list[str] = Field(
+        description="Headings this chunk sits under, outermost first (markdown '#' levels), the headings it opens "
+        "with included; empty before the document's first heading."
+    )
+    pages: list[int] = Field(description="0-based indices of the pages the chunk's text is on, in order.")
+    block_refs: list[BlockRef] = Field(
+        description="Blocks the chunk's text was read from, in reading order (empty for text only in markdown, "
+        "e.g. an engine's ungrounded preamble)."
+    )
+    boxes: list[SourceBox] = Field(description="Those blocks' boxes, one per block ref, to draw a hit on its page.")
+    tokens: int = Field(description="Tokens of `text` (overlap included) by the response's `chunking.tokenizer`.")
+    overlap_chars: int = Field(
+        default=0,
+        description="tokens mode: characters at the start of `text` that repeat the end of the previous chunk "
+        "(context, not new content); 0 in layout mode and for the first chunk.",
+    )
+    oversize: bool = Field(
+        default=False,
+        description="The chunk is one table longer than `chunk_tokens`: kept whole, as tables are never split.",
+    )
+
+
+class ChunkingInfo(_Model):
+    """How a response's `chunks` were cut."""
+
+    mode: Literal["layout", "tokens"] = Field(description="'layout': by section; 'tokens': by size with overlap.")
+    tokenizer: str = Field(
+        description="What counted tokens: a bundled encoding ('cl100k_base', 'o200k_base') or "
+        "'backend:<name> (<model>)' for a backend's own tokenizer."
+    )
+    chunk_tokens: int = Field(description="Most tokens of a chunk's text (overlap included), oversize tables aside.")
+    chunk_overlap: int = Field(description="tokens mode: most tokens repeated from the previous chunk; 0 otherwise.")
+
+
 class OCRResponse(_Model):
     """A successful OCR answer."""
 
@@ -187,6 +245,14 @@ class OCRResponse(_Model):
     warnings: list[str] = Field(default_factory=list, description="Request-level warnings (e.g. an option ignored).")
     escalations: list[Escalation] = Field(
         default_factory=list, description="Pages a cascade sent to its stronger backend (empty otherwise)."
+    )
+    chunks: list[Chunk] | None = Field(
+        default=None,
+        description="The markdown cut into pieces for a retrieval index, each with its heading path, pages, blocks "
+        "and boxes (when the request asked for `chunking`); null otherwise.",
+    )
+    chunking: ChunkingInfo | None = Field(
+        default=None, description="How `chunks` were cut (mode, tokenizer, limits); null without chunks."
     )
 
 
