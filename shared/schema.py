@@ -444,6 +444,38 @@ class JobPages(_Model):
 ExtractScope = Literal["page", "document"]
 
 
+EvidenceMatch = Literal["exact", "normalised", "fuzzy", "not_found"]
+
+
+class FieldEvidence(_Model):
+    """Where on the pages an extracted value was read (``shared.evidence``), so an auditor can check it."""
+
+    path: str = Field(
+        description="JSON pointer of the leaf field in the answer, e.g. '/total', '/line_items/0/amount'."
+    )
+    value: Any = Field(description="The extracted value (a string or a number).")
+    match: EvidenceMatch = Field(
+        description="'exact': the value as printed; 'normalised': the same after folding case, spaces, currency "
+        "symbols, number formats (1,234.50 = 1234.5) or date formats (14/03/2026 = 2026-03-14); 'fuzzy': a close "
+        "match (OCR slips), see score; 'not_found': no evidence on the pages - the value is flagged, not dropped."
+    )
+    score: float = Field(
+        description="1.0 for exact and normalised matches, rapidfuzz's partial ratio / 100 for fuzzy, 0."
+    )
+    page: int | None = Field(default=None, description="0-based page index where it was found; null when not found.")
+    block_refs: list[BlockRef] = Field(default_factory=list, description="The OCR block(s) the value was read from.")
+    boxes: list[SourceBox] = Field(
+        default_factory=list,
+        description="Where to draw it: the OCR line or table cell holding the value when the engine reports lines or "
+        "cells, else its lines in the block, else the block.",
+    )
+    text: str | None = Field(default=None, description="The OCR text the value was found in (line, cell or block).")
+    candidates: int = Field(
+        default=0,
+        description="Places on the pages that match as well as the one chosen (>1: the choice was ambiguous).",
+    )
+
+
 class PageExtraction(_Model):
     """One page's answer to an extraction: the model's JSON, whether it holds, and the page's OCR for audit."""
 
@@ -463,6 +495,11 @@ class PageExtraction(_Model):
     )
     usage: PageUsage = Field(default_factory=PageUsage, description="Vision and output tokens of the extraction.")
     warnings: list[str] = Field(default_factory=list, description="Page-level notes (a lowered token budget...).")
+    evidence: list[FieldEvidence] | None = Field(
+        default=None,
+        description="Scope 'page': where each leaf value of this page's data was read on this page (needs the "
+        "page's OCR, include_markdown); null otherwise.",
+    )
 
 
 class ExtractResponse(_Model):
@@ -497,6 +534,11 @@ class ExtractResponse(_Model):
     usage: Usage = Field(description="Cost figures of the whole request (OCR pass included).")
     warnings: list[str] = Field(
         default_factory=list, description="Request-level warnings (merge conflicts, pages left out of the merge...)."
+    )
+    evidence: list[FieldEvidence] | None = Field(
+        default=None,
+        description="Scope 'document': for each leaf value of data, the page, block(s) and box where it was read and "
+        "how well it matched (needs the pages' OCR, include_markdown); null otherwise.",
     )
 
 
