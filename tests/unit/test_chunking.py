@@ -8,52 +8,18 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from shared.boxes import make_block
 from shared.chunking import chunk_response, split_elements
 from shared.requests import ChunkingOptions
-from shared.schema import DocumentInfo, ModelInfo, OCRResponse, PageResult, Usage
+from shared.schema import OCRResponse
 from shared.tokens import BUNDLED_TOKENIZERS, bundled_counter
 from tests.support.chunk_checks import check_chunks
+from tests.support.responses import make_response as _response
 
 COUNTER = bundled_counter("cl100k_base")
-WIDTH, HEIGHT = 1000, 1400
 WORDS = (
     "serving engines compare pages table router replica throughput accuracy markdown boxes scans invoice total "
     "harbour cranes lighthouse keeper winter nights ledger column reading order layout model"
 ).split()
-
-
-def _response(pages: list[list[tuple[str, str, str]]]) -> OCRResponse:
-    """A response from pages given as (block type, block text, markdown of the block - '' when left out)."""
-    results = []
-    for index, blocks in enumerate(pages):
-        schema_blocks = []
-        parts = []
-        y = 20.0
-        for type_, text, md in blocks:
-            schema_blocks.append(make_block(type_, text, [40, y, WIDTH - 40, y + 30], width=WIDTH, height=HEIGHT))
-            y = min(y + 40, HEIGHT - 40)
-            if md:
-                parts.append(md)
-        results.append(
-            PageResult(index=index, width=WIDTH, height=HEIGHT, markdown="\n\n".join(parts), blocks=schema_blocks)
-        )
-    return OCRResponse(
-        request_id="t",
-        backend="fake",
-        model=ModelInfo(id="fake", engine="none"),
-        document=DocumentInfo(
-            name="d",
-            media_type="image/png",
-            size_bytes=1,
-            sha256="0",
-            page_count=len(pages),
-            pages_processed=list(range(len(pages))),
-        ),
-        markdown="\n\n".join(p.markdown for p in results if p.markdown),
-        pages=results,
-        usage=Usage(pages=len(pages)),
-    )
 
 
 def _text(n: int, rng: random.Random, *, sentence: int = 12) -> str:
