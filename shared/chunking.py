@@ -183,9 +183,9 @@ def _attribute(elements: list[Element], page: PageResult) -> None:
     figure_blocks = iter([j for j, b in enumerate(page.blocks) if b.type == "figure"])
     for i, e in enumerate(elements):
         for _ in range(e.figures):
-            j = next(figure_blocks, None)
-            if j is not None:
-                found[i].add(j)
+            figure = next(figure_blocks, None)
+            if figure is not None:
+                found[i].add(figure)
         e.blocks = sorted(found[i])
 
 
@@ -294,10 +294,10 @@ def _overlap(previous: list[Unit], elements: list[Element], limit: int, counter:
     words = _join(tail).split()[-limit:]  # a word is at least one token
     tails = [" ".join(words[-n:]) for n in range(1, len(words) + 1)]
     best = ""
-    for tail, n in zip(tails, counter.count(tails)):
+    for text, n in zip(tails, counter.count(tails)):
         if n > limit:
             break
-        best = tail
+        best = text
     return best
 
 

@@ -607,15 +607,18 @@ def stream_chunks(
         include_usage: ``stream_options.include_usage``: a last chunk with no choices and the usage.
         pieces: The content's pieces, in order; default: :func:`content_pieces`.
     """
-    common = {"id": answer.id, "created": answer.created, "model": answer.model}
-    yield ChatCompletionChunk(**common, choices=[ChunkChoice(delta=DeltaOut(role="assistant", content=""))])
+
+    def chunk(choices: list[ChunkChoice], usage: CompletionUsage | None = None) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=answer.id, created=answer.created, model=answer.model, choices=choices, usage=usage
+        )
+
+    yield chunk([ChunkChoice(delta=DeltaOut(role="assistant", content=""))])
     for piece in content_pieces(answer.choices[0].message.content or "") if pieces is None else pieces:
-        yield ChatCompletionChunk(**common, choices=[ChunkChoice(delta=DeltaOut(content=piece))])
-    yield ChatCompletionChunk(
-        **common, choices=[ChunkChoice(delta=DeltaOut(), finish_reason=answer.choices[0].finish_reason)]
-    )
+        yield chunk([ChunkChoice(delta=DeltaOut(content=piece))])
+    yield chunk([ChunkChoice(delta=DeltaOut(), finish_reason=answer.choices[0].finish_reason)])
     if include_usage:
-        yield ChatCompletionChunk(**common, choices=[], usage=answer.usage)
+        yield chunk([], answer.usage)
 
 
 def sse(events: Iterable[BaseModel]) -> Iterator[str]:
