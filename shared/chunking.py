@@ -292,13 +292,19 @@ def _overlap(previous: list[Unit], elements: list[Element], limit: int, counter:
     if limit <= 0 or not tail:
         return ""
     words = _join(tail).split()[-limit:]  # a word is at least one token
-    tails = [" ".join(words[-n:]) for n in range(1, len(words) + 1)]
-    best = ""
-    for text, n in zip(tails, counter.count(tails)):
-        if n > limit:
+    taken = 0
+    total = 0
+    for n in reversed(counter.count(words)):  # words counted alone; the joined tail is checked below
+        if total + n > limit:
             break
-        best = text
-    return best
+        total += n
+        taken += 1
+    while taken:
+        text = " ".join(words[len(words) - taken :])
+        if counter.count([text])[0] <= limit:
+            return text
+        taken -= 1
+    return ""
 
 
 def _chunk(
