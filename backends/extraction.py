@@ -3,8 +3,9 @@
 An engine that can constrain its output to a JSON Schema (DeepSeek-OCR on vLLM: structured outputs) implements
 :class:`Extractor`; :func:`run_extraction` renders the pages, hands them to it with the schema and the prompt,
 reads every page's answer (``json.loads`` + ``jsonschema``, never ``eval``), merges pages for a document-level
-answer and assembles the :class:`~shared.schema.ExtractResponse`. Like :mod:`backends.pipeline`, it is shared by
-every host of an engine, and imports no Ray.
+answer and assembles the :class:`~shared.schema.ExtractResponse` - with, when the pages were OCR'd too
+(``include_markdown``), the evidence for every value: where on which page it was read (:mod:`shared.evidence`).
+Like :mod:`backends.pipeline`, it is shared by every host of an engine, and imports no Ray.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from backends.base import EngineOptions, EngineRun, OCREngine
 from shared.documents import PAGED_TYPES, Document, PageImage, render_pages
 from shared.errors import OCRError
+from shared.evidence import find_evidence
 from shared.extraction import default_instruction, merge_answers, read_answer, validation_errors
 from shared.requests import ExtractRunRequest
 from shared.schema import (
@@ -173,9 +175,11 @@ def assemble(
     """The response from the engine's raw answers: each read against the schema, merged for scope document."""
     schema = request.json_schema
     markdown = {p.index: p.markdown for p in ocr_pages}
+    ocr_by_index = {p.index: p for p in ocr_pages}
     pages: list[PageExtraction] = []
     for a in answers:
         read = read_answer(a.text, schema, finish_reason=a.finish_reason)
+        page_ocr = ocr_by_index.get(a.index)
         pages.append(
             PageExtraction(
                 index=a.index,
@@ -187,6 +191,11 @@ def assemble(
                 markdown=markdown.get(a.index) if request.include_markdown else None,
                 usage=PageUsage(vision_tokens=a.vision_tokens, output_tokens=a.output_tokens),
                 warnings=a.warnings,
+                evidence=(
+                    find_evidence(read.data, [page_ocr])
+                    if request.scope == "page" and page_ocr is not None and read.data is not None
+                    else None
+                ),
             )
         )
     notes = list(warnings)
@@ -227,4 +236,7 @@ def assemble(
             output_tokens=sum(output) if output else None,
         ),
         warnings=notes,
+        evidence=find_evidence(data, ocr_pages)
+        if request.scope == "document" and ocr_pages and data is not None
+        else None,
     )

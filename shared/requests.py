@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.errors import OCRError, validation_problems
 from shared.schema import ErrorCode
@@ -47,6 +47,51 @@ class OCROptions(BaseModel):
     @classmethod
     def _options_from_json(cls, v: Any) -> Any:
         return json_object(v)
+
+
+ChunkingMode = Literal["none", "layout", "tokens"]
+
+MAX_CHUNK_TOKENS = 8192
+
+
+class ChunkingOptions(BaseModel):
+    """Chunks for a retrieval index (``shared.chunking``): request fields to nest in a request's options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunking: ChunkingMode = Field(
+        default="none",
+        description="'none': no chunks; 'layout': one chunk per section (a heading and what follows it, headings "
+        "carried down as the heading path, tables whole, a section longer than chunk_tokens cut between "
+        "paragraphs); 'tokens': chunks of at most chunk_tokens with chunk_overlap tokens repeated from the previous "
+        "one, cut between paragraphs, then sentences, then words - never inside a table or a word.",
+    )
+    chunk_tokens: int = Field(
+        default=512,
+        ge=32,
+        le=MAX_CHUNK_TOKENS,
+        description="Most tokens of a chunk's text, overlap included (a single table longer than this is one chunk, "
+        "flagged oversize).",
+    )
+    chunk_overlap: int = Field(
+        default=0,
+        ge=0,
+        description="tokens mode: tokens of the previous chunk's end repeated at the start of the next (whole "
+        "words, never from a table); at most half of chunk_tokens. Must be 0 in layout mode.",
+    )
+    tokenizer: str = Field(
+        default="cl100k_base",
+        description="What counts tokens: 'cl100k_base' or 'o200k_base' (OpenAI's encodings, bundled), or "
+        "'backend:<name>' for that backend's own model tokenizer (DeepSeek's).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ChunkingOptions:
+        if self.chunk_overlap and self.chunking != "tokens":
+            raise ValueError("chunk_overlap is only used by chunking 'tokens'")
+        if self.chunk_overlap * 2 > self.chunk_tokens:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) may be at most half of chunk_tokens")
+        return self
 
 
 class Base64File(BaseModel):

@@ -167,6 +167,64 @@ class Escalation(_Model):
     answered_by: str = Field(description="Backend whose page is in the answer (the first one if the second failed).")
 
 
+class BlockRef(_Model):
+    """Where a piece of an answer came from: one block of one page."""
+
+    page: int = Field(description="0-based page index (the page's `index`).")
+    block: int = Field(description="Index of the block in that page's `blocks`.")
+
+
+class SourceBox(_Model):
+    """A box to draw on a page: where a chunk's or a field's text was read."""
+
+    page: int = Field(description="0-based page index (the page's `index`).")
+    bbox: list[float] = Field(description="[x0, y0, x1, y1] in that page image's pixels.")
+    bbox_norm: list[float] = Field(description="[x0, y0, x1, y1] normalised to 0-1 by the page's width and height.")
+
+
+class Chunk(_Model):
+    """A piece of the document's markdown for a retrieval index, with where on which pages it came from."""
+
+    id: str = Field(description="Stable id within this response: 'c' + the chunk's position, zero-padded.")
+    text: str = Field(
+        description="Markdown to index: whole markdown elements (paragraphs, headings, tables, formulas) joined "
+        "by a blank line; in tokens mode, after the first `overlap_chars` characters repeated from the previous "
+        "chunk."
+    )
+    heading_path: list[str] = Field(
+        description="Headings this chunk sits under, outermost first (markdown '#' levels), the headings it opens "
+        "with included; empty before the document's first heading."
+    )
+    pages: list[int] = Field(description="0-based indices of the pages the chunk's text is on, in order.")
+    block_refs: list[BlockRef] = Field(
+        description="Blocks the chunk's text was read from, in reading order (empty for text only in markdown, "
+        "e.g. an engine's ungrounded preamble)."
+    )
+    boxes: list[SourceBox] = Field(description="Those blocks' boxes, one per block ref, to draw a hit on its page.")
+    tokens: int = Field(description="Tokens of `text` (overlap included) by the response's `chunking.tokenizer`.")
+    overlap_chars: int = Field(
+        default=0,
+        description="tokens mode: characters at the start of `text` that repeat the end of the previous chunk "
+        "(context, not new content); 0 in layout mode and for the first chunk.",
+    )
+    oversize: bool = Field(
+        default=False,
+        description="The chunk is one table longer than `chunk_tokens`: kept whole, as tables are never split.",
+    )
+
+
+class ChunkingInfo(_Model):
+    """How a response's `chunks` were cut."""
+
+    mode: Literal["layout", "tokens"] = Field(description="'layout': by section; 'tokens': by size with overlap.")
+    tokenizer: str = Field(
+        description="What counted tokens: a bundled encoding ('cl100k_base', 'o200k_base') or "
+        "'backend:<name> (<model>)' for a backend's own tokenizer."
+    )
+    chunk_tokens: int = Field(description="Most tokens of a chunk's text (overlap included), oversize tables aside.")
+    chunk_overlap: int = Field(description="tokens mode: most tokens repeated from the previous chunk; 0 otherwise.")
+
+
 class OCRResponse(_Model):
     """A successful OCR answer."""
 
@@ -187,6 +245,14 @@ class OCRResponse(_Model):
     warnings: list[str] = Field(default_factory=list, description="Request-level warnings (e.g. an option ignored).")
     escalations: list[Escalation] = Field(
         default_factory=list, description="Pages a cascade sent to its stronger backend (empty otherwise)."
+    )
+    chunks: list[Chunk] | None = Field(
+        default=None,
+        description="The markdown cut into pieces for a retrieval index, each with its heading path, pages, blocks "
+        "and boxes (when the request asked for `chunking`); null otherwise.",
+    )
+    chunking: ChunkingInfo | None = Field(
+        default=None, description="How `chunks` were cut (mode, tokenizer, limits); null without chunks."
     )
 
 
@@ -378,6 +444,38 @@ class JobPages(_Model):
 ExtractScope = Literal["page", "document"]
 
 
+EvidenceMatch = Literal["exact", "normalised", "fuzzy", "not_found"]
+
+
+class FieldEvidence(_Model):
+    """Where on the pages an extracted value was read (``shared.evidence``), so an auditor can check it."""
+
+    path: str = Field(
+        description="JSON pointer of the leaf field in the answer, e.g. '/total', '/line_items/0/amount'."
+    )
+    value: Any = Field(description="The extracted value (a string or a number).")
+    match: EvidenceMatch = Field(
+        description="'exact': the value as printed; 'normalised': the same after folding case, spaces, currency "
+        "symbols, number formats (1,234.50 = 1234.5) or date formats (14/03/2026 = 2026-03-14); 'fuzzy': a close "
+        "match (OCR slips), see score; 'not_found': no evidence on the pages - the value is flagged, not dropped."
+    )
+    score: float = Field(
+        description="1.0 for exact and normalised matches, rapidfuzz's partial ratio / 100 for fuzzy, 0."
+    )
+    page: int | None = Field(default=None, description="0-based page index where it was found; null when not found.")
+    block_refs: list[BlockRef] = Field(default_factory=list, description="The OCR block(s) the value was read from.")
+    boxes: list[SourceBox] = Field(
+        default_factory=list,
+        description="Where to draw it: the OCR line or table cell holding the value when the engine reports lines or "
+        "cells, else its lines in the block, else the block.",
+    )
+    text: str | None = Field(default=None, description="The OCR text the value was found in (line, cell or block).")
+    candidates: int = Field(
+        default=0,
+        description="Places on the pages that match as well as the one chosen (>1: the choice was ambiguous).",
+    )
+
+
 class PageExtraction(_Model):
     """One page's answer to an extraction: the model's JSON, whether it holds, and the page's OCR for audit."""
 
@@ -397,6 +495,11 @@ class PageExtraction(_Model):
     )
     usage: PageUsage = Field(default_factory=PageUsage, description="Vision and output tokens of the extraction.")
     warnings: list[str] = Field(default_factory=list, description="Page-level notes (a lowered token budget...).")
+    evidence: list[FieldEvidence] | None = Field(
+        default=None,
+        description="Scope 'page': where each leaf value of this page's data was read on this page (needs the "
+        "page's OCR, include_markdown); null otherwise.",
+    )
 
 
 class ExtractResponse(_Model):
@@ -431,6 +534,11 @@ class ExtractResponse(_Model):
     usage: Usage = Field(description="Cost figures of the whole request (OCR pass included).")
     warnings: list[str] = Field(
         default_factory=list, description="Request-level warnings (merge conflicts, pages left out of the merge...)."
+    )
+    evidence: list[FieldEvidence] | None = Field(
+        default=None,
+        description="Scope 'document': for each leaf value of data, the page, block(s) and box where it was read and "
+        "how well it matched (needs the pages' OCR, include_markdown); null otherwise.",
     )
 
 

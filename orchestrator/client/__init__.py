@@ -5,6 +5,6 @@ models of :mod:`shared.schema`, never raw dicts. May import: ``shared`` only, so
 """
 
 from orchestrator.client.http import OCRClient, ServiceError
-from orchestrator.client.outputs import write_outputs
+from orchestrator.client.outputs import write_chunks, write_outputs
 
-__all__ = ["OCRClient", "ServiceError", "write_outputs"]
+__all__ = ["OCRClient", "ServiceError", "write_chunks", "write_outputs"]

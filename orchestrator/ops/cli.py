@@ -3,6 +3,7 @@
 ocrserve serve                      # CPU profile on 127.0.0.1:8000, OCRs a sample, keeps serving
 ocrserve serve --config serve_config.yaml
 ocrserve ocr page.pdf --url http://127.0.0.1:8000 --backend rapidocr --out out/
+ocrserve ocr report.pdf --chunks layout --chunk-tokens 512     # + out/report.chunks.jsonl for a retrieval index
 ocrserve backends --url http://127.0.0.1:8000
 ocrserve extract receipt.png --preset receipt --url http://127.0.0.1:8000
 ocrserve compress-bench --url http://127.0.0.1:8000 --backends rapidocr
@@ -16,14 +17,15 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.client import OCRClient, ServiceError, write_outputs
+from orchestrator.client import OCRClient, ServiceError, write_chunks, write_outputs
+from shared.requests import ChunkingOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-backend OCR serving on Ray Serve.")
 console = Console(stderr=True)
@@ -142,32 +144,50 @@ def ocr(
     api_key: Annotated[
         str | None, typer.Option(envvar="OCRSERVE_API_KEY", help="API key, when the service has one.")
     ] = None,
+    chunks: Annotated[
+        str,
+        typer.Option(help="Chunks for a retrieval index: none, layout (by section) or tokens (size + overlap)."),
+    ] = "none",
+    chunk_tokens: Annotated[int, typer.Option(help="Most tokens per chunk (overlap included).")] = 512,
+    chunk_overlap: Annotated[int, typer.Option(help="tokens mode: tokens repeated from the previous chunk.")] = 0,
+    tokenizer: Annotated[
+        str, typer.Option(help="cl100k_base, o200k_base, or backend:<name> (that backend's model tokenizer).")
+    ] = "cl100k_base",
 ) -> None:
-    """OCR a file against a running service; writes markdown, JSON and a boxes PNG per page."""
+    """OCR a file against a running service; writes markdown, JSON and a boxes PNG per page (and STEM.chunks.jsonl
+    with --chunks)."""
     opts = json.loads(options) if options else None
+    chunking = _chunking_options(chunks, chunk_tokens, chunk_overlap, tokenizer)
     with (
         OCRClient(url, api_key=api_key) as client,
         _progress() as bar,
     ):
         task = bar.add_task(f"{file.name} → {backend}", total=None)
+        common: dict[str, Any] = dict(
+            pages=pages, backend=backend, dpi=dpi, options=opts, include_boxes_image=boxes, include_raw=raw
+        )
+        progress = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
         try:
-            result = client.ocr_file(
-                file,
-                chunk_pages=chunk_pages,
-                pages=pages,
-                backend=backend,
-                dpi=dpi,
-                options=opts,
-                include_boxes_image=boxes,
-                include_raw=raw,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+            if chunking.chunking == "none":
+                result = client.ocr_file(file, chunk_pages=chunk_pages, progress=progress, **common)
+            else:
+                result = client.ocr_chunks(file, chunking, chunk_pages=chunk_pages, progress=progress, **common)
+        except ValueError as e:
+            console.print(f"[red]{e}[/]")
+            raise typer.Exit(2) from None
         except ServiceError as e:
             console.print(f"[red]{e}[/]")
             if e.error.error.accepted is not None:
                 console.print(f"accepted: {json.dumps(e.error.error.accepted)}")
             raise typer.Exit(1) from None
     files = write_outputs(result, out, file.stem)
+    if result.chunks is not None:
+        files.append(write_chunks(result, out, file.stem))
+        info = result.chunking
+        console.print(
+            f"{len(result.chunks)} chunk(s), {info.mode if info else '?'} mode, tokens by "
+            f"{info.tokenizer if info else '?'}; {sum(c.oversize for c in result.chunks)} oversize table(s)"
+        )
     console.print(
         f"[green]{len(result.pages)} page(s)[/] by [bold]{result.backend}[/] ({result.model.id}) in "
         f"{result.timings.total_s:.2f} s; wrote {len(files)} file(s) to {out}/"
@@ -175,6 +195,20 @@ def ocr(
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     typer.echo(result.markdown)
+
+
+def _chunking_options(mode: str, tokens: int, overlap: int, tokenizer: str) -> ChunkingOptions:
+    """The --chunks options as the server's own model, or a usage error saying what is wrong."""
+    from pydantic import ValidationError
+
+    from shared.errors import validation_problems
+
+    try:
+        return ChunkingOptions.model_validate(
+            {"chunking": mode, "chunk_tokens": tokens, "chunk_overlap": overlap, "tokenizer": tokenizer}
+        )
+    except ValidationError as e:
+        raise typer.BadParameter(validation_problems(e), param_hint="--chunks/--chunk-tokens/--chunk-overlap") from None
 
 
 @app.command()
