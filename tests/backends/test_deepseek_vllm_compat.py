@@ -253,6 +253,19 @@ def test_tensor_parallel_replicas_use_rays_executor_inside_ray_only():
     assert "distributed_executor_backend" not in engine_kwargs(DeepSeekConfig(), "m")
 
 
+def test_health_on_a_gpu_lists_what_no_test_here_has_run():
+    from backends.deepseek.vllm_compat import NOT_EXERCISED_ON_GPU
+
+    runner = VLLMRunner(DeepSeekConfig(), ModelSource("/m", None, True, {}), "ocr")
+    runner._device = "cpu"
+    assert "not_exercised_on_gpu" not in runner.info()
+    runner._device = "cuda:0"
+    listed = runner.info()["not_exercised_on_gpu"]
+    assert listed == list(NOT_EXERCISED_ON_GPU)
+    assert any("async scheduling" in item and "xgrammar" in item for item in listed)
+    assert any("CUDA graphs" in item for item in listed) and any("bfloat16" in item for item in listed)
+
+
 def test_moe_decoders_are_told_apart_from_dense_ones():
     from tests.support.tiny_vllm import hf_config
 

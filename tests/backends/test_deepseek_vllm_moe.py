@@ -17,8 +17,6 @@ What vLLM 0.32's CPU build does, pinned (see docs/deepseek.md, "Mixture of exper
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from backends.deepseek import DeepSeekEngine
@@ -28,15 +26,9 @@ from shared.documents import open_document
 from shared.errors import OCRError
 from tests.support.tiny_lora import build_tiny_lora
 from tests.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
+from tests.support.vllm_serving import REQUIRES_VLLM
 
-pytestmark = [
-    pytest.mark.vllm,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("vllm") is None,
-        reason="vllm is not installed (bash scripts/test.sh installs the CPU build; see docs/deepseek.md)",
-    ),
-]
+pytestmark = [pytest.mark.vllm, pytest.mark.slow, REQUIRES_VLLM]  # in this process: no Ray cluster
 
 PAGE = samples.one_column_page(width=440)[0]
 """440 x 622 px: no Gundam tiles, one vision pass."""
