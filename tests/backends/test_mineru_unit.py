@@ -5,6 +5,7 @@ These import ``mineru`` (for its types and model registry) but never start it, s
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import types
@@ -139,6 +140,18 @@ def test_a_local_vllm_vlm_runs_vllms_v1_model_runner(restore_env, tmp_path, monk
     with pytest.raises(OCRError) as e:
         apply_environment(MinerUConfig(models_dir=str(tmp_path), vlm_engine="vllm"))
     assert e.value.code == "backend_unavailable" and "MinerULogitsProcessor" in e.value.message
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed (scripts/test.sh does)")
+def test_vllms_v2_loader_refuses_minerus_logits_processor():
+    """Why the parse process needs vLLM's V1 runner: the V2 runner's loader (vLLM 0.32's default on CUDA) refuses
+    the processor MinerU registers on every GPU."""
+    from mineru_vl_utils import MinerULogitsProcessor
+    from vllm.v1.worker.gpu.sample.logits_processor.loader import _load_v2_logitsprocs_by_fqcns
+
+    with pytest.raises(ValueError, match="is not a subclass of vllm.v1.worker.gpu.sample.logits_processor"):
+        _load_v2_logitsprocs_by_fqcns([MinerULogitsProcessor])
 
 
 def test_warm_up_covers_the_default_tier_when_its_models_are_there(restore_env, tmp_path, monkeypatch):
