@@ -33,6 +33,11 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
+    def devices_per_replica(self) -> int:
+        """GPUs one replica shards a model over (tensor parallelism). Above 1 the builder places each replica in a
+        placement group with that many one-GPU bundles (``orchestrator.serving.config.BackendConfig``)."""
+        return 1
+
 
 class EngineOptions(BaseModel):
     """Base of every engine's per-request options: strict, so a misspelt option is a 400, not ignored."""

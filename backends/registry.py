@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from backends.base import OCREngine
+from backends.base import EngineConfig, OCREngine
 from shared.errors import OCRError, validation_problems
 from shared.schema import ErrorCode
 
@@ -54,11 +54,14 @@ def create_engine(kind: str, config: dict[str, Any] | None = None) -> OCREngine:
     return engine_class(kind)(config)
 
 
-def check_engine_settings(kind: str, config: dict[str, Any], default_options: dict[str, Any]) -> None:
+def check_engine_settings(kind: str, config: dict[str, Any], default_options: dict[str, Any]) -> EngineConfig:
     """Validate a backend's ``engine_config`` and ``default_options`` against the engine's own models.
 
     Called when the application is built, so a mistyped kind, field or value fails ``serve run`` at once with the
     field's name instead of when a replica starts (or when the first request arrives).
+
+    Returns:
+        The validated engine config (what placement reads: :meth:`EngineConfig.devices_per_replica`).
 
     Raises:
         ValueError: naming the engine kind and the offending fields.
@@ -67,11 +70,14 @@ def check_engine_settings(kind: str, config: dict[str, Any], default_options: di
         cls = engine_class(kind)
     except OCRError as e:
         raise ValueError(f"{e.message}; known kinds: {', '.join(sorted(ENGINES))}") from None
+    validated: list[Any] = []
     for what, model, value in (
         ("engine_config", cls.Config, config),
         ("default_options", cls.Options, default_options),
     ):
         try:
-            model.model_validate(value)
+            validated.append(model.model_validate(value))
         except ValidationError as e:
             raise ValueError(f"{what} of engine {kind!r}: {validation_problems(e)}") from None
+    engine_config: EngineConfig = validated[0]
+    return engine_config

@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.setdefault(key, value)
         config = tiny_engine_config(model, variant, **{k: v for k, v in config.items() if k != "variant"})
     elif args.tiny:
-        from tests.support.tiny_deepseek import build_tiny_model
+        from benchmarks.tiny_deepseek import build_tiny_model
 
         config["model"] = str(build_tiny_model(Path(tempfile.gettempdir()) / "tiny-deepseek-ocr2"))
 

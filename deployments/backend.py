@@ -2,8 +2,9 @@
 
 A plain class: the builder applies ``serve.deployment`` with options from config, so this stays testable without
 Serve. One class hosts every engine kind; which one is configuration (``BackendSpec.engine``). A replica whose
-models are missing stays up and says so (``describe()`` → unavailable, requests → 503 ``models_missing``) instead
-of crash-looping; a replica whose engine stops working fails ``check_health`` and Ray Serve replaces it.
+engine cannot start - models missing, CUDA out of memory, a setting the library refuses - stays up and says so
+(``describe()`` → unavailable, requests → 503 ``models_missing`` / ``backend_unavailable``) instead of
+crash-looping; a replica whose engine stops working fails ``check_health`` and Ray Serve replaces it.
 
 Errors leave a replica as values (``OCRResponse | ErrorDetail``), never as exceptions: see :mod:`shared.errors`.
 :func:`call_backend` is the one way callers (the router, the job runner) turn a handle call back into a response
@@ -63,9 +64,10 @@ class BackendDeployment:
         self.start_error: OCRError | None = None
         try:
             self.engine.start()
-        except OCRError as e:  # e.g. models_missing: stay up, report it, don't crash-loop
-            logger.warning("backend %s not ready: %s", self.spec.name, e)
-            self.start_error = e
+        except Exception as e:  # e.g. models_missing, CUDA out of memory: stay up, report it, don't crash-loop
+            self.start_error = start_failure(self.spec, self.engine, e)
+            logger.warning("backend %s not ready: %s", self.spec.name, self.start_error, exc_info=e)
+            return
         logger.info("backend %s ready (engine %s, pid %s)", self.spec.name, self.spec.engine, os.getpid())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
@@ -214,6 +216,26 @@ class BackendDeployment:
         health = await asyncio.to_thread(self.engine.health)
         if not health.ready:
             raise RuntimeError(f"engine {self.spec.engine} unhealthy: {health.detail}")
+
+
+def start_failure(spec: BackendSpec, engine: OCREngine, error: Exception) -> OCRError:
+    """What an engine's failed ``start()`` means, as the error the replica then answers every request with.
+
+    An ``OCRError`` (``models_missing``, ``backend_unavailable``) as it is; anything else - CUDA out of memory, a
+    library's ``ValueError`` - as the engine types it, else ``backend_unavailable`` with its type and message. A
+    replica whose start failed never raises from its constructor: Ray Serve would restart it in a loop (and a
+    replica that cannot load now will not load on the next try either); it stays up, ``describe()`` says
+    ``unavailable`` with the reason, and a redeploy (``serve deploy``) tries again.
+    """
+    if isinstance(error, OCRError):
+        return error
+    typed = engine.classify_error(error)
+    if typed is not None:
+        return typed
+    return OCRError(
+        ErrorCode.BACKEND_UNAVAILABLE,
+        f"backend {spec.name!r} (engine {spec.engine}) failed to start: {type(error).__name__}: {str(error)[:500]}",
+    )
 
 
 def options_schema(engine: OCREngine) -> dict[str, Any]:

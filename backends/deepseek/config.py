@@ -188,7 +188,13 @@ class DeepSeekConfig(EngineConfig):
     max_num_seqs: int = Field(
         default=64, ge=1, description="vLLM only: most sequences (pages) decoded together by continuous batching."
     )
-    tensor_parallel_size: int = Field(default=1, ge=1, description="vLLM only: GPUs one replica shards over.")
+    tensor_parallel_size: int = Field(
+        default=1,
+        ge=1,
+        description="vLLM only: GPUs one replica shards over. Above 1, the builder gives each replica a placement "
+        "group of that many one-GPU bundles on one node (the replica itself then asks for no GPU: num_gpus 0) "
+        "and vLLM runs its workers in it with the Ray executor; see docs/scaling.md, 'Multi-GPU replicas'.",
+    )
     enforce_eager: bool = Field(
         default=False, description="vLLM only: disable CUDA graphs (faster start, slower decoding)."
     )
@@ -242,6 +248,16 @@ class DeepSeekConfig(EngineConfig):
             raise ValueError(REFUSE_V1_TRANSFORMERS)
         if self.adapters and self.engine != "vllm":
             raise ValueError(REFUSE_ADAPTERS_TRANSFORMERS)
+        if self.engine == "transformers" and self.tensor_parallel_size > 1:
+            raise ValueError(
+                f"tensor_parallel_size {self.tensor_parallel_size} applies to engine: vllm only; the transformers "
+                "engine runs one replica on one GPU (scale with more replicas)"
+            )
+        if self.attn_implementation == "flash_attention_2" and self.dtype == "float32":
+            raise ValueError(
+                "attn_implementation flash_attention_2 runs in float16/bfloat16 only, and dtype is float32 "
+                "(transformers would load it and every batch would fail); use dtype auto or bfloat16, or sdpa"
+            )
         for name, source in self.adapters.items():
             check_name(name)
             check_local(name, source, max_rank=self.max_lora_rank)
@@ -270,6 +286,10 @@ class DeepSeekConfig(EngineConfig):
                 f"{PROMPT_TEXT_TOKENS} prompt tokens and one output token; set max_model_len >= {need} "
                 "(8192 recommended, so dense pages have room to finish)"
             )
+
+    def devices_per_replica(self) -> int:
+        """GPUs one replica of this engine shards over (vLLM's tensor parallelism; 1 otherwise)."""
+        return self.tensor_parallel_size if self.engine == "vllm" else 1
 
     def declared_variant(self) -> Variant | None:
         """The variant known without reading files: the explicit setting, else the model name's."""

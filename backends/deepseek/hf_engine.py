@@ -3,96 +3,94 @@
 Loaded with the Auto classes (``AutoProcessor`` -> ``DeepseekOcr2Processor``, ``AutoModelForImageTextToText`` ->
 ``DeepseekOcr2ForConditionalGeneration``), exactly as for any hub checkpoint, so the tiny test checkpoint and the
 real one take the same path. Pages are generated in padded batches of ``hf_batch_size`` (left padding, greedy,
-the same no-repeat n-gram guard as vLLM).
+the same no-repeat n-gram guard as vLLM). The torch side - attention choice, loading, one batch - lives in
+:mod:`backends.deepseek.hf_generate`, which ``benchmarks/gpu_smoke.py`` runs on a GPU; this module adds the
+deployment's config, the device check and what a failed load means.
 
-Attention: the composite model declares no flash-attention support (its SAM encoder uses a relative-position
-bias), so requesting ``flash_attention_2`` for the whole model raises. The decoder - where the time goes - does
-support it, so flash attention is requested for ``text_config`` only and the vision towers stay on sdpa.
+Start-up failures are answers, not crashes: missing or unreadable files are ``models_missing`` (with the
+download command), anything else (CUDA out of memory, a CUDA error, a dtype or attention setting transformers
+refuses) ``backend_unavailable`` with the reason; the hosting replica then stays up and says so instead of being
+restarted in a loop.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
+import re
 import threading
 from typing import Any
 
 from PIL import Image
 
 from backends.deepseek.config import DeepSeekConfig
-from backends.deepseek.modes import ModeSpec, with_geometry
-from backends.deepseek.ngram import banned_next_tokens
+from backends.deepseek.hf_generate import (
+    NGramSettings,
+    choose_attention,
+    flash_attention_status,
+    generate_batch,
+    images_kwargs,
+    load_pretrained,
+    ngram_guard,
+    processor_geometry,
+    resolve_dtype,
+)
+from backends.deepseek.modes import ModeSpec
 from backends.deepseek.runtime import Generation, RunPlan
 from backends.deepseek.source import ModelSource, download_hint
+from backends.devices import check_visible
 from shared.errors import OCRError
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["HFRunner", "choose_attention", "classify_load_error", "images_kwargs", "resolve_device", "resolve_dtype"]
+
+_UNREADABLE = re.compile(
+    r"unrecognized|model_type|config\.json|tokenizer|does not appear to have|no such file|not a valid|checkpoint",
+    re.IGNORECASE,
+)
+"""``ValueError`` messages of transformers that mean the checkpoint's files are the problem."""
+
 
 def flash_attn_available() -> bool:
-    """Whether the ``flash_attn`` package is importable (a GPU extra)."""
-    return importlib.util.find_spec("flash_attn") is not None
+    """Whether flash-attn imports here (the package *and* its CUDA extension, see :func:`flash_attention_status`)."""
+    return flash_attention_status()[0]
 
 
-def choose_attention(
-    requested: str, *, cuda: bool, flash_available: bool
-) -> tuple[str | dict[str, str], dict[str, str]]:
-    """The ``attn_implementation`` argument for ``from_pretrained`` and what to report in health.
+def resolve_device(setting: str, *, cuda_available: bool, device_count: int = 1) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; explicit settings pass through (checked).
 
-    Args:
-        requested: The config's setting (auto, flash_attention_2, sdpa, eager).
-        cuda: Whether the model runs on a CUDA device.
-        flash_available: Whether ``flash_attn`` is installed.
-
-    Returns:
-        (argument, report): the argument is a string, or a per-sub-config dict when the decoder uses flash
-        attention; the report maps ``decoder`` / ``vision`` to implementations (and ``note`` on a fallback).
+    Raises:
+        OCRError: ``backend_unavailable`` for a CUDA device when CUDA is not available, or ``cuda:N`` naming a GPU
+            this process cannot see (a Ray replica sees its own GPUs as ``cuda:0``...).
     """
-    report: dict[str, str] = {}
-    if requested in ("auto", "flash_attention_2"):
-        if cuda and flash_available:
-            arg = {"": "sdpa", "vision_config": "sdpa", "text_config": "flash_attention_2"}
-            return arg, {"decoder": "flash_attention_2", "vision": "sdpa"}
-        if requested == "flash_attention_2":
-            why = "flash_attn is not installed" if not flash_available else "the device is not CUDA"
-            report["note"] = f"flash_attention_2 requested but {why}; using sdpa"
-            logger.warning(report["note"])
-        requested = "sdpa"
-    report.update({"decoder": requested, "vision": requested})
-    return requested, report
-
-
-def resolve_device(setting: str, *, cuda_available: bool) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; explicit settings pass through (checked)."""
     if setting == "auto":
         return "cuda" if cuda_available else "cpu"
-    if setting.startswith("cuda") and not cuda_available:
-        raise OCRError("backend_unavailable", f"device {setting!r} configured but CUDA is not available")
+    if setting.startswith("cuda"):
+        if not cuda_available:
+            raise OCRError("backend_unavailable", f"device {setting!r} configured but CUDA is not available")
+        check_visible(setting, count=device_count, what="the DeepSeek transformers engine")
     return setting
-
-
-def resolve_dtype(setting: str, device: str) -> str:
-    """``auto`` -> bfloat16 on CUDA, float32 on CPU (bfloat16 matmuls are slow on most CPUs)."""
-    if setting != "auto":
-        return setting
-    return "bfloat16" if device.startswith("cuda") else "float32"
-
-
-def images_kwargs(spec: ModeSpec) -> dict[str, Any]:
-    """Processor arguments that make it produce ``spec``'s views.
-
-    The native mode uses the processor's defaults (global view + 2-6 tiles). The global-only mode turns tiling
-    off and sets tile and global size equal, so the view and the placeholder count agree (the processor sizes an
-    untiled global view by ``tile_size`` but counts its tokens by ``size``).
-    """
-    if spec.tile_size is not None:
-        return {"min_patches": spec.min_tiles, "max_patches": spec.max_tiles}
-    side = spec.base_size
-    return {"crop_to_patches": False, "tile_size": side, "size": {"height": side, "width": side}}
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def classify_load_error(error: BaseException, *, ref: str, hint: str) -> OCRError:
+    """What a failure while loading the checkpoint means: files (``models_missing``) or this machine
+    (``backend_unavailable``: CUDA out of memory, a CUDA error, a setting transformers refuses)."""
+    if isinstance(error, OCRError):
+        return error
+    detail = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300] if str(error).strip() else ''}"
+    broken_file = "Safetensor" in type(error).__name__  # safetensors' own error: a truncated or corrupt weights file
+    if isinstance(error, OSError) or broken_file or (isinstance(error, ValueError) and _UNREADABLE.search(str(error))):
+        return OCRError("models_missing", f"cannot load {ref} ({detail}); download it with: {hint}")
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if "OutOfMemoryError" in names:
+        why = "the GPU has no room for the model (other processes on it? a smaller dtype?)"
+    else:
+        why = "the device or a setting (dtype, attn_implementation) refused it"
+    return OCRError("backend_unavailable", f"cannot start the transformers engine on {ref} ({detail}): {why}")
 
 
 class HFRunner:
@@ -111,49 +109,53 @@ class HFRunner:
         self._lock = threading.Lock()  # one generate() at a time per model: batches are formed per call
 
     def load(self) -> None:
-        import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        """Load processor and model on the configured device.
 
-        self._device = resolve_device(self.config.device, cuda_available=torch.cuda.is_available())
+        Raises:
+            OCRError: ``models_missing`` or ``backend_unavailable`` (:func:`classify_load_error`), or
+                ``backend_unavailable`` for a device this process cannot use.
+        """
+        import torch
+
+        self._device = resolve_device(
+            self.config.device,
+            cuda_available=torch.cuda.is_available(),
+            device_count=torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        )
         self._dtype = resolve_dtype(self.config.dtype, self._device)
+        flash, flash_reason = flash_attention_status()
         attn_arg, self._attention = choose_attention(
             self.config.attn_implementation,
             cuda=self._device.startswith("cuda"),
-            flash_available=flash_attn_available(),
+            flash_available=flash,
+            dtype=self._dtype,
+            flash_reason=flash_reason,
         )
         common: dict[str, Any] = {"local_files_only": self.source.local_files_only}
         if self.config.revision and self.source.hub_id:
             common["revision"] = self.config.revision
         if self.config.download_dir:
             common["cache_dir"] = self.config.download_dir
+        hint = download_hint(self.source.hub_id or "deepseek-community/DeepSeek-OCR-2")
         try:
-            self.processor = AutoProcessor.from_pretrained(self.source.ref, **common)
-            self.model = AutoModelForImageTextToText.from_pretrained(
-                self.source.ref, dtype=getattr(torch, self._dtype), attn_implementation=attn_arg, **common
+            self.processor, self.model = load_pretrained(
+                self.source.ref, device=self._device, dtype=self._dtype, attention=attn_arg, **common
             )
-        except OSError as e:
-            hint = download_hint(self.source.hub_id or "deepseek-community/DeepSeek-OCR-2")
-            raise OCRError("models_missing", f"cannot load {self.source.ref} ({e}); download it with: {hint}") from None
+        except Exception as e:  # typed: the replica must stay up and say why, not be restarted in a loop
+            self.close()
+            typed = classify_load_error(e, ref=self.source.ref, hint=hint)
+            logger.error("transformers engine failed to load: %s", typed.message, exc_info=e)
+            raise typed from None
         if type(self.model).__name__ != "DeepseekOcr2ForConditionalGeneration":
             raise OCRError(
                 "backend_unavailable",
                 f"{self.source.ref} loaded as {type(self.model).__name__}; the transformers engine needs a native "
                 "DeepSeek-OCR-2 checkpoint (deepseek-community/DeepSeek-OCR-2)",
             )
-        self.model.to(self._device).eval()
-        self.processor.tokenizer.padding_side = "left"
         logger.info("loaded %s on %s (%s, attention %s)", self.source.ref, self._device, self._dtype, self._attention)
 
     def adapt(self, spec: ModeSpec) -> ModeSpec:
-        ip = self.processor.image_processor
-        size = ip.size["height"] if isinstance(ip.size, dict) else ip.size.height
-        return with_geometry(
-            spec,
-            base_size=int(size),
-            tile_size=int(ip.tile_size),
-            patch_size=int(self.processor.patch_size),
-            downsample_ratio=int(self.processor.downsample_ratio),
-        )
+        return processor_geometry(spec, self.processor)
 
     def generate(self, images: list[Image.Image], plan: RunPlan) -> list[Generation]:
         if self.model is None:
@@ -165,50 +167,20 @@ class HFRunner:
         return out
 
     def _generate_batch(self, images: list[Image.Image], plan: RunPlan) -> list[Generation]:
-        import torch
-        from transformers import LogitsProcessorList
-
-        tokenizer = self.processor.tokenizer
-        inputs = self.processor(
-            images=images,
-            text=[plan.prompt] * len(images),
-            return_tensors="pt",
-            padding=True,
-            **images_kwargs(plan.spec),
-        )
-        inputs = inputs.to(self._device)
-        for key in ("pixel_values", "pixel_values_local"):
-            if key in inputs:
-                inputs[key] = inputs[key].to(getattr(torch, self._dtype))
-        prompt_len = inputs["input_ids"].shape[1]
-        image_tokens = (inputs["input_ids"] == self.model.config.image_token_id).sum(dim=1).tolist()
-        eos_id = tokenizer.eos_token_id
-        processors = LogitsProcessorList()
+        guard = None
         if self.config.ngram_guard and plan.ngram_guard:
-            processors.append(_ngram_guard(prompt_len, self.config))
-        with torch.inference_mode():
-            sequences = self.model.generate(
-                **inputs,
-                max_new_tokens=plan.max_new_tokens,
-                do_sample=False,
-                eos_token_id=eos_id,
-                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id,
-                logits_processor=processors,
-            )
-        generations = []
-        for row, n_image in zip(sequences[:, prompt_len:].tolist(), image_tokens, strict=True):
-            finished = eos_id in row
-            content = row[: row.index(eos_id)] if finished else row
-            text = tokenizer.decode(content + ([eos_id] if finished else []), skip_special_tokens=False)
-            generations.append(
-                Generation(
-                    text=text,
-                    output_tokens=len(content),
-                    finish_reason="stop" if finished else "length",
-                    vision_tokens=max(0, int(n_image) - 1),  # minus the view separator
-                )
-            )
-        return generations
+            guard = _guard_settings(self.config)
+        return generate_batch(
+            self.model,
+            self.processor,
+            images,
+            prompt=plan.prompt,
+            spec=plan.spec,
+            max_new_tokens=plan.max_new_tokens,
+            device=self._device,
+            dtype=self._dtype,
+            guard=guard,
+        )
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens of each text by the checkpoint's own tokenizer (no special tokens added)."""
@@ -229,7 +201,7 @@ class HFRunner:
             "torch": torch.__version__,
             "dtype": self._dtype,
             "attn_implementation": dict(self._attention),
-            "flash_attn_installed": flash_attn_available(),
+            "flash_attn": flash_attention_status()[1],
             "hf_batch_size": self.config.hf_batch_size,
             "ngram_guard": self.config.ngram_guard,
         }
@@ -239,20 +211,12 @@ class HFRunner:
         self.processor = None
 
 
+def _guard_settings(config: DeepSeekConfig) -> NGramSettings:
+    return NGramSettings(
+        ngram_size=config.ngram_size, window_size=config.window_size, whitelist=frozenset(config.whitelist_token_ids)
+    )
+
+
 def _ngram_guard(prompt_len: int, config: DeepSeekConfig) -> Any:
-    """A ``LogitsProcessor`` applying :func:`banned_next_tokens` to each row's generated tokens."""
-    from transformers import LogitsProcessor
-
-    whitelist = frozenset(config.whitelist_token_ids)
-
-    class NGramGuard(LogitsProcessor):
-        def __call__(self, input_ids: Any, scores: Any) -> Any:
-            for b, row in enumerate(input_ids[:, prompt_len:].tolist()):
-                banned = banned_next_tokens(
-                    row, ngram_size=config.ngram_size, window_size=config.window_size, whitelist=whitelist
-                )
-                if banned:
-                    scores[b, sorted(banned)] = -float("inf")
-            return scores
-
-    return NGramGuard()
+    """The n-gram guard ``LogitsProcessor`` with the deployment's settings."""
+    return ngram_guard(prompt_len, _guard_settings(config))

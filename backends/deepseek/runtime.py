@@ -50,6 +50,7 @@ class Generation:
         prompt_tokens: Prompt length the engine really processed (image positions included), when known.
         image_positions: Prompt positions the engine filled with the image, when known (vLLM).
         timeline: The engine's own timestamps for this page (vLLM: queued/scheduled/first/last token), when known.
+        token_ids: The generated token ids (end-of-sequence excluded), when the runner keeps them (transformers).
     """
 
     text: str
@@ -60,6 +61,7 @@ class Generation:
     prompt_tokens: int | None = None
     image_positions: int | None = None
     timeline: dict[str, float] | None = None
+    token_ids: list[int] | None = None
 
 
 class Runner(Protocol):

@@ -9,7 +9,8 @@ on the day it is deployed is worse than one that says what it needs, so the choi
 
 * a V2-interface n-gram processor where the installed vLLM ships one (and the V2 runner can run: Triton);
 * otherwise vLLM's own v1 processor, with the V1 runner forced by the setting vLLM documents for it,
-  ``VLLM_USE_V2_MODEL_RUNNER=0`` (set in the process before the engine is built, and reported in health);
+  ``VLLM_USE_V2_MODEL_RUNNER=0`` (set in the process before the engine is built, and reported in health;
+  :mod:`backends.vllm_env` holds the switch, which MinerU's parse process needs for the same reason);
 * vLLM releases without the V2 runner need neither.
 
 :func:`choose_guard` is pure so a unit test pins the choice per version; :func:`inspect_vllm` reads the facts
@@ -26,13 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from backends.vllm_env import RUNNER_ENV
 from shared.errors import OCRError
 
 TESTED_VLLM = ("0.32.0", "0.33")
 """vLLM releases this engine is tested against: ``[low, high)``; pyproject's ``vllm`` extra says the same."""
-
-RUNNER_ENV = "VLLM_USE_V2_MODEL_RUNNER"
-"""vLLM's documented switch between its V1 (``0``) and V2 (``1``) model runners; unset lets vLLM decide."""
 
 NGRAM_MODULE = "vllm.model_executor.models.deepseek_ocr"
 """Where vLLM defines DeepSeek-OCR's n-gram guard (used for OCR and OCR-2 alike)."""
@@ -42,6 +41,18 @@ V2_PROCESSOR_BASE = "vllm.v1.worker.gpu.sample.logits_processor:LogitsProcessor"
 """Base class the V2 runner's loader requires of every custom logits processor (vLLM >= 0.32)."""
 
 Runner = Literal["v1", "v2", "vllm-default"]
+
+NOT_EXERCISED_ON_GPU: tuple[str, ...] = (
+    "async scheduling (vLLM's default on CUDA, off on CPU) together with the n-gram logits processor and "
+    "xgrammar structured outputs",
+    "the V1 model runner forced on CUDA (VLLM_USE_V2_MODEL_RUNNER=0)",
+    "the single-process executor ('uni', one GPU), and the Ray executor for tensor_parallel_size > 1",
+    "bfloat16 weights and kernels (the CPU suite runs float32)",
+    "CUDA graphs and torch.compile (the CPU suite runs enforce_eager)",
+    "LoRA on the mixture-of-experts layers (FusedMoEWithLoRA over the Triton MoE kernels)",
+)
+"""What this engine does on a CUDA GPU that no test here has run (the suite runs vLLM's CPU build): reported in
+health on a GPU (``not_exercised_on_gpu``) and in docs/deepseek.md, so the first GPU run is read with them in mind."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,13 @@ class VLLMFacts:
     v2_processor: type | None
     has_v2_runner: bool
     v2_runner_possible: bool
+
+    @property
+    def has_triton(self) -> bool:
+        """Whether vLLM found a usable Triton here (what ``v2_runner_possible`` reads): vLLM's Triton kernels run -
+        the V2 runner, the MoE-LoRA experts. vLLM's CPU build has none ("Triton is installed, but doesn't include
+        CPU backend")."""
+        return self.v2_runner_possible
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,38 @@ def choose_guard(facts: VLLMFacts, *, guard: bool, env: Mapping[str, str] | None
     )
 
 
+def has_moe_layers(hf_config: Mapping[str, Any] | None) -> bool:
+    """Whether a DeepSeek-layout checkpoint's decoder has mixture-of-experts layers (both published models do:
+    DeepSeek-V2 decoders with routed experts after ``first_k_dense_replace`` dense layers). Unknown config: True."""
+    if hf_config is None:
+        return True
+    language = hf_config.get("language_config") or hf_config.get("text_config") or hf_config
+    if not language.get("n_routed_experts"):
+        return False
+    return int(language.get("first_k_dense_replace") or 0) < int(language.get("num_hidden_layers") or 0)
+
+
+def check_moe_lora(facts: VLLMFacts, *, moe: bool, adapters: bool) -> None:
+    """Refuse, before building the engine, LoRA adapters on a mixture-of-experts decoder where vLLM cannot run them.
+
+    Read from vLLM 0.32 and seen on its CPU build: with LoRA enabled, every MoE layer becomes ``FusedMoEWithLoRA``
+    and the unquantized MoE backend is Triton whatever the platform (``fused_moe/oracle/unquantized.py``); the
+    engine builds and loads the adapters, then the first forward pass fails in ``TritonExperts.apply``
+    (``module 'triton.language' has no attribute 'float32'`` where vLLM has no Triton) and the engine core dies.
+
+    Raises:
+        OCRError: ``backend_unavailable`` for adapters on an MoE decoder where vLLM has no Triton.
+    """
+    if adapters and moe and not facts.has_triton:
+        raise OCRError(
+            "backend_unavailable",
+            f"LoRA adapters on DeepSeek-OCR's mixture-of-experts layers run in vLLM's FusedMoEWithLoRA, which uses "
+            f"the Triton MoE kernels; vLLM {facts.version} ({facts.distribution or 'vllm'}) has no Triton here "
+            "(vLLM's CPU build), so its first forward pass would fail. Serve adapters on a CUDA GPU, or remove "
+            "'adapters'",
+        )
+
+
 def apply_env(plan: GuardPlan, environ: dict[str, str] | None = None) -> None:
     """Set the plan's variables in the process environment (vLLM reads them when the engine is built)."""
     target = os.environ if environ is None else environ
@@ -230,6 +280,31 @@ def inspect_vllm() -> VLLMFacts:
         has_v2_runner=v2_base is not None,
         v2_runner_possible=bool(HAS_TRITON),
     )
+
+
+def executor_backend(tensor_parallel_size: int, *, device: str, in_ray_actor: bool) -> str | None:
+    """vLLM's ``distributed_executor_backend`` for this replica (None: let vLLM choose).
+
+    One GPU: vLLM's single-process executor (``uni``: the model runs in the engine-core process), its default.
+    Several GPUs inside a Ray actor (a Serve replica): ``ray``, as Ray Serve LLM sets it - the replica sits in a
+    placement group with one GPU bundle per worker (the builder derives it, ``DeploymentOptions.for_devices``) and
+    asks for no GPU itself, and vLLM's Ray executor starts its workers in those bundles. Left to vLLM, it would check
+    the GPUs the replica's own process sees against the world size first and refuse ("World size (2) is larger than
+    the number of available GPUs (1)") wherever Ray hid the others. Outside Ray (a benchmark on a multi-GPU box):
+    vLLM's own choice, multiprocessing.
+    """
+    if tensor_parallel_size <= 1 or device == "cpu" or not in_ray_actor:
+        return None
+    return "ray"
+
+
+def in_ray_actor() -> bool:
+    """Whether this process is a Ray actor (a Serve replica), asked through vLLM (engines never import Ray)."""
+    try:
+        from vllm.ray.lazy_utils import is_in_ray_actor
+    except ImportError:
+        return False
+    return bool(is_in_ray_actor())
 
 
 def platform_device(tensor_parallel_size: int = 1) -> tuple[str, str | None]:

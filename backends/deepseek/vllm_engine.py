@@ -34,12 +34,17 @@ from backends.deepseek.modes import ModeSpec, Variant
 from backends.deepseek.runtime import Generation, RunPlan
 from backends.deepseek.source import ModelSource, check_tokenizer, download_hint
 from backends.deepseek.vllm_compat import (
+    NOT_EXERCISED_ON_GPU,
     TESTED_VLLM,
     GuardPlan,
     VLLMFacts,
     apply_env,
+    check_moe_lora,
     choose_guard,
     engine_input,
+    executor_backend,
+    has_moe_layers,
+    in_ray_actor,
     inspect_vllm,
     is_tested,
     platform_device,
@@ -106,6 +111,7 @@ class VLLMRunner:
         self._device_name: str | None = None
         self._image_token_id: int | None = None
         self._v2_runner_in_use: bool | None = None
+        self._executor: str | None = None
         self.scheduler = SchedulerWatch()
 
     def load(self) -> None:
@@ -121,11 +127,17 @@ class VLLMRunner:
         hint = download_hint(self.source.hub_id or default_hub, None if self.source.hub_id else self.source.ref)
         try:
             self._facts = inspect_vllm()
+            check_moe_lora(self._facts, moe=has_moe_layers(self.source.hf_config), adapters=bool(self.adapters))
             self._plan = choose_guard(self._facts, guard=self.config.ngram_guard)
             apply_env(self._plan)  # before the engine (and its engine-core process) reads it
-            null_lora = needs_null_adapter(platform_device(self.config.tensor_parallel_size)[0], self.adapters)
+            device = platform_device(self.config.tensor_parallel_size)[0]
+            null_lora = needs_null_adapter(device, self.adapters)
             kwargs = engine_kwargs(
-                self.config, self.source.ref, logits_processors=self._plan.processors, extra_loras=int(null_lora)
+                self.config,
+                self.source.ref,
+                logits_processors=self._plan.processors,
+                extra_loras=int(null_lora),
+                executor_backend=self._choose_executor(device),
             )
             logger.info(
                 "starting vLLM %s (%s) for %s: %s; %s",
@@ -209,6 +221,10 @@ class VLLMRunner:
         await self._engine.add_lora(request)
         logger.info("base requests carry a zero LoRA adapter on this CPU (vLLM's CPU LoRA ops, see adapters.py)")
         return request
+
+    def _choose_executor(self, device: str) -> str | None:
+        self._executor = executor_backend(self.config.tensor_parallel_size, device=device, in_ray_actor=in_ray_actor())
+        return self._executor
 
     def _runner_in_use(self) -> bool | None:
         config = getattr(self._engine, "vllm_config", None)
@@ -315,6 +331,9 @@ class VLLMRunner:
             "device_name": self._device_name,
             "engine_dead": bool(getattr(self._engine, "errored", False)),
             "v2_model_runner_in_use": self._v2_runner_in_use,
+            "moe_layers": has_moe_layers(self.source.hf_config),
+            "tensor_parallel_size": self.config.tensor_parallel_size,
+            "distributed_executor_backend": self._executor or "vLLM's default (uni on one device)",
             "max_num_seqs": self.config.max_num_seqs,
             "max_model_len": self.config.max_model_len,
             "gpu_memory_utilization": self.config.gpu_memory_utilization,
@@ -328,6 +347,8 @@ class VLLMRunner:
         }
         if self._plan is not None:
             info.update(self._plan.describe())
+        if self._device is not None and self._device != "cpu":
+            info["not_exercised_on_gpu"] = list(NOT_EXERCISED_ON_GPU)
         return info
 
     def close(self) -> None:

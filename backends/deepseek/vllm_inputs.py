@@ -35,7 +35,12 @@ _request_counter = itertools.count()
 
 
 def engine_kwargs(
-    config: DeepSeekConfig, model: str, *, logits_processors: Sequence[Any] = (), extra_loras: int = 0
+    config: DeepSeekConfig,
+    model: str,
+    *,
+    logits_processors: Sequence[Any] = (),
+    extra_loras: int = 0,
+    executor_backend: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``AsyncEngineArgs`` (equivalently ``LLM(...)``).
 
@@ -45,6 +50,8 @@ def engine_kwargs(
         logits_processors: The logits processor classes to register (``NGramPerReqLogitsProcessor``); the
             processor is per-request, switched on by ``extra_args`` in the sampling params.
         extra_loras: LoRA slots beyond the configured adapters (see :func:`lora_kwargs`).
+        executor_backend: vLLM's ``distributed_executor_backend`` (None: vLLM's choice; see
+            :func:`backends.deepseek.vllm_compat.executor_backend`).
     """
     kwargs: dict[str, Any] = {
         "model": model,
@@ -71,6 +78,8 @@ def engine_kwargs(
         kwargs["revision"] = config.revision
     if config.download_dir:
         kwargs["download_dir"] = config.download_dir
+    if executor_backend is not None:
+        kwargs["distributed_executor_backend"] = executor_backend
     return kwargs
 
 

@@ -37,7 +37,8 @@ class MinerUConfig(EngineConfig):
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description=(
             "MINERU_DEVICE_MODE. auto: 'cuda' when Ray assigned a GPU (CUDA_VISIBLE_DEVICES set) and torch sees "
-            "CUDA, else 'cpu'. cpu / cuda / cuda:N force it."
+            "CUDA, else 'cpu'. cpu / cuda / cuda:N force it; N counts the GPUs the replica sees (Ray numbers them "
+            "from 0), so a replica with num_gpus: 1 has only cuda:0 and start refuses cuda:1."
         ),
     )
     models_dir: str | None = Field(
@@ -57,13 +58,16 @@ class MinerUConfig(EngineConfig):
         default="auto",
         description=(
             "Local engine of the MinerU2.5 VLM (standard/advanced). auto: vllm on a CUDA GPU if installed, "
-            "else llama-cpp."
+            "else llama-cpp. With vllm the parse process runs vLLM's V1 model runner (VLLM_USE_V2_MODEL_RUNNER=0): "
+            "MinerU's logits processor is v1-interface, which vLLM 0.32's default V2 runner refuses."
         ),
     )
     vlm_server_url: str = Field(
         default="",
         description=(
-            "OpenAI-compatible MinerU VLM server to use instead of a local VLM (then no local VLM weights are needed)."
+            "OpenAI-compatible MinerU VLM server to use instead of a local VLM (then no local VLM weights are needed). "
+            "The parse process may connect to this host and port only (every other host stays refused); it asks "
+            "the server for its models at start and reports the answer in health (parse_process.vlm_server)."
         ),
     )
     require_default_tier_models: bool = Field(
@@ -96,7 +100,11 @@ class MinerUConfig(EngineConfig):
         ),
     )
     warmup: bool = Field(
-        default=True, description="Parse a tiny generated PDF at start so the first request is not slow."
+        default=True,
+        description=(
+            "Parse a tiny generated PDF at start with flash and with the default tier (when its models are on "
+            "disk), so no client's document waits for models to load."
+        ),
     )
     parse_timeout_s: float = Field(
         default=60.0,
@@ -124,7 +132,11 @@ class MinerUConfig(EngineConfig):
     parse_start_timeout_s: float = Field(
         default=300.0,
         gt=0,
-        description="How long starting the parse process (importing MinerU, loading models, warm-up) may take.",
+        description=(
+            "How long starting the parse process may take: importing MinerU and warming up flash and the default "
+            "tier (loading its models: for a VLM tier on a GPU, weights, compilation, CUDA graphs). A tier the "
+            "process has not warmed gets this allowance on top of its parse deadline on its first document."
+        ),
     )
     log_level: Literal["trace", "debug", "info", "warning", "error", "critical"] = Field(
         default="warning", description="MINERU_LOG_LEVEL (MinerU logs every document at info)."

@@ -11,11 +11,15 @@ MinerU itself runs in a **parse process** of the replica's own (:mod:`backends.m
 :mod:`backends.mineru.worker`): everything that reads the client's bytes with MinerU (text-layer classification,
 the model check that follows from it, the parse, the mapping) happens there, under a per-document deadline and an
 optional memory cap; past either, the process group is killed and replaced and the client gets 413
-``document_too_complex`` — no thread or process is left running. The parse process is sealed against the network
-and against local files a document points at (:mod:`backends.mineru.sandbox`), and MinerU's exceptions on a
-document are typed there (:mod:`backends.mineru.errors`). The replica keeps the cheap parts: configuration, the
-tier decision, and health (which models are on disk). One document at a time per engine: MinerU's own API is not
-built for concurrent documents in one process, and a replica is the unit of parallelism.
+``document_too_complex`` — no thread or process is left running. The process warms up the default tier at start
+(under ``parse_start_timeout_s``); a tier whose models a process has not built yet gets that allowance on top of
+its deadline once. A GPU or inference-engine failure (CUDA out of memory or error, a vLLM engine that fails or
+dies) is the backend's, not the document's: 503 ``backend_unavailable``, and the process is replaced. The parse
+process is sealed against the network (but for the operator's VLM server) and against local files a document
+points at (:mod:`backends.mineru.sandbox`), and MinerU's exceptions on a document are typed there
+(:mod:`backends.mineru.errors`). The replica keeps the cheap parts: configuration, the tier decision, and health
+(which models are on disk). One document at a time per engine: MinerU's own API is not built for concurrent
+documents in one process, and a replica is the unit of parallelism.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 
 from backends.base import EngineHealth, EngineOptions, EngineRun, OCREngine
 from backends.mineru.config import MinerUConfig, MinerUOptions, Tier
-from backends.mineru.environment import Runtime, apply_environment, mineru_version
+from backends.mineru.environment import PROCESSOR, Runtime, apply_environment, mineru_version
 from backends.mineru.models import check_models, ensure_models, needs_models, tier_readiness
 from backends.mineru.process import (
     ParseDied,
@@ -39,6 +43,7 @@ from backends.mineru.process import (
     ParseTimeout,
 )
 from backends.mineru.runner import SUFFIXES, page_range_expr
+from backends.vllm_env import RUNNER_ENV
 from shared.documents import PAGED_TYPES, STRUCTURED_TYPES, Document, PageImage
 from shared.errors import OCRError
 from shared.schema import ErrorCode, ModelInfo
@@ -96,7 +101,11 @@ class MinerUEngine(OCREngine):
             self._process.spawn()
             self._process.wait_ready()
             if self._process.facts.warmup_s is not None:
-                logger.info("MinerU warm-up (flash, 1 page) took %.2f s", self._process.facts.warmup_s)
+                logger.info(
+                    "MinerU warm-up (1 page per tier: %s) took %.2f s",
+                    ", ".join(sorted(self._process.facts.warm_tiers)),
+                    self._process.facts.warmup_s,
+                )
             self._started = True
             self._error = None
         except OCRError as e:
@@ -138,6 +147,9 @@ class MinerUEngine(OCREngine):
                 "timeout_s": self.config.parse_timeout_s,
                 "timeout_per_page_s": self.config.parse_timeout_per_page_s,
                 "memory_mb": self.config.parse_memory_mb,
+                "warm_tiers": sorted(facts.warm_tiers),
+                "env": dict(facts.env),
+                "vlm_server": facts.vlm_server,
             }
         if self._runtime is not None:
             info["models_dir"] = self._runtime.models_dir
@@ -147,6 +159,8 @@ class MinerUEngine(OCREngine):
 
                 info["small_backend"] = resolve_small_model_backend(self.config.small_backend)
                 info["vlm"] = self.config.vlm_server_url or resolve_vlm_engine(self.config.vlm_engine)
+                if RUNNER_ENV in self._runtime.env:
+                    info["vllm_model_runner"] = f"v1 ({RUNNER_ENV}={self._runtime.env[RUNNER_ENV]}: {PROCESSOR})"
                 info["tiers"] = tier_readiness(self.config)
             except Exception as e:  # health answers even if MinerU misbehaves
                 info["tiers_error"] = str(e)
@@ -183,8 +197,9 @@ class MinerUEngine(OCREngine):
                 "unsupported_media_type", f"MinerU does not read {doc.media_type}", accepted=sorted(SUFFIXES)
             )
         tier = self._tier(options)
-        deadline = self.deadline_s(doc)
         with self._lock:  # one document at a time through the one parse process
+            self._process.wait_ready()  # a replacement may still be warming up: its warm tiers decide the deadline
+            deadline = self.deadline_s(doc, tier)
             try:
                 answer = self._process.call(
                     ("run", doc, pages, options, tier), deadline_s=deadline, memory_mb=self.config.parse_memory_mb
@@ -212,9 +227,15 @@ class MinerUEngine(OCREngine):
                     + ("was killed (out of memory?)" if killed else f"crashed ({e})")
                     + " while reading this document",
                 ) from None
-        kind = answer[0]
-        if kind == "ok":
-            return answer[1]
+            kind = answer[0]
+            if kind == "ok":
+                self._process.facts.warm_tiers.add(tier)
+                return answer[1]
+            if kind == "fatal":  # the process answered and ended: its successor warms up while the client retries
+                logger.error("MinerU parse process unfit after a backend failure: %s", answer[1])
+                self._process.kill()
+                self._respawn()
+                raise answer[1]
         if kind == "error":
             raise answer[1]
         _, name, message, trace = answer
@@ -229,10 +250,17 @@ class MinerUEngine(OCREngine):
             return OCRError(ErrorCode.BACKEND_UNAVAILABLE, f"the MinerU backend cannot parse right now: {error}")
         return None
 
-    def deadline_s(self, doc: Document) -> float:
-        """The parse deadline of ``doc``: the base, plus the per-page allowance for each selected page."""
-        pages = 0 if doc.media_type in STRUCTURED_TYPES else len(doc.page_indices)
-        return self.config.parse_timeout_s + self.config.parse_timeout_per_page_s * pages
+    def deadline_s(self, doc: Document, tier: Tier | None = None) -> float:
+        """The parse deadline of ``doc`` with ``tier``: the base, plus the per-page allowance for each selected page,
+        plus ``parse_start_timeout_s`` once when ``tier`` needs models the parse process has not built yet (loading
+        them - for the VLM on a GPU, weights, compilation, CUDA graphs - is start-up work, not the document's)."""
+        structured = doc.media_type in STRUCTURED_TYPES
+        pages = 0 if structured else len(doc.page_indices)
+        deadline = self.config.parse_timeout_s + self.config.parse_timeout_per_page_s * pages
+        warm = self._process.facts.warm_tiers if self._process is not None else set()
+        if tier is not None and tier != "flash" and not structured and tier not in warm:
+            deadline += self.config.parse_start_timeout_s
+        return deadline
 
     def _replaced(self, message: str, limits: dict[str, Any]) -> OCRError:
         """The process was killed: start its successor now (it warms up while the client reads the error)."""

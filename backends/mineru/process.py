@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,12 @@ class ProcessFacts:
     killed: int = 0
     """Processes killed for a deadline or the memory cap."""
     warmup_s: float | None = None
+    warm_tiers: set[str] = field(default_factory=set)
+    """Tiers whose models the current process has built (by its warm-up or a document parsed with them)."""
+    env: dict[str, str | None] = field(default_factory=dict)
+    """Process settings the current process reports (vLLM's runner switch, MinerU's device and VLM engine)."""
+    vlm_server: dict[str, Any] | None = None
+    """The configured VLM server as the current process found it at start (None: none configured)."""
     scratch: str | None = None
     """The current process's private TMPDIR (removed with the process)."""
 
@@ -114,6 +120,7 @@ class ParseProcess:
         self.ready = False
         self.facts.pid = self.proc.pid
         self.facts.started += 1
+        self.facts.warm_tiers = set()
         self._send(("start", self.config_json))
 
     def wait_ready(self) -> None:
@@ -138,7 +145,11 @@ class ParseProcess:
             if isinstance(reason, Exception):
                 raise reason
             raise ParseStartError(f"the MinerU parse process failed to start: {reason}")
-        self.facts.warmup_s = answer[1].get("warmup_s")
+        facts = answer[1]
+        self.facts.warmup_s = facts.get("warmup_s")
+        self.facts.warm_tiers = set(facts.get("warm_tiers") or ())
+        self.facts.env = dict(facts.get("env") or {})
+        self.facts.vlm_server = facts.get("vlm_server")
         self.ready = True
 
     def alive(self) -> bool:

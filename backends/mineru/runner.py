@@ -5,22 +5,32 @@ DocVortex's classifier), the model check that follows from it, ``mineru.parser.p
 its result — so all of it runs in the killable parse process (:mod:`backends.mineru.worker`) under the engine's
 deadline, never in the replica. Exceptions out of ``parse`` are typed here (:mod:`backends.mineru.errors`); the
 mapping after it is this project's code, and its failures stay server faults.
+
+Warm-up: MinerU builds a tier's models on first use, inside ``parse`` - for the VLM tiers on a GPU that is loading
+the weights, compiling and capturing CUDA graphs, minutes rather than seconds. The warm-up therefore parses with
+the *configured default tier* too (when its models are on disk), under the start deadline
+(``parse_start_timeout_s``), so that cost is never paid under a client's parse deadline; a tier still cold in a
+process gets the start allowance on its first document (:meth:`backends.mineru.engine.MinerUEngine.deadline_s`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from backends.base import EngineRun
 from backends.mineru.config import MinerUConfig, MinerUOptions, Tier
 from backends.mineru.environment import vlm_config
-from backends.mineru.errors import classify_parse_error
+from backends.mineru.errors import ProcessBroken, classify_parse_error, device_fault
 from backends.mineru.mapping import MappingOptions, map_page, merge_pages
-from backends.mineru.models import ensure_models, needs_models
+from backends.mineru.models import check_models, ensure_models, needs_models
 from backends.mineru.textlayer import TextLayer, inspect_text_layer
 from shared.documents import EPUB, HTML, IMAGE_TYPES, OFFICE_TYPES, PDF, STRUCTURED_TYPES, Document, PageImage
 from shared.errors import OCRError
@@ -55,19 +65,73 @@ class DocumentRunner:
     def __init__(self, config: MinerUConfig) -> None:
         self.config = config
 
-    def warm_up(self) -> float:
-        """Parse a tiny generated born-digital PDF (flash, no models), so the first request is not slow.
+    def warmup_tiers(self) -> list[Tier]:
+        """The tiers the warm-up parses with: flash (no models, cheap) and the default tier when its models
+        (OCR included) are on disk. A default tier without its models is left cold: its requests get
+        ``models_missing`` anyway."""
+        tiers: list[Tier] = ["flash"]
+        default = self.config.default_tier
+        if default != "flash" and check_models(default, needs_ocr=True, config=self.config).ready:
+            tiers.append(default)
+        return tiers
+
+    def warm_up(self, tiers: list[Tier] | None = None) -> dict[str, float]:
+        """Parse a tiny generated born-digital PDF with each tier, so no client's document pays for loading models.
+
+        flash parses it as it is (no models); a model tier parses it with ``ocr_mode="ocr"``, so its layout, OCR
+        and (standard, advanced) VLM models are all built.
+
+        Args:
+            tiers: Tiers to warm (default :meth:`warmup_tiers`).
 
         Returns:
-            Seconds it took.
+            Seconds each tier took.
+
+        Raises:
+            OCRError: a tier's warm-up failed (``backend_unavailable`` for a device or engine failure).
         """
         from shared.textpdf import article_pages
 
-        started = time.perf_counter()
         sentence = "MinerU warm-up page with enough extractable text to be classified as a born-digital document."
         data = article_pages([[sentence, sentence]], titles=["Warm-up"])
-        self.parse(data, suffix="pdf", tier="flash", options=MinerUOptions(), page_range="")
-        return time.perf_counter() - started
+        seconds: dict[str, float] = {}
+        for tier in self.warmup_tiers() if tiers is None else tiers:
+            started = time.perf_counter()
+            options = MinerUOptions(ocr_mode="auto" if tier == "flash" else "ocr")
+            self.parse(data, suffix="pdf", tier=tier, options=options, page_range="")
+            seconds[tier] = round(time.perf_counter() - started, 3)
+        return seconds
+
+    def check_vlm_server(self, timeout_s: float = 5.0) -> dict[str, Any] | None:
+        """Ask the configured VLM server for its models, as MinerU's HTTP client does first (``GET .../v1/models``).
+
+        From inside the sealed process, so it also proves the sandbox lets the operator's endpoint through. A
+        server that does not answer is reported (health), not fatal: it may come up after this replica.
+
+        Returns:
+            ``{"url", "reachable", "status" | "error", "models"}``, or None without a configured server.
+        """
+        url = self.config.vlm_server_url
+        if not url:
+            return None
+        models_url = vlm_models_url(url)
+        report: dict[str, Any] = {"url": models_url, "reachable": False}
+        try:
+            with urllib.request.urlopen(models_url, timeout=timeout_s) as response:  # noqa: S310 (operator's URL)
+                report.update(reachable=True, status=response.status)
+                body = response.read(1 << 16)
+        except urllib.error.HTTPError as e:  # it answered: reachable, but not an OpenAI-compatible models list
+            report.update(reachable=True, status=e.code)
+            return report
+        except Exception as e:
+            report["error"] = f"{type(e).__name__}: {e}"[:300]
+            logger.warning("MinerU VLM server %s is not reachable: %s", models_url, report["error"])
+            return report
+        try:
+            report["models"] = [m.get("id") for m in json.loads(body).get("data", [])]
+        except (ValueError, AttributeError, TypeError):
+            report["models"] = None
+        return report
 
     def run(self, doc: Document, pages: list[PageImage], options: MinerUOptions, tier: Tier) -> EngineRun:
         """Parse ``doc`` (its selected pages) with ``tier`` and map the result onto ``pages``' sizes.
@@ -146,6 +210,9 @@ class DocumentRunner:
                 )
             except Exception as e:  # MemoryError and RecursionError included: the document is the cause
                 typed = classify_parse_error(e, tier=tier)
+                if device_fault(e) is not None:
+                    logger.error("MinerU's %s tier failed on this backend: %s", tier, typed, exc_info=e)
+                    raise ProcessBroken(typed) from None
                 logger.warning("MinerU failed on a document: %s (%s)", typed, type(e).__name__)
                 raise typed from None
 
@@ -202,6 +269,20 @@ class DocumentRunner:
                 continue
             out.append(map_page(native, index=page.index, width=width, height=height, dpi=page.dpi, options=mapping))
         return out
+
+
+def vlm_models_url(server_url: str) -> str:
+    """The models list of an OpenAI-compatible server, as mineru-vl-utils' HTTP client builds it: a URL that ends
+    in a version segment (``.../v1``) keeps it, one ending in ``/`` keeps its path, any other keeps only its origin;
+    then ``/<version>/models``."""
+    keep_path = server_url.endswith("/")
+    normalized = server_url.rstrip("/")
+    versioned = re.fullmatch(r"(https?://[^/]+(?:/.+?)?)/(v\d+)", normalized)
+    if versioned:
+        return f"{versioned.group(1)}/{versioned.group(2)}/models"
+    origin = re.match(r"^(https?://[^/]+)", normalized)
+    base = normalized if keep_path or origin is None else origin.group(1)
+    return f"{base}/v1/models"
 
 
 def page_range_expr(indices: list[int]) -> str:

@@ -8,9 +8,11 @@ render workers too) when the engine's deadline or memory cap passes; then it sta
 
 Protocol (stdin/stdout, one message = 8-byte big-endian length + a pickle, between this project's own two ends):
 ``("start", config_json)`` → ``("ready", facts)`` | ``("failed", OCRError | str)``; then ``("run", doc, pages,
-options, tier)`` → ``("ok", EngineRun)`` | ``("error", OCRError)`` | ``("fault", type, message, traceback)``;
-``("stop",)`` or end of input ends the process. Anything MinerU or a native library prints goes to stderr (the
-replica's log), never into the channel: stdout's descriptor is moved aside before anything is imported.
+options, tier)`` → ``("ok", EngineRun)`` | ``("error", OCRError)`` | ``("fatal", OCRError)`` (the device or the
+inference engine failed: this process is unfit for another document and ends after answering) | ``("fault",
+type, message, traceback)``; ``("stop",)`` or end of input ends the process. Anything MinerU or a native library
+prints goes to stderr (the replica's log), never into the channel: stdout's descriptor is moved aside before
+anything is imported.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def main() -> None:
     _serve(runner[0], requests, channel)
 
 
+REPORTED_ENV = ("VLLM_USE_V2_MODEL_RUNNER", "MINERU_DEVICE_MODE", "MINERU_MODEL_VLM_ENGINE", "CUDA_VISIBLE_DEVICES")
+"""Process settings the parse process reports back (health, tests): what its engines will read."""
+
+
 def _start(config_json: str) -> tuple[Any, dict[str, Any]]:
     from backends.mineru.config import MinerUConfig
     from backends.mineru.environment import apply_environment
@@ -67,15 +73,36 @@ def _start(config_json: str) -> tuple[Any, dict[str, Any]]:
     apply_environment(config)
     import mineru.parser  # noqa: F401  (the heavy import, before the first document)
 
-    seal()
+    seal([config.vlm_server_url] if config.vlm_server_url else [])
     runner = DocumentRunner(config)
-    facts: dict[str, Any] = {"pid": os.getpid()}
+    facts: dict[str, Any] = {"pid": os.getpid(), "env": {k: os.environ.get(k) for k in REPORTED_ENV}, "warm_tiers": []}
+    facts["vlm_server"] = runner.check_vlm_server()
     if config.warmup:
-        facts["warmup_s"] = round(runner.warm_up(), 3)
+        tiers = runner.warmup_tiers()
+        try:
+            seconds = runner.warm_up(tiers)
+        except Exception as e:
+            raise _warmup_failure(e) from None
+        facts.update(warmup_s=round(sum(seconds.values()), 3), warmup_tiers_s=seconds, warm_tiers=list(seconds))
     return runner, facts
 
 
+def _warmup_failure(error: Exception) -> Exception:
+    """A failed warm-up as the replica's start error: the backend's, never a document's (it parsed its own PDF).
+    ``models_missing`` stays what it is; everything else is ``backend_unavailable``."""
+    from backends.mineru.errors import ProcessBroken
+    from shared.errors import OCRError
+
+    if isinstance(error, ProcessBroken):
+        return error.error
+    if isinstance(error, OCRError) and error.code == "models_missing":
+        return error
+    reason = error.message if isinstance(error, OCRError) else f"{type(error).__name__}: {error}"
+    return OCRError("backend_unavailable", f"MinerU's warm-up failed: {reason}"[:1000])
+
+
 def _serve(runner: Any, requests: BinaryIO, channel: BinaryIO) -> None:
+    from backends.mineru.errors import ProcessBroken
     from shared.errors import OCRError
 
     while True:
@@ -85,6 +112,9 @@ def _serve(runner: Any, requests: BinaryIO, channel: BinaryIO) -> None:
         _, doc, pages, options, tier = message
         try:
             answer: tuple[Any, ...] = ("ok", runner.run(doc, pages, options, tier))
+        except ProcessBroken as e:  # a faulted CUDA context or a dead VLM engine: answer, then end this process
+            write_message(channel, ("fatal", e.error))
+            return
         except OCRError as e:
             answer = ("error", e)
         except Exception as e:  # this project's own code failed: a server fault, with its traceback

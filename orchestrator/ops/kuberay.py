@@ -256,7 +256,11 @@ def _k8s_cpus(cpu: int | str) -> float:
 
 @dataclass(frozen=True)
 class Demand:
-    """What one replica of a deployment asks of a node, and how many replicas it may grow to."""
+    """What one replica of a deployment asks of a node, and how many replicas it may grow to.
+
+    A tensor-parallel replica asks for its whole placement group on one node (``STRICT_PACK``, what the builder
+    derives): ``resources`` is the sum of its bundles. Bundles given with a spreading strategy are checked the same
+    way, which is stricter than Ray needs."""
 
     deployment: str
     resources: dict[str, float]

@@ -59,7 +59,8 @@ def load_config(path: Path, *, host: str | None = None, port: int | None = None)
 
 
 def required_gpus(config) -> float:
-    """GPUs the apps built by our builder need at their minimum replica counts (every deployment of each app)."""
+    """GPUs the apps built by our builder need at their minimum replica counts (every deployment of each app; a
+    tensor-parallel replica counts every GPU of its placement group)."""
     from orchestrator.serving.config import AppArgs
 
     total = 0.0

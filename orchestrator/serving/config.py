@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from backends.registry import check_engine_settings
 from deployments.backend import BackendSpec
@@ -34,6 +34,15 @@ SERVE_DEFAULT_NUM_CPUS = 1.0
 """CPUs Ray Serve gives a replica whose ray_actor_options name none."""
 
 
+PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
+
+TENSOR_PARALLEL_STRATEGY: PlacementStrategy = "STRICT_PACK"
+"""Where a tensor-parallel replica's GPUs go when the config names no strategy: all on one node. Tensor parallelism
+exchanges activations at every layer (NCCL all-reduce), which only NVLink/PCIe within a node makes cheap; Ray
+Serve LLM's default is ``PACK`` (one node if possible, else several), which would rather start slowly than not at
+all - here a replica that cannot have one node waits, and says so in Serve's status."""
+
+
 class DeploymentOptions(_Strict):
     """Ray Serve deployment options (a subset of ``@serve.deployment``'s, same names and meaning)."""
 
@@ -53,6 +62,18 @@ class DeploymentOptions(_Strict):
     health_check_period_s: float | None = Field(default=None, gt=0, description="Seconds between health checks.")
     health_check_timeout_s: float | None = Field(default=None, gt=0, description="Health check deadline in seconds.")
     graceful_shutdown_timeout_s: float | None = Field(default=None, ge=0, description="Drain time on shutdown.")
+    placement_group_bundles: list[dict[str, float]] | None = Field(
+        default=None,
+        description="Resources of one replica as a placement group (Serve's option): the replica runs in the first "
+        "bundle, which must hold its ray_actor_options; the other bundles are reserved with it (for vLLM's "
+        "tensor-parallel workers, one GPU each). Derived for engines sharding over several GPUs "
+        "(tensor_parallel_size > 1) when not given.",
+    )
+    placement_group_strategy: PlacementStrategy | None = Field(
+        default=None,
+        description="How a replica's bundles spread over nodes (PACK, SPREAD, STRICT_PACK, STRICT_SPREAD); needs "
+        "placement_group_bundles. Derived bundles default to STRICT_PACK (one node).",
+    )
 
     @field_validator("autoscaling_config")
     @classmethod
@@ -69,15 +90,99 @@ class DeploymentOptions(_Strict):
             )
         return v
 
-    def resources(self) -> dict[str, float]:
-        """What one replica asks of a node: CPU (Serve's default 1), GPU and custom resources, zeros dropped."""
+    @model_validator(mode="after")
+    def _placement_group_fits(self) -> DeploymentOptions:
+        """Serve's own rules for placement groups, refused here with the option names: a strategy needs bundles,
+        and the replica runs in the first bundle, so its ray_actor_options must fit there."""
+        bundles = self.placement_group_bundles
+        if bundles is None:
+            if self.placement_group_strategy is not None:
+                raise ValueError("placement_group_strategy needs placement_group_bundles")
+            return self
+        if not bundles or any(not b or any(v < 0 for v in b.values()) for b in bundles):
+            raise ValueError(f"placement_group_bundles must be non-empty resource dicts, got {bundles}")
+        first = bundles[0]
+        for name, need in self.actor_resources().items():
+            if first.get(name, 0.0) < need:
+                raise ValueError(
+                    f"the replica runs in the first placement group bundle {first}, which must hold its own "
+                    f"ray_actor_options ({name}: {need:g})"
+                )
+        return self
+
+    def actor_resources(self) -> dict[str, float]:
+        """What the replica actor itself asks: CPU (Serve's default 1), GPU, memory and custom resources, zeros
+        dropped."""
         actor = self.ray_actor_options
         wanted = {
             "CPU": float(actor.get("num_cpus", SERVE_DEFAULT_NUM_CPUS)),
             "GPU": float(actor.get("num_gpus", 0) or 0),
+            "memory": float(actor.get("memory", 0) or 0),
             **{k: float(v) for k, v in (actor.get("resources") or {}).items()},
         }
         return {k: v for k, v in wanted.items() if v > 0}
+
+    def resources(self) -> dict[str, float]:
+        """What one replica reserves: its actor's resources, or the sum of its placement group's bundles.
+
+        With ``STRICT_PACK`` (the strategy derived for tensor parallelism) that is what one node must hold."""
+        if self.placement_group_bundles is None:
+            return {k: v for k, v in self.actor_resources().items() if k != "memory"}
+        total: dict[str, float] = {}
+        for bundle in self.placement_group_bundles:
+            for name, value in bundle.items():
+                total[name] = total.get(name, 0.0) + float(value)
+        return {k: v for k, v in total.items() if v > 0 and k != "memory" and not k.startswith("accelerator_type:")}
+
+    def gpus_per_bundle(self) -> list[float]:
+        """GPUs of each placement group bundle (empty without bundles)."""
+        return [float(b.get("GPU", 0)) for b in self.placement_group_bundles or []]
+
+    def for_devices(self, devices: int) -> DeploymentOptions:
+        """These options for a replica whose engine shards over ``devices`` GPUs (tensor parallelism).
+
+        One device: unchanged. Several: a placement group like Ray Serve LLM's (``LLMServer.get_deployment_options``):
+        one bundle of one GPU per device, the replica's own resources added to the first (the replica runs there),
+        ``accelerator_type`` as a resource in every bundle, and strategy ``STRICT_PACK`` unless given. Explicit
+        bundles are kept and checked instead.
+
+        Raises:
+            ValueError: a combination vLLM or Ray could never place: the replica asking for GPUs itself (vLLM's
+                workers take one per bundle; a bundle with two GPUs is refused by vLLM), explicit bundles with
+                fewer one-GPU bundles than devices, or a bundle with more than one GPU.
+        """
+        if devices <= 1:
+            return self
+        if self.placement_group_bundles is not None:
+            gpus = self.gpus_per_bundle()
+            if any(g > 1 for g in gpus):
+                raise ValueError(
+                    f"placement_group_bundles {self.placement_group_bundles}: vLLM runs one worker per GPU bundle "
+                    "and refuses bundles with more than one GPU"
+                )
+            if sum(1 for g in gpus if g > 0) < devices:
+                raise ValueError(
+                    f"tensor_parallel_size {devices} needs {devices} bundles of one GPU, placement_group_bundles "
+                    f"has {sum(1 for g in gpus if g > 0)}"
+                )
+            return self
+        actor = self.actor_resources()
+        if actor.get("GPU"):
+            raise ValueError(
+                f"tensor_parallel_size {devices}: the replica's GPUs are its placement group's bundles (one per "
+                f"vLLM worker), so the replica itself asks for none; set ray_actor_options.num_gpus to 0 (it is "
+                f"{actor['GPU']:g})"
+            )
+        accelerator = self.ray_actor_options.get("accelerator_type")
+        tag = {f"accelerator_type:{accelerator}": 0.001} if accelerator else {}
+        first = {**actor, "GPU": 1.0, **tag}
+        bundles = [first] + [{"GPU": 1.0, **tag} for _ in range(devices - 1)]
+        return self.model_copy(
+            update={
+                "placement_group_bundles": bundles,
+                "placement_group_strategy": self.placement_group_strategy or TENSOR_PARALLEL_STRATEGY,
+            }
+        )
 
     def min_replicas(self) -> int:
         """Replicas that must be placed for the deployment to run (autoscaling's minimum, 'auto' counts 1)."""
@@ -117,11 +222,21 @@ class BackendConfig(_Strict):
     )
     deployment: DeploymentOptions = Field(default_factory=DeploymentOptions, description="Ray Serve options.")
 
+    _devices: int = PrivateAttr(default=1)
+
     @model_validator(mode="after")
     def _engine_settings_valid(self) -> BackendConfig:
-        """engine_config and default_options checked against the engine's own models, now rather than in a replica."""
-        check_engine_settings(self.engine, self.engine_config, self.default_options)
+        """engine_config and default_options checked against the engine's own models, now rather than in a replica;
+        and the replica's placement checked against the GPUs the engine shards over."""
+        engine_config = check_engine_settings(self.engine, self.engine_config, self.default_options)
+        self._devices = engine_config.devices_per_replica()
+        self.deployment.for_devices(self._devices)  # raises for a combination that can never be placed
         return self
+
+    def deployment_options(self) -> DeploymentOptions:
+        """The Serve options this backend deploys with: ``deployment``, with a placement group derived when the
+        engine shards a replica over several GPUs (:meth:`DeploymentOptions.for_devices`)."""
+        return self.deployment.for_devices(self._devices)
 
     def spec(self, name: str) -> BackendSpec:
         return BackendSpec(name=name, engine=self.engine, engine_config=self.engine_config, max_rss_mb=self.max_rss_mb)
@@ -206,7 +321,7 @@ class AppArgs(_Strict):
     def deployments(self) -> dict[str, DeploymentOptions]:
         """Every Serve deployment this app creates, by name, with its options: the one source of what the app
         deploys, used by the builder, the local start's GPU check and the KubeRay generator."""
-        out = {n: b.deployment for n, b in self.enabled_backends().items()}
+        out = {n: b.deployment_options() for n, b in self.enabled_backends().items()}
         out[ROUTER_NAME] = self.router_deployment
         if self.jobs_enabled:
             out[JOBS_NAME] = self.jobs_deployment

@@ -20,14 +20,17 @@ from backends.deepseek.source import ModelSource
 from backends.deepseek.vllm_compat import (
     RUNNER_ENV,
     VLLMFacts,
+    check_moe_lora,
     choose_guard,
     engine_input,
+    executor_backend,
+    has_moe_layers,
     is_tested,
     version_tuple,
 )
 from backends.deepseek.vllm_engine import VLLMRunner
 from backends.deepseek.vllm_errors import classify_load_error
-from backends.deepseek.vllm_inputs import sampling_kwargs
+from backends.deepseek.vllm_inputs import engine_kwargs, sampling_kwargs
 from backends.deepseek.vllm_stats import SchedulerWatch
 from shared.errors import OCRError
 
@@ -236,6 +239,51 @@ def test_scheduler_watch_keeps_current_and_peak_counts():
     assert watch.snapshot() == {"steps": 3, "running": 2, "waiting": 0, "peak_running": 3, "peak_waiting": 2}
     watch.reset_peaks()
     assert watch.snapshot()["peak_running"] == 2
+
+
+def test_tensor_parallel_replicas_use_rays_executor_inside_ray_only():
+    """In a Serve replica with tensor_parallel_size > 1 the GPUs are the placement group's bundles, not the replica's
+    own; left to itself vLLM checks the replica's visible GPUs first and refuses the world size."""
+    assert executor_backend(1, device="cuda:0", in_ray_actor=True) is None  # one GPU: vLLM's single-process "uni"
+    assert executor_backend(2, device="cuda:0-1", in_ray_actor=True) == "ray"
+    assert executor_backend(2, device="cuda:0-1", in_ray_actor=False) is None  # a bare box: vLLM's multiprocessing
+    assert executor_backend(2, device="cpu", in_ray_actor=True) is None
+    kwargs = engine_kwargs(DeepSeekConfig(tensor_parallel_size=2), "m", executor_backend="ray")
+    assert kwargs["distributed_executor_backend"] == "ray" and kwargs["tensor_parallel_size"] == 2
+    assert "distributed_executor_backend" not in engine_kwargs(DeepSeekConfig(), "m")
+
+
+def test_health_on_a_gpu_lists_what_no_test_here_has_run():
+    from backends.deepseek.vllm_compat import NOT_EXERCISED_ON_GPU
+
+    runner = VLLMRunner(DeepSeekConfig(), ModelSource("/m", None, True, {}), "ocr")
+    runner._device = "cpu"
+    assert "not_exercised_on_gpu" not in runner.info()
+    runner._device = "cuda:0"
+    listed = runner.info()["not_exercised_on_gpu"]
+    assert listed == list(NOT_EXERCISED_ON_GPU)
+    assert any("async scheduling" in item and "xgrammar" in item for item in listed)
+    assert any("CUDA graphs" in item for item in listed) and any("bfloat16" in item for item in listed)
+
+
+def test_moe_decoders_are_told_apart_from_dense_ones():
+    from tests.support.tiny_vllm import hf_config
+
+    assert has_moe_layers(hf_config("ocr", 100, moe=True)) is True
+    assert has_moe_layers(hf_config("ocr", 100)) is False  # the dense tiny decoder: every layer first_k_dense
+    assert has_moe_layers(None) is True  # config not on disk yet: both published checkpoints are MoE
+
+
+def test_lora_on_moe_layers_is_refused_where_vllm_has_no_triton():
+    """vLLM 0.32 runs LoRA on MoE layers only through its Triton MoE kernels (FusedMoEWithLoRA over TritonExperts);
+    its CPU build has no Triton and dies on the first forward pass. Refused at start, before the engine is built."""
+    cpu = facts("0.32.0", v2_runner=True, triton=False)
+    with pytest.raises(OCRError) as e:
+        check_moe_lora(cpu, moe=True, adapters=True)
+    assert e.value.code == "backend_unavailable" and "FusedMoEWithLoRA" in e.value.message
+    check_moe_lora(cpu, moe=False, adapters=True)  # the dense tiny decoder: LoRA runs on vLLM's CPU ops
+    check_moe_lora(cpu, moe=True, adapters=False)
+    check_moe_lora(facts("0.32.0", v2_runner=True, triton=True), moe=True, adapters=True)  # CUDA: Triton kernels
 
 
 # --- against the installed vLLM -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("mineru", reason="the mineru extra is not installed")
 pytest.importorskip("docx", reason="python-docx (test extra) builds the documents")
 
-from backends.mineru.errors import classify_parse_error  # noqa: E402
+from backends.mineru.errors import ProcessBroken, classify_parse_error, device_fault  # noqa: E402
 from backends.pipeline import run_document  # noqa: E402
 from backends.registry import create_engine  # noqa: E402
 from shared.documents import Document, open_document  # noqa: E402
@@ -102,6 +102,84 @@ def _gone(pid: int) -> bool:
 def test_what_mineru_raises_on_a_document_is_typed(error, code):
     typed = classify_parse_error(error, tier="flash")
     assert typed.code == code and typed.message and typed.status < 600
+
+
+def _engine_failures() -> list[tuple[BaseException, str]]:
+    """What torch, vLLM and MinerU raise when the GPU or the inference engine fails, with the fault it is."""
+    import torch
+    from mineru.parser.tier import TierDependencyError
+
+    server_error = type("VLLMServerError", (Exception,), {})  # vLLM's classes, by name (vllm may be absent)
+    return [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "CUDA out of memory"),
+        (torch.AcceleratorError("CUDA error: an illegal memory access was encountered"), "CUDA error"),
+        (RuntimeError("CUDA error: device-side assert triggered"), "CUDA error"),
+        (RuntimeError("Engine core initialization failed. See root cause above."), "inference engine failure"),
+        (type("EngineDeadError", (server_error,), {})("EngineCore encountered an issue."), "vLLM engine failure"),
+        (TierDependencyError("standard", ["vllm"]), ""),
+        (ImportError("libcudart.so.13: cannot open shared object file"), ""),
+    ]
+
+
+def test_gpu_and_engine_failures_are_the_backends_not_the_documents():
+    """A CUDA OOM or a vLLM start-up error inside parse() used to come back as invalid_document (422)."""
+    for error, fault in _engine_failures():
+        typed = classify_parse_error(error, tier="standard")
+        assert typed.code == "backend_unavailable" and typed.status == 503, (error, typed)
+        assert (device_fault(error) or "") == fault, error
+    for error in (ValueError("CSV exceeds max_grid_slots=250000"), KeyError("word/document.xml"), MemoryError()):
+        assert device_fault(error) is None  # the document's own failures stay the document's
+
+
+def test_a_process_that_saw_a_device_fault_answers_then_ends():
+    """The parse process whose CUDA context faulted must not take the next document."""
+    import io
+
+    from backends.mineru.channel import encode, read_message
+    from backends.mineru.worker import _serve
+
+    class Broken:
+        def run(self, *args):
+            raise ProcessBroken(OCRError("backend_unavailable", "CUDA error: an illegal memory access"))
+
+    requests = io.BytesIO(encode(("run", None, [], None, "standard")) + encode(("run", None, [], None, "flash")))
+    channel = io.BytesIO()
+    _serve(Broken(), requests, channel)
+    channel.seek(0)
+    kind, error = read_message(channel)
+    assert kind == "fatal" and error.code == "backend_unavailable"
+    assert read_message(channel) is None  # nothing more: the process ended instead of reading the second document
+
+
+def test_the_engine_replaces_a_process_that_reported_a_device_fault(monkeypatch):
+    from backends.mineru.engine import MinerUEngine
+    from backends.mineru.process import ProcessFacts
+
+    calls: list[str] = []
+
+    class Process:
+        facts = ProcessFacts(warm_tiers={"flash"})
+
+        def wait_ready(self):
+            calls.append("ready")
+
+        def call(self, message, **kw):
+            calls.append("call")
+            return ("fatal", OCRError("backend_unavailable", "CUDA out of memory"))
+
+        def kill(self):
+            calls.append("kill")
+
+        def spawn(self):
+            calls.append("spawn")
+
+    engine = MinerUEngine()
+    engine._started, engine._process = True, Process()
+    doc = open_document(hostile.good_documents()[0][1], name="note.docx", accepted=engine.media_types)
+    with pytest.raises(OCRError) as e:
+        engine.run(doc, [], engine.parse_options({}))
+    assert e.value.code == "backend_unavailable" and e.value.status == 503
+    assert calls == ["ready", "call", "kill", "spawn"]  # answered, then a fresh process warms up
 
 
 def test_documents_mineru_cannot_read_are_422_not_500(engine):
@@ -283,6 +361,68 @@ def test_the_parse_process_has_no_network(recorder):
     assert result.stdout.count("REFUSED") == 2
     time.sleep(0.3)
     assert hits[before:] == ["/before-seal"]  # the same code reached the server before seal(), not after
+
+
+def test_the_parse_process_runs_with_vllms_v1_runner_and_its_warm_tiers(models_dir, monkeypatch):
+    """The environment the parse process itself reports: MinerU's local vLLM gets VLLM_USE_V2_MODEL_RUNNER=0."""
+    from backends.vllm_env import RUNNER_ENV
+
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    engine, saved = _engine(models_dir, vlm_engine="vllm", tiers=["flash", "standard"])
+    try:
+        process = engine.health().info["parse_process"]
+        assert process["env"][RUNNER_ENV] == "0"
+        assert process["env"]["MINERU_MODEL_VLM_ENGINE"] == "vllm"
+        assert process["warm_tiers"] == ["flash"]  # standard's models are absent here: left cold, not failed
+        assert "MinerULogitsProcessor" in engine.health().info["vllm_model_runner"]
+    finally:
+        engine.close()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_the_configured_vlm_server_is_reached_from_the_sealed_process(models_dir):
+    """vlm_server_url used to be refused by the sandbox like any other host: the parse process now asks it for its
+    models at start (over loopback here), as MinerU's HTTP client does first."""
+    with hostile.recording_server() as (url, hits):
+        engine, saved = _engine(models_dir, vlm_server_url=url + "/v1", tiers=["flash", "standard"])
+        try:
+            report = engine.health().info["parse_process"]["vlm_server"]
+            assert report["reachable"] is True and report["url"] == url + "/v1/models", report
+            assert "/v1/models" in hits
+        finally:
+            engine.close()
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def test_only_the_configured_endpoint_is_let_through(recorder):
+    """seal() with the operator's endpoint: it answers; any other host or port - what a document names - is
+    refused before a packet leaves."""
+    url, hits = recorder
+    with hostile.recording_server() as (other, other_hits):
+        result = _sealed_python(
+            "import socket, urllib.request\n"
+            "from backends.mineru.sandbox import seal, blocked_attempts\n"
+            f"seal([{url!r}])\n"
+            f"print('ALLOWED', urllib.request.urlopen({url + '/v1/models'!r}, timeout=5).status)\n"
+            f"for target in [{other + '/x'!r}, 'http://example.invalid/x']:\n"
+            "    try:\n"
+            "        urllib.request.urlopen(target, timeout=5).read(); print('FETCHED', target)\n"
+            "    except Exception as e:\n"
+            "        print('REFUSED', type(e).__name__)\n"
+            f"port = {int(other.rsplit(':', 1)[1])}\n"
+            "try:\n"
+            "    socket.create_connection(('127.0.0.1', port), timeout=5); print('CONNECTED')\n"
+            "except PermissionError:\n"
+            "    print('REFUSED socket')\n"
+        )
+        time.sleep(0.3)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ALLOWED 200" in result.stdout
+    assert "FETCHED" not in result.stdout and "CONNECTED" not in result.stdout
+    assert result.stdout.count("REFUSED") == 3
+    assert "/v1/models" in hits and other_hits == []
 
 
 def test_svg_is_rasterised_without_reading_the_files_it_names(tmp_path):

@@ -5,6 +5,7 @@ These import ``mineru`` (for its types and model registry) but never start it, s
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import types
@@ -106,8 +107,95 @@ def test_device_follows_the_gpu_ray_assigned(monkeypatch):
     assert resolve_device("auto") == "cuda"  # Ray's GPU 3 is cuda:0 inside the replica
     monkeypatch.setitem(sys.modules, "torch", _fake_torch(cuda=False))
     assert resolve_device("auto") == "cpu"  # e.g. the CPU wheel of torch on a GPU node
-    assert resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("cuda:0") == "cuda:0"
     assert resolve_device("cpu") == "cpu"
+    # one GPU visible (Ray's 3, renumbered 0): cuda:1 names nothing this replica can use, refused at start
+    with pytest.raises(OCRError) as e:
+        resolve_device("cuda:1")
+    assert e.value.code == "backend_unavailable" and "CUDA_VISIBLE_DEVICES='3'" in e.value.message
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert resolve_device("cuda:1") == "cuda:1"
+
+
+def test_a_local_vllm_vlm_runs_vllms_v1_model_runner(restore_env, tmp_path, monkeypatch):
+    """MinerU registers its v1-interface MinerULogitsProcessor with vLLM on every CUDA GPU; vLLM 0.32's default V2
+    runner refuses it. The process that builds MinerU's vLLM must have VLLM_USE_V2_MODEL_RUNNER=0."""
+    from backends.mineru.environment import apply_environment
+    from backends.vllm_env import RUNNER_ENV
+
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    runtime = apply_environment(MinerUConfig(models_dir=str(tmp_path), vlm_engine="vllm"))
+    assert runtime.env[RUNNER_ENV] == "0" and os.environ[RUNNER_ENV] == "0"
+
+    for config in (
+        MinerUConfig(models_dir=str(tmp_path), vlm_engine="llama-cpp"),  # not vLLM
+        MinerUConfig(models_dir=str(tmp_path), vlm_engine="vllm", vlm_server_url="http://vlm:30000"),  # remote
+        MinerUConfig(models_dir=str(tmp_path), vlm_engine="vllm", tiers=["flash", "basic"]),  # no VLM tier
+    ):
+        monkeypatch.delenv(RUNNER_ENV, raising=False)
+        assert RUNNER_ENV not in apply_environment(config).env and RUNNER_ENV not in os.environ
+
+    monkeypatch.setenv(RUNNER_ENV, "1")  # an operator forcing V2: MinerU's vLLM would fail at its first request
+    with pytest.raises(OCRError) as e:
+        apply_environment(MinerUConfig(models_dir=str(tmp_path), vlm_engine="vllm"))
+    assert e.value.code == "backend_unavailable" and "MinerULogitsProcessor" in e.value.message
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed (scripts/test.sh does)")
+def test_vllms_v2_loader_refuses_minerus_logits_processor():
+    """Why the parse process needs vLLM's V1 runner: the V2 runner's loader (vLLM 0.32's default on CUDA) refuses
+    the processor MinerU registers on every GPU."""
+    from mineru_vl_utils import MinerULogitsProcessor
+    from vllm.v1.worker.gpu.sample.logits_processor.loader import _load_v2_logitsprocs_by_fqcns
+
+    with pytest.raises(ValueError, match="is not a subclass of vllm.v1.worker.gpu.sample.logits_processor"):
+        _load_v2_logitsprocs_by_fqcns([MinerULogitsProcessor])
+
+
+def test_warm_up_covers_the_default_tier_when_its_models_are_there(restore_env, tmp_path, monkeypatch):
+    """MinerU builds a tier's models inside its first parse; the warm-up must pay that, not a client's document."""
+    from backends.mineru.environment import apply_environment
+    from backends.mineru.runner import DocumentRunner
+
+    config = MinerUConfig(models_dir=str(tmp_path), small_backend="onnx", default_tier="basic")
+    apply_environment(config)
+    runner = DocumentRunner(config)
+    assert runner.warmup_tiers() == ["flash"]  # basic's models are absent: its requests get models_missing anyway
+    _put_small_models(tmp_path)
+    assert runner.warmup_tiers() == ["flash", "basic"]
+    parsed = []
+    monkeypatch.setattr(runner, "parse", lambda data, **kw: parsed.append((kw["tier"], kw["options"].ocr_mode)))
+    seconds = runner.warm_up()
+    assert parsed == [("flash", "auto"), ("basic", "ocr")]  # ocr: the OCR models are built too
+    assert list(seconds) == ["flash", "basic"]
+
+
+def test_a_tier_the_process_has_not_warmed_gets_the_start_allowance(monkeypatch):
+    from backends.mineru.process import ProcessFacts
+    from shared.documents import Document
+
+    engine = MinerUEngine(
+        {"tiers": ["flash", "basic", "standard"], "parse_timeout_s": 10, "parse_start_timeout_s": 300}
+    )
+    engine._process = types.SimpleNamespace(facts=ProcessFacts(warm_tiers={"flash", "basic"}))
+    pdf = Document(b"%PDF", "d.pdf", "application/pdf", "x", 2, [0, 1], 144.0)
+    base = 10 + 2 * 5.0
+    assert engine.deadline_s(pdf, "flash") == engine.deadline_s(pdf, "basic") == base
+    assert engine.deadline_s(pdf, "standard") == base + 300  # its VLM loads inside this first parse
+    engine._process.facts.warm_tiers.add("standard")  # what a successful parse records
+    assert engine.deadline_s(pdf, "standard") == base
+
+
+def test_vlm_models_url_follows_mineru_vl_utils():
+    from backends.mineru.runner import vlm_models_url
+
+    assert vlm_models_url("http://vlm:30000") == "http://vlm:30000/v1/models"
+    assert vlm_models_url("http://vlm:30000/v1") == "http://vlm:30000/v1/models"
+    assert vlm_models_url("http://gw/mineru/v2/") == "http://gw/mineru/v2/models"
+    assert vlm_models_url("http://gw/prefix/") == "http://gw/prefix/v1/models"
+    assert vlm_models_url("http://gw/ignored") == "http://gw/v1/models"
 
 
 def test_apply_environment_is_offline_and_patches_a_loaded_config(restore_env, tmp_path, monkeypatch):
@@ -165,19 +253,24 @@ def test_model_check_names_missing_files_and_the_download_command(restore_env, t
     assert e.value.accepted["missing"]["MinerU-4_models_onnx"]
 
 
-def test_model_check_sees_models_put_in_place(restore_env, tmp_path):
-    """The check reads MinerU's own registry and markers: files at the registered paths make the tier ready."""
+def _put_small_models(models_dir) -> None:
+    """Stub files at every path MinerU's registry lists for the small ONNX models (what its markers check)."""
     from mineru.model.registry import MINERU_4_MODELS_ONNX
 
+    for model_path in MINERU_4_MODELS_ONNX.required_paths():
+        target = models_dir / MINERU_4_MODELS_ONNX.local_name / model_path.relative_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"stub")
+
+
+def test_model_check_sees_models_put_in_place(restore_env, tmp_path):
+    """The check reads MinerU's own registry and markers: files at the registered paths make the tier ready."""
     from backends.mineru.environment import apply_environment
     from backends.mineru.models import check_models
 
     config = MinerUConfig(models_dir=str(tmp_path), small_backend="onnx")
     apply_environment(config)
-    for model_path in MINERU_4_MODELS_ONNX.required_paths():
-        target = tmp_path / MINERU_4_MODELS_ONNX.local_name / model_path.relative_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(b"stub")
+    _put_small_models(tmp_path)
     assert check_models("basic", needs_ocr=True, config=config).ready
     assert check_models("flash", needs_ocr=True, config=config).ready
     assert not check_models("standard", needs_ocr=True, config=config).ready  # the VLM is still absent

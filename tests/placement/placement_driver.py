@@ -21,6 +21,10 @@ Phases (each builds on the previous cluster):
 4. ``pinned``    deepseek-ocr asks for a custom resource only the "deepseek" node advertises, mineru for a node
    label only gpu-b carries, each with one replica more than its node kind can hold: every replica lands
    on its node kind, and each extra replica stays pending although the "deepseek" node has a free GPU.
+5. ``tensor_parallel`` deepseek-ocr with ``tensor_parallel_size: 2`` (the fake engine starts one worker per GPU
+   bundle, as vLLM's Ray executor does) and three replicas on the two 3-GPU nodes left: the builder derives a
+   STRICT_PACK placement group of two one-GPU bundles per replica, so two replicas run, each with its two workers
+   on two GPUs of one node, and the third waits although two GPUs are free - one on each node.
 
 The cluster is always shut down (``finally``), the Ray temp dir is private (``RAY_TMPDIR``, set by the caller),
 and auth uses a per-run token (``RAY_AUTH_TOKEN``), so nothing touches other clusters on the machine. Never
@@ -50,7 +54,7 @@ logger = logging.getLogger("placement_driver")
 APP = "ocr"
 GPU_BACKENDS = ("deepseek-ocr", "mineru")
 MIB = 1024 * 1024
-PHASES = ("one_box", "scale_out", "node_loss", "pinned")
+PHASES = ("one_box", "scale_out", "node_loss", "pinned", "tensor_parallel")
 REPORT_PREFIX = "PLACEMENT_REPORT "
 
 # Logical capacities of the simulated nodes. CPUs are logical too: replicas ask for 0.1.
@@ -68,10 +72,11 @@ NODE_ARGS: dict[str, dict[str, Any]] = {
 COMMON_NODE_ARGS: dict[str, Any] = {"object_store_memory": 100 * MIB}
 
 
-def backend(*, replicas: int = 1, **actor_options: Any) -> dict[str, Any]:
+def backend(*, replicas: int = 1, engine_config: dict[str, Any] | None = None, **actor_options: Any) -> dict[str, Any]:
     """A fake-engine backend entry of ``AppArgs.backends``, with a fast health check (quick failure detection)."""
     return {
         "engine": "tests.support.fake_engine:FakeEngine",
+        "engine_config": engine_config or {},
         "deployment": {
             "num_replicas": replicas,
             "health_check_period_s": 1,
@@ -239,13 +244,14 @@ class Scenario:
         rows = []
         for pid, actor in sorted(alive.items()):
             visible = seen[pid].get("cuda_visible_devices") or ""
-            rows.append(
-                {
-                    "pid": pid,
-                    "node": self.role_of(actor["Address"]["NodeID"]),
-                    "gpu_ids": [g for g in visible.split(",") if g],
-                }
-            )
+            row = {"pid": pid, "node": self.role_of(actor["Address"]["NodeID"]), "gpu_ids": _ids(visible)}
+            if "tp_workers" in seen[pid]:  # a tensor-parallel replica: where its workers run, which GPU each sees
+                row["bundles"] = seen[pid]["placement_group_bundles"]
+                row["workers"] = [
+                    {"node": self.role_of(w["node_id"]), "gpu_ids": _ids(w["cuda_visible_devices"] or "")}
+                    for w in seen[pid]["tp_workers"]
+                ]
+            rows.append(row)
         return rows
 
     def snapshot(self, deployments: tuple[str, ...] = GPU_BACKENDS) -> dict[str, Any]:
@@ -298,12 +304,38 @@ class Scenario:
         snap["free_gpus"] = self.free_gpus()
         return snap
 
+    def tensor_parallel(self) -> dict[str, Any]:
+        from ray import serve
+
+        serve.delete(APP)
+        for role in ("gpu-b", "deepseek"):  # the two 3-GPU nodes (already there after the phases before)
+            if role not in self.nodes:
+                self.add_node(role)
+        if "gpu-a" in self.nodes:
+            self.remove_node("gpu-a")
+        deepseek = backend(replicas=3, engine_config={"tensor_parallel_size": 2}, num_gpus=0)
+        mineru = backend(num_gpus=0)  # no GPU: the two nodes' six GPUs are the tensor-parallel replicas' alone
+        self.deploy(app_args(deepseek, mineru), wait=False)
+        self.wait_for(
+            lambda: self.running("deepseek-ocr") == 2 and self.running("mineru") == 1, "tensor-parallel replicas"
+        )
+        time.sleep(3.0)  # give the scheduler time to (wrongly) split the third replica over two nodes
+        snap = self.snapshot(("deepseek-ocr",))
+        app = serve.status().applications[APP].deployments["deepseek-ocr"]
+        snap["replica_states"] = {str(state): count for state, count in app.replica_states.items()}
+        snap["free_gpus"] = self.free_gpus()
+        return snap
+
     def free_gpus(self) -> dict[str, float]:
         """Unused GPUs per node role: shows that the pending replica was not for want of GPUs."""
         from ray._private import state
 
         free = state.available_resources_per_node()
         return {self.role_of(node_id): res.get("GPU", 0.0) for node_id, res in free.items()}
+
+
+def _ids(visible: str) -> list[str]:
+    return [g for g in visible.split(",") if g]
 
 
 def _raise_on_signal(signum: int, _frame: Any) -> None:

@@ -1,5 +1,6 @@
 """GPU placement on a simulated multi-node cluster: each model gets its own GPU, scaling takes free GPUs, a lost
-node's replicas come back elsewhere, and pins (custom resource, node label) are hard constraints.
+node's replicas come back elsewhere, pins (custom resource, node label) are hard constraints, and a
+tensor-parallel replica gets its GPUs together on one node.
 
 The scenario runs once, in a subprocess (``placement_driver.py``: its own ``ray.cluster_utils.Cluster``, since this
 pytest process may already belong to the suite's shared cluster), and reports where every replica ran: the node
@@ -27,7 +28,7 @@ from tests.placement.placement_driver import REPORT_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("placement_driver.py")
-TIMEOUT_S = 240
+TIMEOUT_S = 360
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -151,3 +152,23 @@ def test_label_selector_pins_mineru_to_labelled_nodes(report):
     assert phase["pending"]["mineru"] == 1
     assert phase["free_gpus"]["deepseek"] >= 1
     assert len(set(gpus({"mineru": rows}))) == 3
+
+
+def test_tensor_parallel_replicas_get_two_gpus_on_one_node(report):
+    """tensor_parallel_size: 2 used to be unplaceable: each replica asked for one GPU, and vLLM refused a world size
+    of 2 on it. The builder now gives each replica a STRICT_PACK placement group of two one-GPU bundles, and the
+    engine's workers (one per bundle, as vLLM's Ray executor places them) see two GPUs of one node."""
+    phase = report["phases"]["tensor_parallel"]
+    rows = phase["replicas"]["deepseek-ocr"]
+    assert len(rows) == 2
+    for row in rows:
+        assert sorted(bundle.get("GPU", 0) for bundle in row["bundles"]) == [1.0, 1.0]
+        assert row["gpu_ids"] == []  # the replica itself holds no GPU: its workers do
+        workers = row["workers"]
+        assert len(workers) == 2 and {w["node"] for w in workers} == {row["node"]}, row
+        assert len({g for w in workers for g in w["gpu_ids"]}) == 2, f"workers share a GPU: {workers}"
+        assert all(len(w["gpu_ids"]) == 1 for w in workers)
+    assert {row["node"] for row in rows} == {"gpu-b", "deepseek"}  # one replica per 3-GPU node
+    # The third replica waits although two GPUs are free - one per node: its pair is never split across nodes.
+    assert phase["replica_states"].get("RUNNING") == 2 and sum(phase["replica_states"].values()) == 3
+    assert phase["free_gpus"]["gpu-b"] == 1 and phase["free_gpus"]["deepseek"] == 1

@@ -5,19 +5,24 @@ replicas because Ray puts the driver's working directory (the repository) on the
 
 It answers instantly with one block per page that says which page it saw, can be told to sleep (to hold a
 replica busy) or to fail, and reports the GPU ids Ray gave its replica, so placement tests can read them.
+
+With ``tensor_parallel_size`` above 1 it does at start what vLLM's Ray executor does for a tensor-parallel engine
+(``vllm/v1/executor/ray_executor.py``): one worker actor per GPU bundle of the replica's placement group
+(``num_gpus: 1, num_cpus: 0``, scheduled into that bundle), and reports where each runs and which GPU it sees.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backends.base import EngineConfig, EngineHealth, EngineOptions, EngineRun, OCREngine
 from shared.boxes import make_block, scale_box
 from shared.documents import Document, PageImage
+from shared.errors import OCRError
 from shared.schema import ModelInfo, PageResult
 
 FAKE = "tests.support.fake_engine:FakeEngine"
@@ -43,6 +48,17 @@ class FakeConfig(EngineConfig):
     crashable: bool = Field(
         default=True, description="Whether the crash option is obeyed (a 'steady' twin ignores it)."
     )
+    tensor_parallel_size: int = Field(
+        default=1, ge=1, description="GPUs a replica shards over: one worker actor per GPU, as vLLM's Ray executor."
+    )
+    fail_start: Literal["", "cuda_oom", "value_error", "models_missing"] = Field(
+        default="",
+        description="Make start() raise what an engine's library raises when it cannot load: torch's CUDA "
+        "out-of-memory error, a ValueError, or models_missing (start-up failure tests).",
+    )
+
+    def devices_per_replica(self) -> int:
+        return self.tensor_parallel_size
 
 
 class FakeOptions(EngineOptions):
@@ -60,13 +76,28 @@ class FakeEngine(OCREngine):
 
     def start(self) -> None:
         self.healthy = self.config.healthy
+        if self.config.fail_start == "cuda_oom":
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 6.00 GiB (GPU 0; 79.1 GiB total)")
+        if self.config.fail_start == "value_error":
+            raise ValueError("the checkpoint's attention implementation is not supported on this device")
+        if self.config.fail_start == "models_missing":
+            raise OCRError("models_missing", "the fake model is not on disk")
+        self.tensor_parallel: dict[str, Any] = {}
+        if self.config.tensor_parallel_size > 1:
+            self.tensor_parallel, self._workers = _start_workers(self.config.tensor_parallel_size)
 
     def health(self) -> EngineHealth:
         return EngineHealth(
             ready=self.healthy,
             model=ModelInfo(id="fake", version="0", engine="fake", device="cpu"),
             detail=None if self.healthy else "engine reported itself broken",
-            info={"pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+            info={
+                "pid": os.getpid(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                **getattr(self, "tensor_parallel", {}),
+            },
         )
 
     def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
@@ -96,3 +127,38 @@ class FakeEngine(OCREngine):
             )
         raw: dict[str, Any] = {"pages": len(pages), "pid": os.getpid()}
         return EngineRun(pages=results, raw=raw, source_markdown="\n\n".join(p.markdown for p in results))
+
+
+def _start_workers(count: int) -> tuple[dict[str, Any], list[Any]]:
+    """One worker actor per GPU bundle of this replica's placement group, placed the way vLLM's Ray executor places
+    its tensor-parallel workers; what each one sees. The actors live as long as the replica (their owner)."""
+    import ray
+    from ray.util.placement_group import get_current_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    group = get_current_placement_group()
+    if group is None:
+        raise OCRError("backend_unavailable", "tensor_parallel_size > 1 but this replica has no placement group")
+    bundles = group.bundle_specs
+    gpu_bundles = [i for i, bundle in enumerate(bundles) if bundle.get("GPU")]
+    if len(gpu_bundles) < count:
+        raise OCRError("backend_unavailable", f"{count} workers need {count} GPU bundles, the group has {bundles}")
+
+    @ray.remote(num_cpus=0, num_gpus=1)
+    class Worker:
+        def where(self) -> dict[str, Any]:
+            return {
+                "node_id": ray.get_runtime_context().get_node_id(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            }
+
+    workers = [
+        Worker.options(  # type: ignore[attr-defined]
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                placement_group=group, placement_group_bundle_index=index, placement_group_capture_child_tasks=True
+            )
+        ).remote()
+        for index in gpu_bundles[:count]
+    ]
+    seen = ray.get([w.where.remote() for w in workers], timeout=60)
+    return {"placement_group_bundles": bundles, "tp_workers": seen}, workers

@@ -11,10 +11,15 @@ OCR, SAM ViT-B + the Qwen2-style encoder for OCR-2), so only the language model 
 What is real here: vLLM's model classes, its multimodal processor (Gundam tiling, placeholder expansion), its
 scheduler and continuous batching, its logits-processor plumbing (the n-gram guard) and its CPU kernels. What is
 not: the weights (random), the tokenizer (a few hundred words), the language model's size (H=256, 4 heads of 64
-— the CPU attention kernels refuse head size 16 —, 2 dense layers, no MLA, as DeepSeek-OCR's own decoder).
+— the CPU attention kernels refuse head size 16 —, 2 layers, no MLA, as DeepSeek-OCR's own decoder).
+
+The decoder is dense by default (both layers plain MLPs). ``moe=True`` makes the second layer a mixture of experts
+as in the real DeepSeek-OCR (``first_k_dense_replace: 1``: 4 routed experts, 1 shared, 2 per token, greedy top-k
+in one group), so vLLM builds its ``FusedMoE`` layers - ``CPUUnquantizedExperts`` on a CPU, and, with LoRA
+enabled, ``FusedMoEWithLoRA`` over the Triton experts (which vLLM's CPU build cannot run: see docs/deepseek.md).
 
     from tests.support.tiny_vllm import build_tiny_vllm_model
-    path = build_tiny_vllm_model("/tmp/tiny-ocr", variant="ocr")   # or variant="ocr2"
+    path = build_tiny_vllm_model("/tmp/tiny-ocr", variant="ocr")   # or variant="ocr2"; moe=True for the MoE decoder
 """
 
 from __future__ import annotations
@@ -64,14 +69,15 @@ def vocabulary() -> dict[str, int]:
     return {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
 
 
-def hf_config(variant: Variant, vocab_size: int, *, head_dim: int = HEAD_DIM) -> dict[str, Any]:
-    """config.json in DeepSeek's layout, with a small DeepSeek-V2 decoder (dense, no MLA) as language model.
+def hf_config(variant: Variant, vocab_size: int, *, head_dim: int = HEAD_DIM, moe: bool = False) -> dict[str, Any]:
+    """config.json in DeepSeek's layout, with a small DeepSeek-V2 decoder (no MLA) as language model.
 
     Args:
         variant: ``ocr`` or ``ocr2``.
         vocab_size: The tokenizer's size.
         head_dim: Attention head size of the decoder (another value than 64 makes a checkpoint vLLM's CPU
             kernels refuse, which is how tests provoke an engine-core failure).
+        moe: Make every layer after the first a mixture of experts, as in DeepSeek-OCR (else all layers dense).
     """
     vocab = vocabulary()
     hidden = NUM_HEADS * head_dim
@@ -96,12 +102,19 @@ def hf_config(variant: Variant, vocab_size: int, *, head_dim: int = HEAD_DIM) ->
             "intermediate_size": 2 * hidden,
             "moe_intermediate_size": hidden,
             "num_hidden_layers": NUM_LAYERS,
-            "first_k_dense_replace": NUM_LAYERS,
+            "first_k_dense_replace": 1 if moe else NUM_LAYERS,
             "num_attention_heads": NUM_HEADS,
             "num_key_value_heads": NUM_HEADS,
             "n_routed_experts": 4,
             "n_shared_experts": 1,
             "num_experts_per_tok": 2,
+            # DeepSeek-OCR's routing: greedy top-k over one group (vLLM's router asserts n_group / topk_group)
+            "n_group": 1,
+            "topk_group": 1,
+            "topk_method": "greedy",
+            "norm_topk_prob": False,
+            "scoring_func": "softmax",
+            "routed_scaling_factor": 1.0,
             "kv_lora_rank": None,
             "q_lora_rank": None,
             "qk_nope_head_dim": 0,
@@ -138,7 +151,7 @@ def _write_tokenizer(out: Path, vocab: dict[str, int]) -> None:
 
 
 def build_tiny_vllm_model(
-    path: str | Path, *, variant: Variant = "ocr", head_dim: int = HEAD_DIM, overwrite: bool = False
+    path: str | Path, *, variant: Variant = "ocr", head_dim: int = HEAD_DIM, moe: bool = False, overwrite: bool = False
 ) -> Path:
     """Write a tiny DeepSeek-OCR (``ocr``) or DeepSeek-OCR-2 (``ocr2``) checkpoint for ``load_format="dummy"``.
 
@@ -149,6 +162,7 @@ def build_tiny_vllm_model(
         path: Directory to write; created if missing.
         variant: ``ocr`` (DeepseekOCRForCausalLM) or ``ocr2`` (DeepseekOCR2ForCausalLM).
         head_dim: Decoder attention head size (64 runs on vLLM's CPU kernels; see :func:`hf_config`).
+        moe: A mixture-of-experts decoder (see :func:`hf_config`).
         overwrite: Rebuild even when ``path`` already holds this checkpoint.
 
     Returns:
@@ -156,13 +170,14 @@ def build_tiny_vllm_model(
     """
     out = Path(path)
     marker = out / _MARKER
-    stamp = {"variant": variant, "head_dim": head_dim, "vocab_size": len(vocabulary())}
+    stamp = {"variant": variant, "head_dim": head_dim, "moe": moe, "vocab_size": len(vocabulary())}
     if marker.exists() and not overwrite and json.loads(marker.read_text()) == stamp:
         return out
     out.mkdir(parents=True, exist_ok=True)
     vocab = vocabulary()
     _write_tokenizer(out, vocab)
-    (out / "config.json").write_text(json.dumps(hf_config(variant, len(vocab), head_dim=head_dim), indent=2))
+    config = hf_config(variant, len(vocab), head_dim=head_dim, moe=moe)
+    (out / "config.json").write_text(json.dumps(config, indent=2))
     marker.write_text(json.dumps(stamp))
     logger.info("tiny %s checkpoint (DeepSeek layout, dummy weights) written to %s", ARCHITECTURES[variant], out)
     return out

@@ -17,15 +17,13 @@ from shared import samples
 from shared.schema import OCRResponse
 from tests.support.tiny_vllm import CPU_ENV
 
-VLLM_MARKS = [
-    pytest.mark.vllm,
-    pytest.mark.cluster,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("vllm") is None,
-        reason="vllm is not installed (bash scripts/test.sh installs the CPU build; see docs/deepseek.md)",
-    ),
-]
+REQUIRES_VLLM = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None,
+    reason="vllm is not installed (bash scripts/test.sh installs the CPU build; see docs/deepseek.md)",
+)
+"""Skips a real-vLLM test only where vllm is absent, saying how to get it."""
+
+VLLM_MARKS = [pytest.mark.vllm, pytest.mark.cluster, pytest.mark.slow, REQUIRES_VLLM]
 """``pytestmark`` of a real-vLLM serving module: selected by ``-m vllm``, skipped only where vllm is absent."""
 
 PAGE = samples.one_column_page(width=440)[0]

@@ -44,3 +44,24 @@ def test_replica_is_recycled_past_its_memory_ceiling():
     tight = BackendDeployment({"name": "f", "engine": FAKE, "max_rss_mb": 1})
     with pytest.raises(RuntimeError, match="max_rss_mb"):
         run(tight.check_health())
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "said"),
+    [
+        ("cuda_oom", ErrorCode.BACKEND_UNAVAILABLE, "OutOfMemoryError"),
+        ("value_error", ErrorCode.BACKEND_UNAVAILABLE, "ValueError"),
+        ("models_missing", ErrorCode.MODELS_MISSING, "not on disk"),
+    ],
+)
+def test_an_engine_that_cannot_start_leaves_the_replica_up_and_saying_why(failure, code, said):
+    """Only OCRError used to be caught: a CUDA OOM or a library's ValueError escaped the constructor and Serve
+    restarted the replica in a loop. Now every start failure is the replica's answer, and liveness holds."""
+    dep = BackendDeployment({"name": "f", "engine": FAKE, "engine_config": {"fail_start": failure}})
+    assert dep.start_error is not None and dep.start_error.code == code and said in dep.start_error.message
+    status = run(dep.describe())
+    assert status.status == "unavailable" and said in (status.detail or "")
+    doc = open_document(samples.encode(samples.one_column_page()[0]))
+    answer = run(dep.ocr(doc, RunRequest(request_id="a", received_at=0.0)))
+    assert isinstance(answer, ErrorDetail) and answer.code == code and OCRError.from_detail(answer).status == 503
+    run(dep.check_health())  # no exception: Serve keeps this replica instead of restarting it

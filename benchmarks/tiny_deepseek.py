@@ -8,12 +8,16 @@ recognition quality.
 
 The geometry is scaled down consistently so the processor and the model agree on token counts, as in the real
 model: a 128 px global view (SAM patch 2, two stride-2 convs -> 16 x 16 = 256 queries, like 1024 px / 16 / 4)
-and 96 px tiles (-> 12 x 12 = 144 queries, like 768 px).
+and 96 px tiles (-> 12 x 12 = 144 queries, like 768 px). The decoder has a dense first layer and a
+mixture-of-experts second layer (8 routed experts, 2 per token, 1 shared), as DeepSeek-OCR-2's has; ``moe=False``
+makes both layers dense, so a run can tell the MoE path from the rest.
 
-Used by the tests, the serving end-to-end test and the CLI demo::
+It lives beside the benchmarks because ``benchmarks/gpu_smoke.py`` builds its checkpoints on a GPU machine that has
+torch and transformers and nothing of this project's other dependencies (torch, transformers, tokenizers and
+safetensors are all it needs); the tests, the serving end-to-end test and ``benchmarks/deepseek_gpu.py`` use it too::
 
-    from tests.support.tiny_deepseek import build_tiny_model
-    path = build_tiny_model("/tmp/tiny-deepseek-ocr2")
+    from benchmarks.tiny_deepseek import build_tiny_model
+    path = build_tiny_model("/tmp/tiny-deepseek-ocr2")             # MoE decoder; moe=False for a dense one
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ def _vocab() -> dict[str, int]:
     return {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
 
 
-def build_tiny_model(path: str | Path, *, seed: int = 0, overwrite: bool = False) -> Path:
+def build_tiny_model(path: str | Path, *, seed: int = 0, moe: bool = True, overwrite: bool = False) -> Path:
     """Write a tiny random DeepSeek-OCR-2 checkpoint (model, processor, tokenizer) to ``path``.
 
     Deterministic for a given ``seed`` and fully offline. An existing checkpoint built by this function is
@@ -104,6 +108,7 @@ def build_tiny_model(path: str | Path, *, seed: int = 0, overwrite: bool = False
     Args:
         path: Directory to write; created if missing.
         seed: Seed for the random weights.
+        moe: Make the second decoder layer a mixture of experts (as the real model); False: both layers dense.
         overwrite: Rebuild even when ``path`` already holds a tiny checkpoint.
 
     Returns:
@@ -122,7 +127,8 @@ def build_tiny_model(path: str | Path, *, seed: int = 0, overwrite: bool = False
     out = Path(path)
     marker = out / _MARKER
     if marker.exists() and not overwrite:
-        if json.loads(marker.read_text()).get("seed") == seed:
+        stamp = json.loads(marker.read_text())
+        if stamp.get("seed") == seed and stamp.get("moe", True) == moe:
             return out
     out.mkdir(parents=True, exist_ok=True)
 
@@ -174,7 +180,7 @@ def build_tiny_model(path: str | Path, *, seed: int = 0, overwrite: bool = False
             "n_routed_experts": 8,
             "n_shared_experts": 1,
             "num_experts_per_tok": 2,
-            "mlp_layer_types": ["dense", "sparse"],
+            "mlp_layer_types": ["dense", "sparse" if moe else "dense"],
             "max_position_embeddings": 2048,
             "bos_token_id": vocab["<｜begin▁of▁sentence｜>"],
             "eos_token_id": vocab["<｜end▁of▁sentence｜>"],
@@ -198,6 +204,6 @@ def build_tiny_model(path: str | Path, *, seed: int = 0, overwrite: bool = False
     )
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    marker.write_text(json.dumps({"seed": seed, "vocab_size": len(vocab)}))
+    marker.write_text(json.dumps({"seed": seed, "moe": moe, "vocab_size": len(vocab)}))
     logger.info("tiny DeepSeek-OCR-2 checkpoint written to %s", out)
     return out
