@@ -86,11 +86,12 @@ def serve_env(config, *, haproxy: bool = True) -> dict[str, str]:
                 env[key] = str(value)
     if haproxy and os.environ.get("RAY_SERVE_ENABLE_HA_PROXY", "1") == "1":
         env.update(HAPROXY_ENV)
-        env.update({var: str(_free_port()) for var in HAPROXY_PORT_VARS})
+        env.update({var: str(free_port()) for var in HAPROXY_PORT_VARS})
     return {k: v for k, v in env.items() if k not in os.environ}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on now, on the loopback interface (for a service started here)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
