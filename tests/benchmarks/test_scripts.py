@@ -11,17 +11,15 @@ import or an engine's import path; what benchmarks share with the tests lives in
 from __future__ import annotations
 
 import ast
-import os
 import re
-import secrets
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.private_ray import private_ray_env
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO / "benchmarks"
@@ -50,15 +48,16 @@ runpy.run_path(script, run_name="__main__")
 
 
 def _ids(paths: list[Path]) -> list[str]:
-    return [p.name for p in paths]
+    return [p.relative_to(BENCHMARKS).as_posix() for p in paths]
 
 
 def _pending(paths: list[Path]) -> list:
+    """``paths`` as parameters, those in :data:`PENDING` marked strict xfail."""
     return [
-        pytest.param(p, id=p.name, marks=pytest.mark.xfail(strict=True, reason=PENDING[p.name]))
-        if p.name in PENDING
-        else pytest.param(p, id=p.name)
-        for p in paths
+        pytest.param(p, id=name, marks=pytest.mark.xfail(strict=True, reason=PENDING[name]))
+        if name in PENDING
+        else pytest.param(p, id=name)
+        for p, name in zip(paths, _ids(paths))
     ]
 
 
@@ -74,17 +73,8 @@ def smallest_run(script: Path) -> list[str] | None:
 
 def run(script: Path, args: list[str], *, timeout_s: float) -> subprocess.CompletedProcess[str]:
     """``script`` with ``args`` from the repository's root, on a private Ray temp dir and auth token."""
-    tmp = tempfile.mkdtemp(prefix="bm", dir="/tmp")  # short: Ray's socket paths must stay under 107 chars
-    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"}}
-    env.update(
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=secrets.token_hex(32),
-        RAY_TMPDIR=tmp,
-        RAY_USAGE_STATS_ENABLED="0",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-    )
-    try:
+    with private_ray_env("bm") as env:
+        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         return subprocess.run(
             [sys.executable, "-c", RUNNER, str(script), *args],
             cwd=REPO,
@@ -93,8 +83,6 @@ def run(script: Path, args: list[str], *, timeout_s: float) -> subprocess.Comple
             text=True,
             timeout=timeout_s,
         )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_the_benchmarks_are_found():

@@ -20,12 +20,9 @@ from __future__ import annotations
 import collections
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -40,10 +37,11 @@ from pydantic import ValidationError
 
 from benchmarks.support.fake_engine import FAKE
 from orchestrator.client import OCRClient
-from orchestrator.ops import local
+from orchestrator.ops import cli, local
 from shared import samples
 from shared.metrics import ned
 from shared.schema import ErrorResponse
+from tests.support.private_ray import private_ray_env
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "newcomer-key"
@@ -107,38 +105,33 @@ def _ocrserve() -> list[str]:
 
 @pytest.fixture(scope="module", params=["haproxy", "python-proxy"])
 def service(request) -> Iterator[Service]:
-    tmp = Path(tempfile.mkdtemp(prefix="op", dir="/tmp"))  # short: Ray's socket paths must stay under 107 chars
-    port = local.free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH", "OCRSERVE_API_KEY"}}
-    env.update(
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=secrets.token_hex(32),
-        RAY_TMPDIR=str(tmp),
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_SERVE_ENABLE_HA_PROXY="1" if request.param == "haproxy" else "0",
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    )
-    log = tmp / "serve.log"
-    cmd = [*_ocrserve(), "serve", "--config", str(_config(tmp)), "--port", str(port), "--out", str(tmp / "out")]
-    with log.open("w") as sink:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    svc = Service(request.param, f"http://127.0.0.1:{port}", proc, log, tmp / "out")
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "Press Ctrl-C to stop." not in svc.read():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"ocrserve serve did not reach serving (rc {proc.poll()}):\n{svc.read()[-6000:]}")
-            time.sleep(1)
-        yield svc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what this test started
-                proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with private_ray_env("op") as env:
+        tmp = Path(env["RAY_TMPDIR"])
+        env.pop(cli.API_KEY_VAR, None)  # the demo must find the key in the config
+        env["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if request.param == "haproxy" else "0"
+        port = local.free_port()
+        log = tmp / "serve.log"
+        cmd = [*_ocrserve(), "serve", "--config", str(_config(tmp)), "--port", str(port), "--out", str(tmp / "out")]
+        with log.open("w") as sink:  # its own session: a last-resort kill reaches only what this test started
+            proc = subprocess.Popen(
+                cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        svc = Service(request.param, f"http://127.0.0.1:{port}", proc, log, tmp / "out")
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while "Press Ctrl-C to stop." not in svc.read():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"ocrserve serve did not reach serving (rc {proc.poll()}):\n{svc.read()[-6000:]}")
+                time.sleep(1)
+            yield svc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
 
 def test_a_secured_start_stays_up_and_its_demo_passes(service):
