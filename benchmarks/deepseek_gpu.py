@@ -24,6 +24,8 @@ throughput figure. ``--engine transformers --tiny --allow-cpu`` does the same wi
 
     .venv/bin/python benchmarks/deepseek_gpu.py --tiny --allow-cpu --pages 4 --concurrency 1,2,4 --dpi 50 \
         --max-new-tokens 32
+    .venv/bin/python benchmarks/deepseek_gpu.py --engine transformers --tiny --allow-cpu --pages 1 --concurrency 1 \
+        --max-new-tokens 4 --dpi 50                                     # smallest run (transformers, ~20 s)
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ from shared.documents import Document, PageImage, open_document, render_pages  #
 from shared.errors import OCRError  # noqa: E402
 
 DEV_PDFS = ROOT.parent / "shared" / "data" / "dev" / "pdfs"
+SMALLEST_RUN = "--engine transformers --tiny --allow-cpu --pages 1 --concurrency 1 --max-new-tokens 4 --dpi 50"
+"""Arguments of a run that only proves the script works, on a CPU with torch and transformers (README command 2;
+tests/benchmarks/test_scripts.py runs it)."""
 
 
 def check_environment(engine: str, allow_cpu: bool) -> None:

@@ -4,9 +4,11 @@ every Ray process at the start and at the end (does anything grow?).
     .venv/bin/python benchmarks/load.py --clients 8 --seconds 600            # starts its own local service
     .venv/bin/python benchmarks/load.py --url http://127.0.0.1:8000 --backend rapidocr --clients 2 --seconds 60
     .venv/bin/python benchmarks/load.py --mixed --clients 4 --seconds 600   # real engines, good + hostile documents
+    .venv/bin/python benchmarks/load.py --clients 1 --seconds 2             # smallest run
 
 ``--mixed`` starts the CPU profile as ``ocrserve serve`` does (RapidOCR, MinerU flash, router) unless ``--url`` is
-given, and sends real and generated documents, good and hostile, to both engines (``benchmarks/load_mixed.py``).
+given, and sends real and generated documents, good and hostile, to both engines: it is
+``benchmarks/load_mixed.py``, which also runs on its own.
 
 Loopback only: the target must be on 127.0.0.0/8 or localhost. Bounded by time and by --max-requests.
 """
@@ -16,14 +18,23 @@ from __future__ import annotations
 import argparse
 import collections
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import psutil
 
-from shared import samples
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's code and benchmarks.support
+
+from benchmarks.support import ray_worker_env  # noqa: E402
+from benchmarks.support.fake_engine import FAKE  # noqa: E402
+from shared import samples  # noqa: E402
+
+SMALLEST_RUN = "--clients 1 --seconds 2"
+"""Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""
 
 
 def ray_processes() -> dict[int, tuple[str, int]]:
@@ -56,49 +67,72 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--max-requests", type=int, default=1_000_000)
-    ap.add_argument("--port", type=int, default=8766)
+    ap.add_argument("--port", type=int, default=0, help="HTTP port of a service started here (0: a free one)")
     ap.add_argument("--ray-defaults", action="store_true", help="Started service: Ray's defaults, not the profile's")
     ap.add_argument("--mixed", action="store_true", help="Real engines, good and hostile documents (load_mixed.py)")
     ap.add_argument("--app", default="ocr", help="--mixed: Serve application whose replicas' memory is reported")
     args = ap.parse_args()
     if args.mixed:
-        raise SystemExit(0 if mixed(args) else 1)
+        import load_mixed  # benchmarks/load_mixed.py, beside this script
+
+        ok = load_mixed.run_mixed(args.url, clients=args.clients, seconds=args.seconds, port=args.port, app=args.app)
+        raise SystemExit(0 if ok else 1)
 
     started_service = args.url is None
     if started_service:
-        import os
+        args.url = start_service(port=args.port, ray_defaults=args.ray_defaults)
+    try:
+        ok = measure(args)
+    finally:
+        if started_service:
+            from orchestrator.ops import local
 
-        from orchestrator.ops import local
+            local.stop()
+    raise SystemExit(0 if ok else 1)
 
-        # the CPU profile's Serve settings (HAProxy, gRPC between deployments...), as `ocrserve serve` starts Ray
-        os.environ.update({} if args.ray_defaults else local.serve_env(local.load_config(local.profile_path("cpu"))))
-        import ray
-        from ray import serve
 
-        from orchestrator.builder import build_app
+def start_service(*, port: int, ray_defaults: bool) -> str:
+    """A local service with the fake engine and RapidOCR (the CPU profile's Serve settings unless
+    ``ray_defaults``), as ``ocrserve serve`` starts Ray; returns its URL."""
+    import os
 
-        ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-        serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-        serve.run(
-            build_app(
-                {
-                    "backends": {
-                        "fake": {
-                            "engine": "tests.support.fake_engine:FakeEngine",
-                            "deployment": {
-                                "ray_actor_options": {"num_cpus": 0.1},
-                                "max_ongoing_requests": 16,
-                                "max_queued_requests": 64,
-                            },
+    from orchestrator.ops import local
+
+    # the CPU profile's Serve settings (HAProxy, gRPC between deployments...), as `ocrserve serve` starts Ray
+    os.environ.update({} if ray_defaults else local.serve_env(local.load_config(local.profile_path("cpu"))))
+    os.environ.update(ray_worker_env())  # replicas import the fake engine from this clone
+    import ray
+    from ray import serve
+
+    from orchestrator.builder import build_app
+
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    port = port or local.free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(
+        build_app(
+            {
+                "backends": {
+                    "fake": {
+                        "engine": FAKE,
+                        "deployment": {
+                            "ray_actor_options": {"num_cpus": 0.1},
+                            "max_ongoing_requests": 16,
+                            "max_queued_requests": 64,
                         },
-                        "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
-                    }
+                    },
+                    "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
                 }
-            ),
-            name="load",
-            route_prefix="/",
-        )
-        args.url = f"http://127.0.0.1:{args.port}"
+            }
+        ),
+        name="load",
+        route_prefix="/",
+    )
+    return f"http://127.0.0.1:{port}"
+
+
+def measure(args: argparse.Namespace) -> bool:
+    """The load run against ``args.url``; prints the report, returns whether any request succeeded."""
     host = urlparse(args.url).hostname or ""
     if not (host == "localhost" or host.startswith("127.") or host == "::1"):
         raise SystemExit(f"refusing to load {host}: loopback targets only")
@@ -162,30 +196,7 @@ def main() -> None:
     total_a = sum(v[1] for v in rss_start.values()) / 2**20
     total_b = sum(v[1] for v in rss_end.values()) / 2**20
     print(f"{'total':<48}{total_a:>14.0f}{total_b:>12.0f}{total_b - total_a:>+9.0f}")
-
-    if started_service:
-        serve.shutdown()
-        ray.shutdown()
-
-
-def mixed(args: argparse.Namespace) -> bool:
-    """``--mixed``: the CPU profile (started here unless ``--url``) under good and hostile uploads to real engines."""
-    import load_mixed
-
-    from orchestrator.ops import local
-
-    url = args.url
-    if url is None:
-        config = local.load_config(local.profile_path("cpu"), port=args.port)
-        url = local.start(config, num_cpus=8, log_to_driver=False)
-    host = urlparse(url).hostname or ""
-    if not (host == "localhost" or host.startswith("127.") or host == "::1"):
-        raise SystemExit(f"refusing to load {host}: loopback targets only")
-    try:
-        return load_mixed.run(url, clients=args.clients, seconds=args.seconds, app=args.app)
-    finally:
-        if args.url is None:
-            local.stop()
+    return ok > 0
 
 
 if __name__ == "__main__":

@@ -1,21 +1,26 @@
-"""The mixed load run of ``benchmarks/load.py --mixed``: real engines, real documents, good and hostile together.
+"""The mixed load run (also ``benchmarks/load.py --mixed``): real engines, real documents, good and hostile together.
 
 The CPU profile as ``ocrserve serve`` starts it (RapidOCR, MinerU's flash tier, the router), or any service on
 loopback, under N clients for T seconds. Each client walks its own shuffled round of:
 
 - good documents: the development scans to RapidOCR, the development born-digital PDFs to MinerU, a generated page
   to ``auto``, generated DOCX/HTML/CSV/XLSX/EPUB to MinerU (each with a sentence that must come back);
-- hostile documents: the structured-format corpus of :mod:`tests.support.hostile_documents` (zip bombs, entities,
+- hostile documents: the structured-format corpus of :mod:`benchmarks.support.hostile_documents` (zip bombs, entities,
   giant grids, local-file references...) and image bombs, each with the 4xx it is owed.
 
 Every answer is classified: as owed, wrong (another 4xx, or a good document without its text), 5xx, or lost (no
 answer: time-out, connection error). A local HTTP server counts any request a component makes to the URLs the
 documents name. Resident memory of every Serve replica, with the processes it started (MinerU's parse process),
-is read after a warm-up pass and at the end.
+is read after a warm-up pass and at the end. Exits 1 when anything was 5xx or lost, or a URL was fetched.
+
+    .venv/bin/python benchmarks/load_mixed.py --clients 4 --seconds 600       # starts the CPU profile here
+    .venv/bin/python benchmarks/load_mixed.py --url http://127.0.0.1:8000 --clients 2 --seconds 60
+    .venv/bin/python benchmarks/load_mixed.py --clients 1 --seconds 1          # smallest run
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import hashlib
 import os
@@ -27,17 +32,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # this clone's code and benchmarks.support
 
+from benchmarks.support import hostile_documents as hostile  # noqa: E402
 from shared import samples  # noqa: E402
 from shared.textpdf import article_pages  # noqa: E402
-from tests.support import hostile_documents as hostile  # noqa: E402
+
+SMALLEST_RUN = "--clients 1 --seconds 1"
+"""Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
@@ -108,6 +116,25 @@ def replica_memory(app: str) -> dict[str, float]:
         label = name[len(prefix) :]
         out[label if label not in out else f"{label} ({p.info['pid']})"] = total / 2**20
     return out
+
+
+def run_mixed(url: str | None, *, clients: int, seconds: float, port: int = 0, app: str = "ocr") -> bool:
+    """The mixed run against ``url``, or against the CPU profile started here (as ``ocrserve serve`` starts it, on
+    ``port``, 0 for a free one) and stopped after; returns whether it met the bar (see :func:`run`)."""
+    from orchestrator.ops import local
+
+    started = url is None
+    if url is None:
+        config = local.load_config(local.profile_path("cpu"), port=port or local.free_port())
+        url = local.start(config, num_cpus=8, log_to_driver=False)
+    host = urlparse(url).hostname or ""
+    if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+        raise SystemExit(f"refusing to load {host}: loopback targets only")
+    try:
+        return run(url, clients=clients, seconds=seconds, app=app)
+    finally:
+        if started:
+            local.stop()
 
 
 def run(url: str, *, clients: int, seconds: float, app: str = "ocr", seed: int = 7) -> bool:
@@ -217,3 +244,19 @@ def _send(client: httpx.Client, item: Item, token: str) -> tuple[str, float, str
     if item.kind == "good" and not (body.get("markdown") and (item.text is None or item.text in body["markdown"])):
         return "wrong", took, f"markdown without {item.text!r}"
     return "as owed", took, ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="Target service (loopback only); default: start the CPU profile here.")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=600, help="Measured part, after one warm-up pass.")
+    parser.add_argument("--port", type=int, default=0, help="HTTP port of a service started here (0: a free one)")
+    parser.add_argument("--app", default="ocr", help="Serve application whose replicas' memory is reported")
+    args = parser.parse_args()
+    ok = run_mixed(args.url, clients=args.clients, seconds=args.seconds, port=args.port, app=args.app)
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

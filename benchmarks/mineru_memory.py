@@ -6,9 +6,10 @@ process and of the PDF render workers MinerU spawns (they are part of a replica'
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/mineru_memory.py               # both settings, one process each
-    PYTHONPATH=. .venv/bin/python benchmarks/mineru_memory.py --docs 400 --every 50
-    PYTHONPATH=. .venv/bin/python benchmarks/mineru_memory.py --single --no-malloc-trim
+    .venv/bin/python benchmarks/mineru_memory.py               # both settings, one process each
+    .venv/bin/python benchmarks/mineru_memory.py --docs 400 --every 50
+    .venv/bin/python benchmarks/mineru_memory.py --single --no-malloc-trim
+    .venv/bin/python benchmarks/mineru_memory.py --docs 2 --every 1      # smallest run
 
 Each setting runs in a fresh interpreter, so one does not inherit the other's heap.
 """
@@ -25,11 +26,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this clone's code
 DEV_PDFS = ROOT.parent / "shared" / "data" / "dev" / "pdfs"
 WORDS = (
     "harbour crane container lighthouse signal keeper winter ledger invoice column margin river bridge tower "
     "engine valve piston copper silver timber granite meadow orchard lantern compass anchor rudder sail"
 ).split()
+
+
+SMALLEST_RUN = "--docs 2 --every 1"
+"""Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""
 
 
 def rss_mb(pid: int) -> float:
@@ -147,7 +153,7 @@ def summarise(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=200, help="documents per setting")
     parser.add_argument("--every", type=int, default=25, help="sample RSS every N documents")
     parser.add_argument("--render-processes", type=int, default=1, help="MinerU PDF render workers (engine config)")

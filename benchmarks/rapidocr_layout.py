@@ -6,6 +6,7 @@ document is read with ``{"layout": false}`` (lines and paragraphs: the engine be
 the defaults (layout + tables), alternately, ``--repeat`` times, so both settings see the same machine load.
 
     .venv/bin/python benchmarks/rapidocr_layout.py [--repeat 2] [--json out.json]
+    .venv/bin/python benchmarks/rapidocr_layout.py --manifest none     # smallest run: the generated pages only
 
 Prints one row per document (NED off -> on, TEDS off -> on where the reference has tables, seconds per page
 off / on) and the totals: pages/s of each setting, the extra seconds per page, and where the layout pass
@@ -22,17 +23,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's code and benchmarks.support
 
 from backends.pipeline import run_document  # noqa: E402
 from backends.rapidocr import RapidOCREngine  # noqa: E402
+from benchmarks.support.layout_samples import report_page  # noqa: E402
 from shared import samples  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.metrics import document_teds, edit_score  # noqa: E402
-from tests.support.layout_samples import report_page  # noqa: E402
 
 DEV_MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "manifest.jsonl"
 SETTINGS: dict[str, dict[str, Any]] = {"off": {"layout": False}, "on": {}}
+SMALLEST_RUN = "--manifest none"
+"""Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""
 
 
 def documents(manifest: Path | None) -> list[tuple[str, bytes, str]]:
@@ -72,7 +75,12 @@ def measure(engine: RapidOCREngine, data: bytes, options: dict[str, Any]) -> tup
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--manifest", type=Path, default=DEV_MANIFEST, help="JSON-lines dataset (dev set format).")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=DEV_MANIFEST,
+        help="JSON-lines dataset (dev set format); a path that is not a file: the generated pages only.",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="Runs of each document per setting.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args(argv)

@@ -13,6 +13,7 @@
 (c) MinerU's flash tier on a generated born-digital 5-page PDF, through the service vs in-process, alternately.
 
     .venv/bin/python benchmarks/service_overhead.py [--requests 300] [--pages 6] [--ray-defaults]
+    .venv/bin/python benchmarks/service_overhead.py --requests 3 --pages 1 --pdf-runs 1   # smallest run
 
 By default Ray starts with the CPU profile's Serve settings (``orchestrator.ops.local.serve_env``: HAProxy as the
 HTTP proxy, user code on the replica's loop, gRPC between deployments), as ``ocrserve serve`` does;
@@ -28,13 +29,22 @@ import io
 import os
 import pickle
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from shared import samples
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's code and benchmarks.support
+
+from benchmarks.support import ray_worker_env  # noqa: E402
+from benchmarks.support.fake_engine import FAKE  # noqa: E402
+from shared import samples  # noqa: E402
+
+SMALLEST_RUN = "--requests 3 --pages 1 --pdf-runs 1"
+"""Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""
 
 PHASES = [  # Server-Timing names, in the order a request meets them
     ("read", "read body + multipart"),
@@ -84,7 +94,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--pages", type=int, default=10)
     parser.add_argument("--pdf-runs", type=int, default=6, help="MinerU: documents per path")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="HTTP port of the service started here (0: a free one)")
     parser.add_argument("--ray-defaults", action="store_true", help="Ray Serve's default settings, not the profile's")
     args = parser.parse_args()
 
@@ -92,6 +102,7 @@ def main() -> None:
 
     env = {} if args.ray_defaults else local.serve_env(local.load_config(local.profile_path("cpu")))
     os.environ.update(env)  # before Ray (and Serve's constants) load: every Ray process and this driver see them
+    os.environ.update(ray_worker_env())  # replicas import the fake engine from this clone
     print("Serve settings:", ", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "Ray's defaults")
 
     import ray
@@ -103,11 +114,11 @@ def main() -> None:
     from shared.documents import open_document, render_pages
     from shared.requests import RunRequest
     from shared.textpdf import article_pages
-    from tests.support.fake_engine import FAKE
 
     mineru_config = {"default_tier": "flash", "tiers": ["flash"]}
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": args.port})
+    port = args.port or local.free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(
         build_app(
             {
@@ -125,7 +136,7 @@ def main() -> None:
         name="bench",
         route_prefix="/",
     )
-    url = f"http://127.0.0.1:{args.port}"
+    url = f"http://127.0.0.1:{port}"
     try:
         print("\n(a) one trivial request (fake engine, 64x64 PNG, no boxes image), the two paths interleaved")
         buf = io.BytesIO()

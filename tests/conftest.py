@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_engine import FAKE
+from benchmarks.support.fake_engine import FAKE
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_DATA = REPO.parent / "shared" / "data" / "dev"

@@ -1,8 +1,24 @@
-"""The HTTP client of the service: typed answers (the models of :mod:`shared.schema`), retries on overload.
+"""The HTTP client of the service: typed answers (the models of :mod:`shared.schema`), bounded retries.
 
 Long PDFs are sent in chunks of pages so progress can be shown and no single request runs for minutes; the
-chunks are merged back into one response. Overload answers (429/503 with ``Retry-After``) are retried a
-bounded number of times after the delay the server asked for.
+chunks are merged back into one response.
+
+Retries (:meth:`OCRClient._send`, every call goes through it), at most ``max_retries`` times per call:
+
+- answers worth waiting out: an ``ErrorResponse`` whose code is in :data:`RETRY_CODES` and that carries
+  ``Retry-After`` (a busy backend, a router replica restarting, a proxy's deadline), after the delay it names; and
+  a 429/502/503/504 that is not JSON (a proxy or balancer in front that is not the service's), after that delay or a
+  growing one;
+- a connection that broke or was refused before any answer (HAProxy closes a client's connection without an answer
+  when the router replica dies under its request), after a growing delay.
+
+A ``GET`` is always retried. A ``POST`` is retried only when it carries an ``Idempotency-Key`` header, and every
+``POST`` this client sends carries one: a fresh UUID per logical call (each chunk of a chunked document is its own
+call), the same on each retry of that call, or the caller's own (``idempotency_key=``). The service answers a
+keyed ``POST /v1/ocr`` or ``POST /v1/jobs`` it has already seen with the same answer or job instead of running it
+again, so a retry after a lost answer never does the work twice; the other ``POST`` routes (compare, extract,
+render) compute an answer from the upload alone and are safe to repeat. Any answer that is not the JSON expected is
+raised as :class:`ServiceError`, never as a decoding error.
 """
 
 from __future__ import annotations
@@ -10,11 +26,13 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from shared.chunking import chunk_response
 from shared.documents import open_document
@@ -25,9 +43,34 @@ from shared.requests import ChunkingMode, ChunkingOptions
 from shared.schema import BackendList, ErrorCode, ErrorResponse, ExtractResponse, OCRResponse, RenderResponse
 from shared.tokens import BUNDLED_TOKENIZERS, bundled_counter
 
-RETRY_CODES = {ErrorCode.OVERLOADED, ErrorCode.BACKEND_UNAVAILABLE}
-"""Answers worth waiting out (``Retry-After``): a busy or restarting backend. ``models_missing`` also says 503, but
-no wait brings the weights: it is answered at once."""
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+"""The header that makes a ``POST`` safe to send again: the service runs one call per key."""
+
+RETRY_CODES = {ErrorCode.OVERLOADED, ErrorCode.BACKEND_UNAVAILABLE, ErrorCode.TIMEOUT}
+"""Error answers worth waiting out when they carry ``Retry-After``: a busy or restarting backend or router, a proxy's
+deadline. ``models_missing`` also says 503, but no wait brings the weights; the router's own ``timeout`` (a request
+that ran past its time) carries no ``Retry-After`` and is not sent again."""
+
+RETRY_STATUSES = {429, 502, 503, 504}
+"""Statuses that a proxy in front of the service answers for a moment's trouble, retried when the body is not the
+service's JSON."""
+
+RETRY_TRANSPORT_ERRORS = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
+"""Connections refused, reset or closed without an answer: retried. A read time-out (the client's ``timeout_s``
+passed while the service worked) is not."""
+
+MAX_WAIT_S = 30.0
+"""The longest single wait between two tries, whatever ``Retry-After`` says."""
+
+FALLBACK_CODES = {
+    408: ErrorCode.TIMEOUT,
+    404: ErrorCode.NOT_FOUND,
+    429: ErrorCode.OVERLOADED,
+    502: ErrorCode.BACKEND_UNAVAILABLE,
+    503: ErrorCode.BACKEND_UNAVAILABLE,
+    504: ErrorCode.TIMEOUT,
+}
+"""The code a :class:`ServiceError` gets for an answer that is not an ``ErrorResponse`` (``internal_error`` else)."""
 
 
 class ServiceError(Exception):
@@ -40,7 +83,14 @@ class ServiceError(Exception):
 
 
 class OCRClient:
-    """Talks to one deployment of the service over HTTP."""
+    """Talks to one deployment of the service over HTTP.
+
+    Args:
+        base_url: The service, e.g. ``http://127.0.0.1:8000``.
+        api_key: Sent as ``x-api-key`` when the service has ``router.api_key``.
+        timeout_s: How long one try may wait for its answer.
+        max_retries: Tries after the first, per call (see the module's docstring for what is retried).
+    """
 
     def __init__(
         self, base_url: str, *, api_key: str | None = None, timeout_s: float = 600.0, max_retries: int = 5
@@ -48,6 +98,8 @@ class OCRClient:
         headers = {"x-api-key": api_key} if api_key else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers)
         self.max_retries = max_retries
+        self.sleep: Callable[[float], None] = time.sleep
+        """How the client waits between tries (tests replace it)."""
 
     def close(self) -> None:
         self.http.close()
@@ -60,7 +112,7 @@ class OCRClient:
 
     def backends(self) -> BackendList:
         """What is deployed, with each backend's status (``GET /v1/backends``)."""
-        return BackendList.model_validate(self._json(self.http.get("/v1/backends")))
+        return BackendList.model_validate(self._json(self._get("/v1/backends")))
 
     def ocr(
         self,
@@ -226,27 +278,31 @@ class OCRClient:
         include_boxes_image: bool = True,
         include_raw: bool = False,
         request_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> OCRResponse:
-        """One request. Raises ServiceError for an error answer (after retrying overload answers)."""
-        form: dict[str, str] = {
-            "backend": backend,
-            "include_boxes_image": str(include_boxes_image).lower(),
-            "include_raw": str(include_raw).lower(),
-        }
-        if pages:
-            form["pages"] = pages
-        if dpi:
-            form["dpi"] = str(dpi)
-        if options:
-            form["options"] = json.dumps(options)
+        """One request (``POST /v1/ocr``), retried as the module's docstring says.
+
+        Args:
+            idempotency_key: The call's ``Idempotency-Key`` (default: a fresh UUID): the same key for the same call
+                sent again later, e.g. after this process restarted, gets the service's first answer.
+
+        Raises:
+            ServiceError: an error answer, or one that is not the JSON expected (after the retries).
+            httpx.TransportError: no answer at all (after the retries).
+        """
+        form = ocr_form(
+            backend=backend,
+            pages=pages,
+            dpi=dpi,
+            options=options,
+            include_boxes_image=include_boxes_image,
+            include_raw=include_raw,
+        )
         headers = {"x-request-id": request_id} if request_id else {}
-        for attempt in range(self.max_retries + 1):
-            r = self.http.post("/v1/ocr", files={"file": (filename, data)}, data=form, headers=headers)
-            if attempt < self.max_retries and "retry-after" in r.headers and _error_code(r) in RETRY_CODES:
-                time.sleep(min(float(r.headers["retry-after"]), 30.0))
-                continue
-            return OCRResponse.model_validate(self._json(r))
-        raise AssertionError("unreachable")
+        r = self._post(
+            "/v1/ocr", files={"file": (filename, data)}, data=form, headers=headers, idempotency_key=idempotency_key
+        )
+        return OCRResponse.model_validate(self._json(r))
 
     def ocr_file(
         self,
@@ -255,16 +311,19 @@ class OCRClient:
         chunk_pages: int = 4,
         progress: Callable[[int, int], None] | None = None,
         pages: str | None = None,
+        idempotency_key: str | None = None,
         **kwargs: Any,
     ) -> OCRResponse:
-        """OCR a local file, ``chunk_pages`` pages per request, calling ``progress(done, total)`` as chunks land."""
+        """OCR a local file, ``chunk_pages`` pages per request, calling ``progress(done, total)`` as chunks land.
+
+        Each chunk is a call of its own: with ``idempotency_key``, chunk ``1,2,3`` is sent as ``KEY:1,2,3``."""
         data = path.read_bytes()
         try:
             indices = open_document(data, name=path.name, page_range=pages).page_indices
         except OCRError:
             indices = []  # let the server say what is wrong with it
         if len(indices) <= chunk_pages:
-            result = self.ocr_bytes(data, path.name, pages=pages, **kwargs)
+            result = self.ocr_bytes(data, path.name, pages=pages, idempotency_key=idempotency_key, **kwargs)
             if progress:
                 progress(len(result.pages), len(result.pages))
             return result
@@ -272,7 +331,8 @@ class OCRClient:
         for start in range(0, len(indices), chunk_pages):
             chunk = indices[start : start + chunk_pages]
             spec = ",".join(str(i + 1) for i in chunk)
-            parts.append(self.ocr_bytes(data, path.name, pages=spec, **kwargs))
+            key = f"{idempotency_key}:{spec}" if idempotency_key else None
+            parts.append(self.ocr_bytes(data, path.name, pages=spec, idempotency_key=key, **kwargs))
             if progress:
                 progress(min(start + chunk_pages, len(indices)), len(indices))
         return merge_responses(parts)
@@ -296,7 +356,7 @@ class OCRClient:
         """Fields of a document as JSON constrained to ``json_schema`` or a shipped ``preset`` (``POST /v1/extract``).
 
         Raises:
-            ServiceError: an error answer (after retrying overload answers).
+            ServiceError: an error answer (after the retries).
         """
         form: dict[str, str] = {"scope": scope, "include_markdown": str(include_markdown).lower()}
         fields = {"preset": preset, "backend": backend, "prompt": prompt, "pages": pages}
@@ -341,34 +401,72 @@ class OCRClient:
         body.update({k: v for k, v in extra.items() if v is not None})
         return RenderResponse.model_validate(self._json(self._post("/v1/render", json=body)))
 
-    def _post(self, path: str, **kwargs: Any) -> httpx.Response:
-        """POST, waiting out overload answers (``Retry-After``) up to ``max_retries`` times."""
+    def _get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET ``path``: always safe to send again, retried as the module's docstring says."""
+        return self._send("GET", path, retry=True, **kwargs)
+
+    def _post(self, path: str, *, idempotency_key: str | None = None, **kwargs: Any) -> httpx.Response:
+        """POST ``path`` with an ``Idempotency-Key`` (``idempotency_key``, or a fresh UUID for this call) kept on
+        every try, so it is retried as the module's docstring says."""
+        headers = {**kwargs.pop("headers", {}), IDEMPOTENCY_HEADER: idempotency_key or str(uuid.uuid4())}
+        return self._send("POST", path, retry=True, headers=headers, **kwargs)
+
+    def _send(self, method: str, path: str, *, retry: bool, **kwargs: Any) -> httpx.Response:
+        """One call: the answer of its last try.
+
+        Args:
+            retry: Whether the call may be sent again (a GET, a POST with an ``Idempotency-Key``); without it the
+                first answer, or the first transport error, is final.
+
+        Raises:
+            httpx.TransportError: the last try got no answer.
+        """
+        if retry and method != "GET" and IDEMPOTENCY_HEADER not in kwargs.get("headers", {}):
+            raise ValueError(f"a {method} is sent again only with an {IDEMPOTENCY_HEADER} header")
         for attempt in range(self.max_retries + 1):
-            r = self.http.post(path, **kwargs)
-            if attempt < self.max_retries and "retry-after" in r.headers and _error_code(r) in RETRY_CODES:
-                time.sleep(min(float(r.headers["retry-after"]), 30.0))
+            last = not retry or attempt == self.max_retries
+            try:
+                r = self.http.request(method, path, **kwargs)
+            except RETRY_TRANSPORT_ERRORS:
+                if last:
+                    raise
+                self.sleep(_backoff_s(attempt))
                 continue
-            return r
+            wait = _retry_wait_s(r, attempt)
+            if last or wait is None:
+                return r
+            self.sleep(wait)
         raise AssertionError("unreachable")
 
     @staticmethod
     def _json(r: httpx.Response) -> dict[str, Any]:
+        """The answer's JSON object; :class:`ServiceError` for an error answer or one that is not a JSON object."""
         try:
             body = r.json()
         except ValueError:
-            raise ServiceError(
-                r.status_code,
-                ErrorResponse.model_validate(
-                    {"error": {"code": "internal_error", "message": f"non-JSON answer: {r.text[:200]}"}}
-                ),
-            ) from None
-        if r.status_code >= 400:
-            raise ServiceError(r.status_code, ErrorResponse.model_validate(body))
-        return body
+            body = None
+        if r.status_code < 400 and isinstance(body, dict):
+            return body
+        error = _as_error_response(body)
+        if error is not None:
+            raise ServiceError(r.status_code, error)
+        code = FALLBACK_CODES.get(r.status_code, ErrorCode.INTERNAL_ERROR)
+        kind = r.headers.get("content-type") or "no content type"
+        message = f"not the service's answer (HTTP {r.status_code}, {kind}): {r.text[:200]!r}"
+        error = ErrorResponse.model_validate({"error": {"code": code, "message": message}})
+        raise ServiceError(r.status_code, error)
+
+
+def _as_error_response(body: Any) -> ErrorResponse | None:
+    """``body`` as the API's ``ErrorResponse``, None when it is not one."""
+    try:
+        return ErrorResponse.model_validate(body) if isinstance(body, dict) else None
+    except ValidationError:
+        return None
 
 
 def _error_code(r: httpx.Response) -> str | None:
-    """The ``error.code`` of an error answer, None for anything else."""
+    """The ``error.code`` of an error answer in the API's shape, None for anything else."""
     if r.status_code < 400:
         return None
     try:
@@ -452,3 +550,30 @@ def openai_service_error(r: httpx.Response) -> ServiceError:
     except (ValueError, KeyError, TypeError):
         detail = {"code": "internal_error", "message": f"non-JSON answer: {r.text[:200]}"}
     return ServiceError(r.status_code, ErrorResponse.model_validate({"error": detail}))
+
+
+def _retry_wait_s(r: httpx.Response, attempt: int) -> float | None:
+    """Seconds to wait before sending the call again after answer ``r``, or None when ``r`` is final."""
+    if r.status_code not in RETRY_STATUSES:
+        return None
+    code = _error_code(r)
+    after = _retry_after_s(r)
+    if code is not None:  # the service's own answer: waited out only where it says when to come back
+        return after if after is not None and code in RETRY_CODES else None
+    return after if after is not None else _backoff_s(attempt)
+
+
+def _retry_after_s(r: httpx.Response) -> float | None:
+    """The answer's ``Retry-After`` in seconds (delay form), capped at :data:`MAX_WAIT_S`; None when absent."""
+    value = r.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_WAIT_S)
+    except ValueError:  # an HTTP date: wait a moment instead of parsing clocks
+        return 1.0
+
+
+def _backoff_s(attempt: int) -> float:
+    """A growing wait for a try that got no answer, or no ``Retry-After``: 0.5 s, 1 s, 2 s... up to 8 s."""
+    return min(0.5 * 2**attempt, 8.0)

@@ -16,9 +16,12 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +34,23 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-backen
 console = Console(stderr=True)
 
 DEFAULT_URL = os.environ.get("OCRSERVE_URL", "http://127.0.0.1:8000")
+API_KEY_VAR = "OCRSERVE_API_KEY"
+"""The API key the client commands send (unless ``--api-key``), and ``serve``'s demo when the config has none."""
+
+
+@contextmanager
+def _reported_failures() -> Iterator[None]:
+    """An error answer, or no answer at all (after the client's retries), as a line or two and exit status 1."""
+    try:
+        yield
+    except ServiceError as e:
+        console.print(f"[red]{e}[/]")
+        if e.error.error.accepted is not None:
+            console.print(f"accepted: {json.dumps(e.error.error.accepted)}")
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as e:
+        console.print(f"[red]no answer from the service: {type(e).__name__}: {e}[/]")
+        raise typer.Exit(1) from None
 
 
 def _progress() -> Progress:
@@ -50,10 +70,16 @@ def serve(
     port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's).")] = None,
     demo: Annotated[bool, typer.Option(help="OCR sample documents through HTTP once the service is up.")] = True,
     verbose: Annotated[bool, typer.Option(help="Stream every replica's log to this terminal.")] = False,
-    once: Annotated[bool, typer.Option(help="Stop after the demo instead of serving on.")] = False,
+    once: Annotated[
+        bool, typer.Option(help="Stop after the demo instead of serving on (exit status 1 if the demo failed).")
+    ] = False,
     out: Annotated[Path, typer.Option(help="Where the demo writes its markdown, JSON and boxes PNGs.")] = Path("out"),
 ) -> None:
-    """Start Ray and the service on this machine (no GPU needed for the CPU profile)."""
+    """Start Ray and the service on this machine (no GPU needed for the CPU profile).
+
+    The demo sends the config's ``router.api_key`` (else $OCRSERVE_API_KEY). Whatever happens in the demo, the
+    service keeps serving: a failed demo is one line saying why (with ``--once``: exit status 1).
+    """
     from orchestrator.ops import local
 
     path = config or local.profile_path(profile)
@@ -70,13 +96,14 @@ def serve(
     console.print(f"[bold]Web page:[/] {url}/ui/ (upload a document, pick backends, compare them side by side)")
     if not verbose:
         console.print("Replica logs: /tmp/ray/session_latest/logs/serve/ (or run with --verbose)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop during the demo shuts down as cleanly as after
+    demo_ok = True
     try:
         if demo:
-            _demo(url, out)
+            demo_ok = _demo_or_say_why(cfg, url, out)
         if once:
-            return
+            raise typer.Exit(0 if demo_ok else 1)
         console.print("Press Ctrl-C to stop.")
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
@@ -86,7 +113,32 @@ def serve(
         local.stop()
 
 
-def _demo(url: str, out: Path) -> None:
+def _demo_or_say_why(cfg, url: str, out: Path) -> bool:
+    """The demo against the application ``cfg`` serves at ``url``; False, after one line saying why, if it failed."""
+    app_url, api_key = _demo_target(cfg, url)
+    try:
+        _demo(app_url, out, api_key=api_key)
+    except Exception as e:  # any failure: the service it demonstrates stays up
+        reason = str(e) if isinstance(e, ServiceError) else f"{type(e).__name__}: {e}"
+        console.print(f"[yellow]demo failed:[/] {' '.join(reason.split())[:300]} (still serving on {app_url})")
+        return False
+    return True
+
+
+def _demo_target(cfg, url: str) -> tuple[str, str | None]:
+    """Where the config's application (the first built by our builder) answers, and the API key it wants: its
+    ``router.api_key``, else $OCRSERVE_API_KEY (None: no key)."""
+    from orchestrator.serving.config import AppArgs
+
+    for app in cfg.applications:
+        if app.import_path.startswith("orchestrator."):
+            key = AppArgs.model_validate(app.args or {}).router.api_key
+            prefix = (app.route_prefix or "/").rstrip("/")
+            return url + prefix, key.get_secret_value() if key is not None else os.environ.get(API_KEY_VAR)
+    return url, os.environ.get(API_KEY_VAR)
+
+
+def _demo(url: str, out: Path, *, api_key: str | None = None) -> None:
     """OCR two generated documents (a two-column scan and a born-digital PDF) with every ready backend that reads
     them, through HTTP; print a table with NED against the known text and write the results."""
     from shared.metrics import ned
@@ -104,7 +156,7 @@ def _demo(url: str, out: Path) -> None:
     table = Table(title=f"Demo through {url}/v1/ocr: generated documents with known text")
     for col in ("document", "backend", "result", "pages", "seconds", "NED vs truth"):
         table.add_column(col)
-    with OCRClient(url) as client:
+    with OCRClient(url, api_key=api_key) as client:
         answer = client.backends()
         listing = answer.backends
         ready = {b.name for b in listing if b.status == "ready"}
@@ -141,9 +193,7 @@ def ocr(
     boxes: Annotated[bool, typer.Option(help="Ask for boxes images.")] = True,
     raw: Annotated[bool, typer.Option(help="Ask for the backend's raw output.")] = False,
     chunk_pages: Annotated[int, typer.Option(min=1, help="Pages per request (progress is shown per chunk).")] = 4,
-    api_key: Annotated[
-        str | None, typer.Option(envvar="OCRSERVE_API_KEY", help="API key, when the service has one.")
-    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar=API_KEY_VAR, help="API key, when the service has one.")] = None,
     chunks: Annotated[
         str,
         typer.Option(help="Chunks for a retrieval index: none, layout (by section) or tokens (size + overlap)."),
@@ -167,19 +217,15 @@ def ocr(
             pages=pages, backend=backend, dpi=dpi, options=opts, include_boxes_image=boxes, include_raw=raw
         )
         progress = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
-        try:
-            if chunking.chunking == "none":
-                result = client.ocr_file(file, chunk_pages=chunk_pages, progress=progress, **common)
-            else:
-                result = client.ocr_chunks(file, chunking, chunk_pages=chunk_pages, progress=progress, **common)
-        except ValueError as e:
-            console.print(f"[red]{e}[/]")
-            raise typer.Exit(2) from None
-        except ServiceError as e:
-            console.print(f"[red]{e}[/]")
-            if e.error.error.accepted is not None:
-                console.print(f"accepted: {json.dumps(e.error.error.accepted)}")
-            raise typer.Exit(1) from None
+        with _reported_failures():
+            try:
+                if chunking.chunking == "none":
+                    result = client.ocr_file(file, chunk_pages=chunk_pages, progress=progress, **common)
+                else:
+                    result = client.ocr_chunks(file, chunking, chunk_pages=chunk_pages, progress=progress, **common)
+            except ValueError as e:
+                console.print(f"[red]{e}[/]")
+                raise typer.Exit(2) from None
     files = write_outputs(result, out, file.stem)
     if result.chunks is not None:
         files.append(write_chunks(result, out, file.stem))
@@ -214,10 +260,10 @@ def _chunking_options(mode: str, tokens: int, overlap: int, tokenizer: str) -> C
 @app.command()
 def backends(
     url: Annotated[str, typer.Option(help="Service base URL.")] = DEFAULT_URL,
-    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar=API_KEY_VAR)] = None,
 ) -> None:
     """List the deployed backends with status, model and device."""
-    with OCRClient(url, api_key=api_key) as client:
+    with OCRClient(url, api_key=api_key) as client, _reported_failures():
         listing = client.backends()
     table = Table()
     for col in ("name", "engine", "status", "model", "device", "detail"):
@@ -252,7 +298,7 @@ def compare(
     diff: Annotated[
         tuple[Path, Path] | None, typer.Option(help="Compare two finished runs: --diff RUN_A RUN_B.")
     ] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar=API_KEY_VAR)] = None,
     mlflow: Annotated[bool, typer.Option(help="Log the run to MLflow (a local SQLite store in ./mlruns).")] = False,
     mlflow_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI to log to (implies --mlflow), e.g. http://mlflow:5000.")
@@ -346,7 +392,7 @@ def extract(
     options: Annotated[str | None, typer.Option(help='More backend options as JSON: \'{"mode": "base"}\'.')] = None,
     markdown: Annotated[bool, typer.Option(help="Also OCR the pages, for audit (in the JSON answer).")] = True,
     out: Annotated[Path | None, typer.Option(help="Write the whole answer (JSON) here.")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar=API_KEY_VAR)] = None,
 ) -> None:
     """Extract fields as JSON constrained to a schema; prints the answer, exits 3 when it does not validate."""
     if (preset is None) == (schema is None):
@@ -355,25 +401,19 @@ def extract(
     opts = json.loads(options) if options else {}
     if adapter:
         opts["adapter"] = adapter
-    with OCRClient(url, api_key=api_key) as client:
-        try:
-            result = client.extract(
-                file.read_bytes(),
-                file.name,
-                json_schema=json.loads(schema.read_text()) if schema else None,
-                preset=preset,
-                backend=backend,
-                scope=scope,
-                prompt=prompt,
-                include_markdown=markdown,
-                pages=pages,
-                options=opts or None,
-            )
-        except ServiceError as e:
-            console.print(f"[red]{e}[/]")
-            if e.error.error.accepted is not None:
-                console.print(f"accepted: {json.dumps(e.error.error.accepted)}")
-            raise typer.Exit(1) from None
+    with OCRClient(url, api_key=api_key) as client, _reported_failures():
+        result = client.extract(
+            file.read_bytes(),
+            file.name,
+            json_schema=json.loads(schema.read_text()) if schema else None,
+            preset=preset,
+            backend=backend,
+            scope=scope,
+            prompt=prompt,
+            include_markdown=markdown,
+            pages=pages,
+            options=opts or None,
+        )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.model_dump_json(indent=2))
@@ -399,7 +439,7 @@ def compress_bench(
     font: Annotated[str, typer.Option(help="monospace or proportional.")] = "monospace",
     font_size: Annotated[int | None, typer.Option(help="Font size in px for every mode (default: per mode).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the table as JSON here.")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="OCRSERVE_API_KEY")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar=API_KEY_VAR)] = None,
 ) -> None:
     """Optical compression vs fidelity: text rendered per mode, read back by each backend, scored against itself."""
     from orchestrator.evaluation.compression import as_dicts, load_corpus, run_compression
@@ -413,7 +453,7 @@ def compress_bench(
         raise typer.Exit(2) from None
     with OCRClient(url, api_key=api_key) as client, _progress() as bar:
         task = bar.add_task(f"{len(passages)} passage(s) × {', '.join(mode_list)}", total=None)
-        try:
+        with _reported_failures():
             rows = run_compression(
                 client,
                 backends=names,
@@ -423,9 +463,6 @@ def compress_bench(
                 font_size_px=font_size,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-        except ServiceError as e:
-            console.print(f"[red]{e}[/]")
-            raise typer.Exit(1) from None
     table = Table(title=f"Optical compression: {len(passages)} passage(s), {font} font, read back through {url}")
     columns = ("mode", "backend", "pages", "text tok", "vision tok", "compression", "vision ran", "NED")
     for col in (*columns, "precision", "exact lines", "s/page", "failed"):

@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from orchestrator.ops import haproxy as haproxy_module
+from orchestrator.serving import proxy_errors
+
 logger = logging.getLogger(__name__)
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -32,6 +35,11 @@ balancers on other machines, HAProxy on this one learns within a second, and 30 
 HAPROXY_PORT_VARS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
 """HAProxy also listens for its stats page (8404) and Prometheus metrics (9101) on every interface; a local start
 gives them free ports unless set, so two services on one machine do not collide (HAProxy exits on a taken port)."""
+PROXY_ENV = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": proxy_errors.CALLBACK}
+"""Serve's hook for proxy middlewares: what its Python proxy and each ingress replica's HTTP server answer
+themselves (a router replica gone, a proxy deadline) comes as the API's ``ErrorResponse``
+(:mod:`orchestrator.serving.proxy_errors`). Read by Serve's proxy and replica processes when they start: a process
+setting, like HAProxy's. HAProxy's own errors get the same shape from :mod:`orchestrator.ops.haproxy`."""
 
 
 def profile_path(profile: str) -> Path:
@@ -76,22 +84,27 @@ def serve_env(config, *, haproxy: bool = True) -> dict[str, str]:
     """Process environment for a Ray that this machine starts for ``config``.
 
     The ``RAY_SERVE_*`` settings the config's applications carry in ``runtime_env.env_vars`` (a profile's replica
-    settings; exported so the driver's handles agree with the replicas), and, unless ``haproxy`` is False,
-    :data:`HAPROXY_ENV` with free ports for HAProxy's stats and metrics listeners. Variables already set in the
-    environment win.
+    settings; exported so the driver's handles agree with the replicas), :data:`PROXY_ENV`, and, unless ``haproxy``
+    is False, :data:`HAPROXY_ENV` with free ports for HAProxy's stats and metrics listeners and the launcher that
+    gives HAProxy's own errors the API's shape (:func:`orchestrator.ops.haproxy.install`). Variables already set in
+    the environment win.
     """
     env: dict[str, str] = {}
     for app in config.applications:
         for key, value in ((app.runtime_env or {}).get("env_vars") or {}).items():
             if key.startswith("RAY_SERVE_"):
                 env[key] = str(value)
+    env.update(PROXY_ENV)
     if haproxy and os.environ.get("RAY_SERVE_ENABLE_HA_PROXY", "1") == "1":
         env.update(HAPROXY_ENV)
-        env.update({var: str(_free_port()) for var in HAPROXY_PORT_VARS})
+        env.update({var: str(free_port()) for var in HAPROXY_PORT_VARS})
+        if haproxy_module.BINARY_VAR not in os.environ:
+            env.update(haproxy_module.install())
     return {k: v for k, v in env.items() if k not in os.environ}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on now, on the loopback interface (for a service started here)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -2,7 +2,7 @@
 
 The engine runs as a replica runs it (``backends.pipeline.run_document``), with an empty models directory (the
 flash tier reads born-digital PDFs and office/HTML/EPUB/CSV files without models). Documents are generated here:
-:mod:`tests.support.hostile_documents`.
+:mod:`benchmarks.support.hostile_documents`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ pytest.importorskip("docx", reason="python-docx (test extra) builds the document
 from backends.mineru.errors import ProcessBroken, classify_parse_error, device_fault  # noqa: E402
 from backends.pipeline import run_document  # noqa: E402
 from backends.registry import create_engine  # noqa: E402
+from benchmarks.support import hostile_documents as hostile  # noqa: E402
 from shared.documents import Document, open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.processes import descendants  # noqa: E402
-from tests.support import hostile_documents as hostile  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

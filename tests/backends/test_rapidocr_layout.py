@@ -6,11 +6,11 @@ import pytest
 
 from backends.pipeline import run_document
 from backends.rapidocr import RapidOCREngine
+from benchmarks.support.layout_samples import report_page
 from shared import samples
 from shared.documents import open_document
 from shared.metrics import document_teds, ned
 from tests.conftest import dev_file
-from tests.support.layout_samples import report_page
 
 
 @pytest.fixture(scope="module")

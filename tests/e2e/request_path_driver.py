@@ -48,8 +48,8 @@ def scenario(report: dict[str, Any]) -> None:
     import ray
     from ray import serve
 
+    from benchmarks.support.fake_engine import FAKE
     from orchestrator.builder import build_app
-    from tests.support.fake_engine import FAKE
 
     port = _free_port()
     ray.init(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False)

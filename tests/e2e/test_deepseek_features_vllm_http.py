@@ -19,13 +19,13 @@ import pytest
 from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
+from benchmarks.support.fake_engine import FAKE
 from orchestrator.client import OCRClient
 from orchestrator.ops.cli import app
 from shared import samples
 from shared.extraction import load_preset
 from shared.schema import ExtractResponse
 from tests.conftest import METRICS_PORT
-from tests.support.fake_engine import FAKE
 from tests.support.tiny_lora import build_tiny_lora
 from tests.support.tiny_vllm import tiny_engine_config
 from tests.support.tiny_vllm_bytes import build_byte_vllm_model

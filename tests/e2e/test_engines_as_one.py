@@ -14,11 +14,11 @@ import time
 import httpx
 import pytest
 
+from benchmarks.support.fake_engine import FAKE
 from shared import samples
 from shared.schema import BackendList, OCRResponse
 from shared.textpdf import article_pages
 from tests.conftest import METRICS_PORT
-from tests.support.fake_engine import FAKE
 from tests.support.mixed_pdf import mixed_pdf
 
 pytest.importorskip("mineru")

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from PIL import Image
 
+from benchmarks.support import hostile_documents as hostile
 from shared import samples
 from shared.metrics import ned
 from shared.schema import ErrorResponse, OCRResponse
 from tests.conftest import STRICT_KEY
-from tests.support import hostile_documents as hostile
 
 pytestmark = pytest.mark.cluster
 KEY = {"x-api-key": STRICT_KEY}

@@ -2,7 +2,7 @@
 
 Runs against the ``formats`` application: MinerU's flash tier (the backend that reads these formats) with a short
 parse deadline and a memory cap, behind a router with the default limits. The corpus
-(:mod:`tests.support.hostile_documents`) is built here, small on disk and hostile when parsed; while it is served a
+(:mod:`benchmarks.support.hostile_documents`) is built here, small on disk and hostile when parsed; while it is served a
 local HTTP server records every request any component makes, and a canary file's content must appear in no answer.
 Resident memory of the router and of the MinerU replica (its parse process included) is read before and after.
 """
@@ -24,7 +24,7 @@ pytest.importorskip("mineru")
 pytest.importorskip("docx", reason="python-docx (test extra) builds the documents")
 pytest.importorskip("pptx", reason="python-pptx (installed with mineru) builds the PPTX cases")
 
-from tests.support import hostile_documents as hostile  # noqa: E402
+from benchmarks.support import hostile_documents as hostile  # noqa: E402
 
 PARSE_TIMEOUT_S = 8
 

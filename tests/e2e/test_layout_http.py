@@ -1,7 +1,7 @@
 """RapidOCR's layout over real HTTP: tables as HTML with the right cells, furniture apart, figures as blocks.
 
-Generated report pages (``tests.support.layout_samples``) carry a known table — ruled and booktabs-style — a running
-head, a page number and a chart; the dev set's paper page has a real table with spans.
+Generated report pages (``benchmarks.support.layout_samples``) carry a known table — ruled and booktabs-style — a
+running head, a page number and a chart; the dev set's paper page has a real table with spans.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import json
 import httpx
 import pytest
 
+from benchmarks.support.layout_samples import report_page
 from shared import samples
 from shared.metrics import document_teds
 from shared.schema import OCRResponse
 from tests.conftest import dev_file
-from tests.support.layout_samples import report_page
 
 pytestmark = pytest.mark.cluster
 

@@ -8,13 +8,9 @@ settings, and this pytest process already belongs to the suite's shared cluster,
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +18,7 @@ import pytest
 
 from orchestrator.serving.timing import parse
 from tests.e2e.request_path_driver import REPORT_PREFIX
+from tests.support.private_ray import private_ray_env
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("request_path_driver.py")
@@ -32,16 +29,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    tmp = tempfile.mkdtemp(prefix="rq", dir="/tmp")  # short: Ray's socket paths must stay under 107 chars
-    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"}}
-    env.update(
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=secrets.token_hex(32),
-        RAY_TMPDIR=tmp,
-        RAY_USAGE_STATS_ENABLED="0",
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    )
-    try:
+    with private_ray_env("rq") as env:
         proc = subprocess.Popen(
             [sys.executable, str(DRIVER)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -54,8 +42,6 @@ def report() -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     lines = [line for line in out.splitlines() if line.startswith(REPORT_PREFIX)]
     if not lines:
         pytest.fail(f"driver printed no report (rc {proc.returncode}); stderr tail:\n{err[-4000:]}")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.support.layout_samples import report_page
 from shared import samples
 from shared.agreement import disagreements
 from shared.schema import CompareResponse, OCRResponse
 from tests.conftest import STRICT_KEY
-from tests.support.layout_samples import report_page
 
 pytestmark = pytest.mark.cluster
 

@@ -75,7 +75,7 @@ COMMON_NODE_ARGS: dict[str, Any] = {"object_store_memory": 100 * MIB}
 def backend(*, replicas: int = 1, engine_config: dict[str, Any] | None = None, **actor_options: Any) -> dict[str, Any]:
     """A fake-engine backend entry of ``AppArgs.backends``, with a fast health check (quick failure detection)."""
     return {
-        "engine": "tests.support.fake_engine:FakeEngine",
+        "engine": "benchmarks.support.fake_engine:FakeEngine",
         "engine_config": engine_config or {},
         "deployment": {
             "num_replicas": replicas,

@@ -11,13 +11,9 @@ pytest process may already belong to the suite's shared cluster), and reports wh
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.placement.placement_driver import REPORT_PREFIX
+from tests.support.private_ray import private_ray_env
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("placement_driver.py")
@@ -33,29 +30,14 @@ TIMEOUT_S = 360
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
-def _driver_env(tmp: str) -> dict[str, str]:
-    """The parent's environment minus anything that would point Ray at another cluster, plus a private temp
-    dir and a per-run auth token (so the run neither reads nor writes ``~/.ray/auth_token``)."""
-    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"}}
-    env.update(
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=secrets.token_hex(32),
-        RAY_TMPDIR=tmp,
-        RAY_USAGE_STATS_ENABLED="0",
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    )
-    return env
-
-
 def run_driver(*args: str) -> tuple[dict[str, Any], str]:
     """Run the driver; returns its report and its stderr. On timeout the driver gets SIGTERM (it then shuts its
     cluster down) and, if still alive 30 s later, SIGKILL (Ray's processes die with it: fate sharing)."""
-    tmp = tempfile.mkdtemp(prefix="rp", dir="/tmp")  # short: Ray's socket paths must stay under 107 chars
-    try:
+    with private_ray_env("rp") as env:
         proc = subprocess.Popen(
             [sys.executable, str(DRIVER), *args],
             cwd=REPO,
-            env=_driver_env(tmp),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -69,8 +51,6 @@ def run_driver(*args: str) -> tuple[dict[str, Any], str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     lines = [line for line in out.splitlines() if line.startswith(REPORT_PREFIX)]
     if not lines:
         pytest.fail(f"placement driver printed no report (rc {proc.returncode}); stderr tail:\n{err[-4000:]}")

@@ -17,11 +17,11 @@ import yaml
 from ray.runtime_env import RuntimeEnv
 from ray.serve.config import AutoscalingConfig
 
+from benchmarks.support.fake_engine import FAKE
 from orchestrator.builder import build_app
 from orchestrator.ops import kuberay
 from orchestrator.ops.local import PROFILES_DIR, REPO_CONFIG, load_config, required_gpus
 from orchestrator.serving.config import AppArgs, DeploymentOptions
-from tests.support.fake_engine import FAKE
 
 ONE_BOX = PROFILES_DIR / "gpu-one-box.yaml"
 CLUSTER = PROFILES_DIR / "gpu-cluster.yaml"

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
+from benchmarks.support.fake_engine import FAKE
 from deployments.backend import BackendDeployment, resident_mb
 from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.requests import RunRequest
 from shared.schema import ErrorCode, ErrorDetail
-from tests.support.fake_engine import FAKE
 
 
 def run(coro):

@@ -1,49 +1,149 @@
-"""The Python client's retry rule, against a scripted server (httpx's MockTransport)."""
+"""The Python client's retry rule and its reading of answers, against a scripted server (httpx's MockTransport)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
 from orchestrator.client import OCRClient, ServiceError
+from orchestrator.client.http import IDEMPOTENCY_HEADER
+from shared import samples
+
+Answer = httpx.Response | Exception
 
 
-def _client(answers: list[httpx.Response]) -> tuple[OCRClient, list[httpx.Request]]:
+def _client(answers: list[Answer]) -> tuple[OCRClient, list[httpx.Request], list[float]]:
+    """A client whose server gives ``answers`` in turn (the last one again and again); the requests it saw and the
+    waits the client made."""
     seen: list[httpx.Request] = []
+    waits: list[float] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return answers[min(len(seen), len(answers)) - 1]
+        answer = answers[min(len(seen), len(answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     client = OCRClient("http://service", max_retries=3)
     client.http = httpx.Client(base_url="http://service", transport=httpx.MockTransport(handler))
-    return client, seen
+    client.sleep = waits.append
+    return client, seen, waits
 
 
-def _error(code: str, status: int = 503) -> httpx.Response:
-    return httpx.Response(
-        status, headers={"retry-after": "0"}, json={"success": False, "error": {"code": code, "message": "m"}}
-    )
+def _error(code: str, status: int = 503, retry_after: str | None = "0") -> httpx.Response:
+    headers = {"retry-after": retry_after} if retry_after is not None else {}
+    return httpx.Response(status, headers=headers, json={"success": False, "error": {"code": code, "message": "m"}})
+
+
+DROPPED = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+LISTING = httpx.Response(200, json={"backends": [], "auto_order": [], "default_backend": "auto"})
 
 
 def test_overload_is_waited_out_then_the_answer_returned():
     ok = httpx.Response(200, json={"success": True})
-    client, seen = _client([_error("overloaded"), _error("backend_unavailable"), ok])
+    client, seen, _ = _client([_error("overloaded"), _error("backend_unavailable"), ok])
     with pytest.raises(ValidationError):  # the scripted 200 is not a full OCRResponse; reaching it is the point
         client.ocr_bytes(b"x", "a.png", backend="a")
     assert len(seen) == 3
 
 
 def test_missing_models_are_not_retried():
-    client, seen = _client([_error("models_missing")])
+    client, seen, _ = _client([_error("models_missing")])
     with pytest.raises(ServiceError) as e:
         client.ocr_bytes(b"x", "a.png", backend="a")
     assert e.value.error.error.code == "models_missing" and len(seen) == 1
 
 
 def test_retries_are_bounded():
-    client, seen = _client([_error("overloaded")])
+    client, seen, _ = _client([_error("overloaded")])
     with pytest.raises(ServiceError):
         client.ocr_bytes(b"x", "a.png", backend="a")
     assert len(seen) == 4  # the first try and max_retries=3
+
+
+def test_retry_after_is_honoured_and_capped():
+    client, _, waits = _client([_error("backend_unavailable", retry_after="2"), _error("overloaded", retry_after="99")])
+    with pytest.raises(ServiceError):
+        client.backends()
+    assert waits == [2.0, 30.0, 30.0]
+
+
+def test_a_get_whose_connection_dropped_is_sent_again():
+    client, seen, waits = _client([DROPPED, httpx.ConnectError("refused"), LISTING])
+    assert client.backends().backends == []
+    assert len(seen) == 3 and waits == [0.5, 1.0]  # no Retry-After without an answer: a growing wait
+
+
+def test_a_post_carries_one_idempotency_key_on_every_try_and_a_new_one_per_call():
+    client, seen, _ = _client([DROPPED, _error("backend_unavailable"), _error("invalid_option", 400)])
+    with pytest.raises(ServiceError):
+        client.ocr_bytes(b"x", "a.png", backend="a")
+    keys = [r.headers[IDEMPOTENCY_HEADER] for r in seen]
+    assert len(keys) == 3 and len(set(keys)) == 1 and len(keys[0]) == 36  # a UUID, the same on each retry
+    with pytest.raises(ServiceError):
+        client.ocr_bytes(b"x", "a.png", backend="a")
+    assert seen[-1].headers[IDEMPOTENCY_HEADER] != keys[0]
+    with pytest.raises(ServiceError):
+        client.ocr_bytes(b"x", "a.png", backend="a", idempotency_key="mine-1")
+    assert seen[-1].headers[IDEMPOTENCY_HEADER] == "mine-1"
+
+
+def test_each_chunk_of_a_document_is_a_call_of_its_own(tmp_path: Path):
+    images, _ = samples.numbered_pages(3)
+    pdf = tmp_path / "three.pdf"
+    pdf.write_bytes(samples.multi_page_pdf(images))
+    client, seen, _ = _client([_error("invalid_option", 400)])
+    with pytest.raises(ServiceError):
+        client.ocr_file(pdf, chunk_pages=2, idempotency_key="doc-7")
+    assert seen[-1].headers[IDEMPOTENCY_HEADER] == "doc-7:1,2"  # the first chunk failed: nothing else was sent
+
+
+def test_a_post_without_a_key_is_never_sent_twice():
+    client, seen, _ = _client([DROPPED, LISTING])
+    with pytest.raises(httpx.RemoteProtocolError):
+        client._send("POST", "/v1/ocr", retry=False)
+    assert len(seen) == 1
+    with pytest.raises(ValueError, match=IDEMPOTENCY_HEADER):
+        client._send("POST", "/v1/ocr", retry=True)
+
+
+def test_the_routers_own_timeout_is_final_a_proxys_is_waited_out():
+    client, seen, _ = _client([_error("timeout", 504, retry_after=None)])
+    with pytest.raises(ServiceError) as e:
+        client.backends()
+    assert e.value.status == 504 and len(seen) == 1
+    client, seen, _ = _client([_error("timeout", 504), LISTING])
+    assert client.backends().backends == [] and len(seen) == 2
+
+
+def test_an_answer_that_is_not_the_services_json_is_a_service_error_not_a_crash():
+    plain = httpx.Response(500, text="Internal Server Error", headers={"content-type": "text/plain"})
+    client, seen, _ = _client([plain])
+    with pytest.raises(ServiceError) as e:
+        client.ocr_bytes(b"x", "a.png", backend="a")
+    assert e.value.status == 500 and e.value.error.error.code == "internal_error" and len(seen) == 1
+    assert "Internal Server Error" in e.value.error.error.message
+
+    other_json = httpx.Response(422, json={"detail": [{"msg": "field required"}]})
+    client, _, _ = _client([other_json])
+    with pytest.raises(ServiceError) as e:
+        client.backends()
+    assert e.value.status == 422 and "field required" in e.value.error.error.message
+
+    html = httpx.Response(200, text="<html>a login page</html>", headers={"content-type": "text/html"})
+    client, _, _ = _client([html])
+    with pytest.raises(ServiceError):
+        client.backends()
+
+
+def test_a_balancers_plain_503_is_waited_out_then_reported_in_the_api_shape():
+    plain = httpx.Response(503, text="Service Unavailable", headers={"content-type": "text/plain"})
+    client, seen, waits = _client([plain])
+    with pytest.raises(ServiceError) as e:
+        client.backends()
+    assert len(seen) == 4 and waits == [0.5, 1.0, 2.0]
+    assert e.value.status == 503 and e.value.error.error.code == "backend_unavailable"

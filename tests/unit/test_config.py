@@ -8,9 +8,9 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from benchmarks.support.fake_engine import FAKE
 from orchestrator.ops.local import PROFILES_DIR, REPO_CONFIG, load_config, required_gpus
 from orchestrator.serving.config import AppArgs, DeploymentOptions
-from tests.support.fake_engine import FAKE
 
 CONFIGS = [REPO_CONFIG, *sorted(PROFILES_DIR.glob("*.yaml"))]
 

@@ -202,7 +202,7 @@ def _refusal(data: bytes, name: str, **limits) -> OCRError:
 def hostile():
     pytest.importorskip("docx", reason="python-docx (test extra) builds the documents")
     pytest.importorskip("pptx", reason="python-pptx (installed with mineru) builds the PPTX cases")
-    from tests.support import hostile_documents
+    from benchmarks.support import hostile_documents
 
     return hostile_documents
 

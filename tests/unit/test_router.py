@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from backends.base import EngineHealth
 from backends.pipeline import run_document
+from benchmarks.support.fake_engine import FakeEngine
 from orchestrator.serving.api import create_api
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
@@ -22,7 +23,6 @@ from shared import samples
 from shared.errors import OCRError
 from shared.requests import OCROptions
 from shared.schema import BackendStatus, ErrorResponse, OCRResponse
-from tests.support.fake_engine import FakeEngine
 
 
 class _Call:

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from benchmarks.support.fake_engine import FakeEngine
 from deployments.backend import options_schema
 from orchestrator.jobs.worker import JobWorker
 from orchestrator.serving.api import create_api
@@ -23,7 +24,6 @@ from shared import samples
 from shared.documents import open_document
 from shared.requests import RunRequest
 from shared.schema import ErrorResponse, JobPages
-from tests.support.fake_engine import FakeEngine
 from tests.unit.test_router import FakeHandle
 
 

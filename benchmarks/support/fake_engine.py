@@ -1,7 +1,8 @@
 """A stand-in engine for tests of routing, placement and failure handling, where inference is not under test.
 
-Test-only: not in the product's registry. Configs name it by import path (``engine: FAKE``), which works in
-replicas because Ray puts the driver's working directory (the repository) on their path.
+Not in the product's registry: the tests and the benchmarks that measure the service itself name it by import path
+(``engine: FAKE``), which works in replicas because Ray puts the driver's working directory (the repository) on
+their path, or a benchmark gives them the repository's root (:func:`benchmarks.support.ray_worker_env`).
 
 It answers instantly with one block per page that says which page it saw, can be told to sleep (to hold a
 replica busy) or to fail, and reports the GPU ids Ray gave its replica, so placement tests can read them.
@@ -25,7 +26,7 @@ from shared.documents import Document, PageImage
 from shared.errors import OCRError
 from shared.schema import ModelInfo, PageResult
 
-FAKE = "tests.support.fake_engine:FakeEngine"
+FAKE = "benchmarks.support.fake_engine:FakeEngine"
 """What a backend config's ``engine`` says to host this engine."""
 
 
