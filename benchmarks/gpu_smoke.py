@@ -2,7 +2,7 @@
 
 What the CPU suite cannot show, checked on the GPU with the engine's own code (:mod:`backends.deepseek.hf_generate`:
 attention choice, loading, the padded batch, the n-gram guard) on tiny random checkpoints it builds itself (dense
-and mixture-of-experts decoders, :mod:`benchmarks.tiny_deepseek`):
+and mixture-of-experts decoders, :mod:`benchmarks.support.tiny_deepseek`):
 
 - ``attention``: the model loads and generates with attention ``auto``, ``sdpa``, ``eager`` (and
   ``flash_attention_2`` when flash-attn imports here), on both checkpoints, and reports what was set.
@@ -56,7 +56,7 @@ from backends.deepseek.hf_generate import (  # noqa: E402
 )
 from backends.deepseek.modes import V2_MODES  # noqa: E402
 from backends.deepseek.ngram import banned_next_tokens  # noqa: E402
-from benchmarks.tiny_deepseek import build_tiny_model  # noqa: E402
+from benchmarks.support.tiny_deepseek import build_tiny_model  # noqa: E402
 
 logger = logging.getLogger("gpu_smoke")
 

@@ -17,8 +17,8 @@ Modules, one job each:
   :mod:`~backends.deepseek.hf_generate` - the transformers runner's torch side (no pydantic: the GPU smoke
   script runs it on a machine with torch and transformers only).
 * :mod:`~backends.deepseek.engine` - :class:`DeepSeekEngine`, the ``OCREngine`` the registry names.
-* ``benchmarks/tiny_deepseek.py`` - tiny random OCR-2 checkpoints (native layout, dense or MoE decoder) for CPU
-  tests, demos and the GPU smoke script; :mod:`~tests.support.tiny_vllm` - tiny OCR / OCR-2 checkpoints in
+* ``benchmarks/support/tiny_deepseek.py`` - tiny random OCR-2 checkpoints (native layout, dense or MoE decoder) for CPU
+  tests, demos and the GPU smoke script; :mod:`~benchmarks.support.tiny_vllm` - tiny OCR / OCR-2 checkpoints in
   DeepSeek's layout for the real vLLM on CPU.
 
 Nothing here imports torch, transformers or vLLM at module import time except the runners, which do so inside

@@ -267,7 +267,7 @@ def test_health_on_a_gpu_lists_what_no_test_here_has_run():
 
 
 def test_moe_decoders_are_told_apart_from_dense_ones():
-    from tests.support.tiny_vllm import hf_config
+    from benchmarks.support.tiny_vllm import hf_config
 
     assert has_moe_layers(hf_config("ocr", 100, moe=True)) is True
     assert has_moe_layers(hf_config("ocr", 100)) is False  # the dense tiny decoder: every layer first_k_dense
@@ -335,7 +335,7 @@ def test_vllms_runner_decision_follows_our_setting(installed, tmp_path, monkeypa
     import vllm.config.vllm as vllm_config_module
     from vllm import AsyncEngineArgs
 
-    from tests.support.tiny_vllm import build_tiny_vllm_model
+    from benchmarks.support.tiny_vllm import build_tiny_vllm_model
 
     model = build_tiny_vllm_model(tmp_path / "ocr", variant="ocr")
     monkeypatch.setattr(vllm_config_module, "HAS_TRITON", True)
@@ -357,7 +357,7 @@ def test_rendered_prompt_is_vllms_engine_input_with_the_image_expanded(tmp_path)
     from vllm import AsyncEngineArgs
     from vllm.renderers import renderer_from_config
 
-    from tests.support.tiny_vllm import build_tiny_vllm_model, vocabulary
+    from benchmarks.support.tiny_vllm import build_tiny_vllm_model, vocabulary
 
     model = build_tiny_vllm_model(tmp_path / "ocr", variant="ocr")
     config = AsyncEngineArgs(model=str(model), load_format="dummy", max_model_len=2048).create_engine_config()
@@ -394,7 +394,7 @@ def test_a_config_vllm_cannot_read_is_models_missing_in_vllms_own_words(tmp_path
     import json
     import shutil
 
-    from tests.support.tiny_vllm import build_tiny_vllm_model
+    from benchmarks.support.tiny_vllm import build_tiny_vllm_model
 
     model = tmp_path / "unreadable"
     shutil.copytree(build_tiny_vllm_model(tmp_path / "ocr", variant="ocr"), model)

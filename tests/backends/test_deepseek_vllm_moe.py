@@ -2,7 +2,7 @@
 
 The other real-vLLM tests use a dense tiny decoder; the published checkpoints are MoE (DeepSeek-V2 decoders with
 routed experts), so vLLM's ``FusedMoE`` layers - and, with adapters, ``FusedMoEWithLoRA`` - never ran in them.
-Here the tiny checkpoint has a dense first layer and a 4-expert second layer (``tests.support.tiny_vllm``,
+Here the tiny checkpoint has a dense first layer and a 4-expert second layer (``benchmarks.support.tiny_vllm``,
 ``moe=True``), and the engine runs in this process (no Ray), as ``benchmarks/deepseek_gpu.py`` runs it.
 
 What vLLM 0.32's CPU build does, pinned (see docs/deepseek.md, "Mixture of experts and LoRA"):
@@ -21,11 +21,11 @@ import pytest
 
 from backends.deepseek import DeepSeekEngine
 from backends.pipeline import run_document
+from benchmarks.support.tiny_lora import build_tiny_lora
+from benchmarks.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
 from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError
-from tests.support.tiny_lora import build_tiny_lora
-from tests.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
 from tests.support.vllm_serving import REQUIRES_VLLM
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, REQUIRES_VLLM]  # in this process: no Ray cluster

@@ -25,9 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO / "benchmarks"
 SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
 
-PENDING: dict[str, str] = {
-    "deepseek_gpu.py": "its tiny checkpoints come from tests.support until branch gpu (issue 24) moves them out",
-}
+PENDING: dict[str, str] = {}
 """Scripts known to reach into ``tests`` still, and why: strict xfail, so the day one is fixed the entry must go."""
 
 RUNNER = """

@@ -1,8 +1,8 @@
 """LoRA adapters per request, fields as JSON and the model's tokenizer, on the real vLLM engine over HTTP.
 
 One application for the module: DeepSeek-OCR (tiny decoder, byte-level tokenizer, dummy weights: see
-:mod:`tests.support.tiny_vllm_bytes`) with two random LoRA adapters written by ``peft``
-(:mod:`tests.support.tiny_lora`), plus a fake backend that cannot extract. What is checked is what vLLM does, not
+:mod:`benchmarks.support.tiny_vllm_bytes`) with two random LoRA adapters written by ``peft``
+(:mod:`benchmarks.support.tiny_lora`), plus a fake backend that cannot extract. What is checked is what vLLM does, not
 recognition (the weights are random): adapters batched with the base model change decoding, each the same way
 batched as alone; every preset's answer is generated under vLLM's JSON-schema grammar and validates; the router
 refuses what cannot work and lists what can.
@@ -20,15 +20,15 @@ from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from benchmarks.support.fake_engine import FAKE
+from benchmarks.support.tiny_lora import build_tiny_lora
+from benchmarks.support.tiny_vllm import tiny_engine_config
+from benchmarks.support.tiny_vllm_bytes import build_byte_vllm_model
 from orchestrator.client import OCRClient
 from orchestrator.ops.cli import app
 from shared import samples
 from shared.extraction import load_preset
 from shared.schema import ExtractResponse
 from tests.conftest import METRICS_PORT
-from tests.support.tiny_lora import build_tiny_lora
-from tests.support.tiny_vllm import tiny_engine_config
-from tests.support.tiny_vllm_bytes import build_byte_vllm_model
 from tests.support.vllm_serving import PAGE, TIMEOUT, VLLM_MARKS, actor_options, backend_listing, post_ocr
 
 pytestmark = VLLM_MARKS

@@ -20,7 +20,7 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def deepseek_url(deploy_app, tmp_path_factory) -> str:
-    from benchmarks.tiny_deepseek import build_tiny_model
+    from benchmarks.support.tiny_deepseek import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny-deepseek-ocr2"))
     return deploy_app(

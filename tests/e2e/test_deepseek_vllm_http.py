@@ -1,7 +1,7 @@
 """DeepSeek-OCR on the real vLLM engine, in a Ray Serve replica, behind the router, over HTTP.
 
 The checkpoints are DeepSeek's own layout at toy decoder size with vLLM's dummy weights
-(:mod:`tests.support.tiny_vllm`); everything else is the production path: vLLM's model classes, its image
+(:mod:`benchmarks.support.tiny_vllm`); everything else is the production path: vLLM's model classes, its image
 processor and Gundam tiling, its scheduler, its logits-processor plumbing, its CPU kernels. The text is noise by
 construction; what is checked is what vLLM received and did (image positions, token counts, the n-gram guard,
 pages batched together, start-up failures classified).
@@ -22,9 +22,9 @@ import pytest
 
 from backends.deepseek.modes import V1_MODES, placeholder_tokens, vision_tokens
 from backends.deepseek.ngram import banned_next_tokens
+from benchmarks.support.tiny_vllm import EOS, build_tiny_vllm_model, tiny_engine_config
 from shared import samples
 from shared.schema import OCRResponse
-from tests.support.tiny_vllm import EOS, build_tiny_vllm_model, tiny_engine_config
 from tests.support.vllm_serving import PAGE, TIMEOUT, VLLM_MARKS, actor_options, backend_listing, post_ocr
 
 pytestmark = VLLM_MARKS

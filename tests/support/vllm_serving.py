@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.support.tiny_vllm import CPU_ENV
 from shared import samples
 from shared.schema import OCRResponse
-from tests.support.tiny_vllm import CPU_ENV
 
 REQUIRES_VLLM = pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None,

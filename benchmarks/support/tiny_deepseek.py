@@ -16,7 +16,7 @@ It lives beside the benchmarks because ``benchmarks/gpu_smoke.py`` builds its ch
 torch and transformers and nothing of this project's other dependencies (torch, transformers, tokenizers and
 safetensors are all it needs); the tests, the serving end-to-end test and ``benchmarks/deepseek_gpu.py`` use it too::
 
-    from benchmarks.tiny_deepseek import build_tiny_model
+    from benchmarks.support.tiny_deepseek import build_tiny_model
     path = build_tiny_model("/tmp/tiny-deepseek-ocr2")             # MoE decoder; moe=False for a dense one
 """
 

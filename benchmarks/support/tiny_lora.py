@@ -10,7 +10,7 @@ writes, and that vLLM maps onto ``language_model.model.layers.0.self_attn.qkv_pr
 The ``B`` matrices are random (a fresh fine-tune starts them at zero, which would change nothing): two adapters
 with different seeds steer the random decoder in different directions, which is what the tests look for.
 
-    from tests.support.tiny_lora import build_tiny_lora
+    from benchmarks.support.tiny_lora import build_tiny_lora
     build_tiny_lora("/tmp/lora-a", base=checkpoint_dir, seed=1)
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.tiny_vllm import HIDDEN_SIZE, NUM_HEADS, NUM_LAYERS
+from benchmarks.support.tiny_vllm import HIDDEN_SIZE, NUM_HEADS, NUM_LAYERS
 
 TARGET_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """What LoRA fine-tunes of DeepSeek-OCR usually target: every linear layer of the decoder."""

@@ -1,16 +1,16 @@
 """A tiny DeepSeek-OCR checkpoint with a byte-level tokenizer, for constrained decoding on the real vLLM engine.
 
-Why a second tiny checkpoint: :mod:`tests.support.tiny_vllm`'s WordLevel tokenizer joins tokens with spaces and has
+Why a second tiny checkpoint: :mod:`benchmarks.support.tiny_vllm`'s WordLevel tokenizer joins tokens with spaces and has
 no ``{``, ``"`` or ``:``, so no JSON can be spelt with it and vLLM's structured outputs (xgrammar) would have no
 token to allow. Real DeepSeek-OCR has a byte-level BPE tokenizer; this one is the same kind with no merges: each
 byte is a token (GPT-2's byte-to-unicode alphabet), plus DeepSeek's control tokens as added tokens. Every JSON
 document is then spellable, decoding concatenates exactly what was generated, and xgrammar reads the vocabulary
 as a byte-level one, as it does for the real tokenizer.
 
-The config is :func:`tests.support.tiny_vllm.hf_config` (DeepSeek's layout, small DeepSeek-V2 decoder, full-size
+The config is :func:`benchmarks.support.tiny_vllm.hf_config` (DeepSeek's layout, small DeepSeek-V2 decoder, full-size
 vision towers, dummy weights) with this tokenizer's size and control-token ids.
 
-    from tests.support.tiny_vllm_bytes import build_byte_vllm_model
+    from benchmarks.support.tiny_vllm_bytes import build_byte_vllm_model
     path = build_byte_vllm_model("/tmp/tiny-ocr-bytes")
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.tiny_vllm import BOS, EOS, PAD, SPECIAL_TOKENS, Variant, hf_config
+from benchmarks.support.tiny_vllm import BOS, EOS, PAD, SPECIAL_TOKENS, Variant, hf_config
 
 _MARKER = "tiny-vllm-bytes.json"
 

@@ -18,7 +18,7 @@ as in the real DeepSeek-OCR (``first_k_dense_replace: 1``: 4 routed experts, 1 s
 in one group), so vLLM builds its ``FusedMoE`` layers - ``CPUUnquantizedExperts`` on a CPU, and, with LoRA
 enabled, ``FusedMoEWithLoRA`` over the Triton experts (which vLLM's CPU build cannot run: see docs/deepseek.md).
 
-    from tests.support.tiny_vllm import build_tiny_vllm_model
+    from benchmarks.support.tiny_vllm import build_tiny_vllm_model
     path = build_tiny_vllm_model("/tmp/tiny-ocr", variant="ocr")   # or variant="ocr2"; moe=True for the MoE decoder
 """
 
