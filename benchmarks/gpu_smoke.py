@@ -68,6 +68,9 @@ lengths and real left padding."""
 ATTENTIONS = ("auto", "sdpa", "eager")
 FLASH = "flash_attention_2"
 
+SMALLEST_RUN = "--device cpu --repeats 1"
+"""What tests/benchmarks/test_scripts.py runs: the whole smoke run on the CPU, one timed batch."""
+
 
 def pages() -> list[Any]:
     """Four generated pages with a few lines of text each."""

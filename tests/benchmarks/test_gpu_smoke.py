@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu_smoke.py"
-ABSENT_ON_THE_GPU_MACHINE = ("ray", "vllm", "pydantic", "pydantic_core", "mineru", "fastapi")
+ABSENT_ON_THE_GPU_MACHINE = ("ray", "vllm", "mistral_common", "pydantic", "pydantic_core", "mineru", "fastapi")
 
 LAUNCH = """
 import runpy, sys
