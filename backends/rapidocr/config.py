@@ -34,6 +34,15 @@ class RapidOCRConfig(EngineConfig):
     layout_min_score: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Layout regions the model scores below this are ignored."
     )
+    text_min_score: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Text regions the layout model scores below this are not read as one unit: their lines are read as "
+            "without the layout pass (the model is unsure where the paragraph is)."
+        ),
+    )
     furniture_min_score: float = Field(
         default=0.7,
         ge=0.0,
