@@ -10,7 +10,7 @@ from shared import samples
 from shared.documents import open_document
 from shared.metrics import document_teds, ned
 from tests.conftest import dev_file
-from tests.support.layout_samples import report_page
+from shared.layout_samples import report_page
 
 
 @pytest.fixture(scope="module")

@@ -181,7 +181,7 @@ def test_accuracy_run_logged_to_mlflow_by_the_cli(rapidocr_url, tmp_path):
 
 def test_accuracy_run_scores_tables_with_teds(rapidocr_url, tmp_path):
     """A reference with a table: the run scores it with TEDS (RapidOCR reads generated tables as HTML)."""
-    from tests.support.layout_samples import report_page
+    from shared.layout_samples import report_page
 
     page = report_page()
     (tmp_path / "report.png").write_bytes(samples.encode(page.image))

@@ -1,6 +1,6 @@
 """RapidOCR's layout over real HTTP: tables as HTML with the right cells, furniture apart, figures as blocks.
 
-Generated report pages (``tests.support.layout_samples``) carry a known table — ruled and booktabs-style — a running
+Generated report pages (``shared.layout_samples``) carry a known table — ruled and booktabs-style — a running
 head, a page number and a chart; the dev set's paper page has a real table with spans.
 """
 
@@ -15,7 +15,7 @@ from shared import samples
 from shared.metrics import document_teds
 from shared.schema import OCRResponse
 from tests.conftest import dev_file
-from tests.support.layout_samples import report_page
+from shared.layout_samples import report_page
 
 pytestmark = pytest.mark.cluster
 

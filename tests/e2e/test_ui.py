@@ -22,7 +22,7 @@ from shared import samples
 from shared.agreement import disagreements
 from shared.schema import CompareResponse, OCRResponse
 from tests.conftest import STRICT_KEY
-from tests.support.layout_samples import report_page
+from shared.layout_samples import report_page
 
 pytestmark = pytest.mark.cluster
 
