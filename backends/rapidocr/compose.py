@@ -32,7 +32,7 @@ from typing import Any
 from backends.rapidocr.layout import Region
 from backends.rapidocr.ocr import OCRLine
 from backends.rapidocr.regions import RegionLimits, Verdict, check_figure, check_table
-from backends.rapidocr.rules import is_caption, is_page_number
+from backends.rapidocr.rules import is_any_caption, is_caption, is_page_number
 from backends.rapidocr.table_html import TableParseError, build_table
 from backends.rapidocr.tables import TableStructure
 from shared.boxes import make_block, union_box
@@ -100,6 +100,20 @@ class PageReading:
 
     result: PageResult
     regions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def left_out(page: PageResult) -> dict[str, list[str]]:
+    """The lines a page's markdown leaves out by design: page furniture and the text inside real pictures.
+
+    Everything else the OCR read is in the markdown; tests and the corpus benchmark measure that against the
+    plain reading of the same lines.
+    """
+    out: dict[str, list[str]] = {"furniture": [], "picture": []}
+    for block in page.blocks:
+        where = "furniture" if block.type in FURNITURE else "picture" if block.type == "figure" else None
+        if where:
+            out[where].extend(line.text for line in block.lines or [])
+    return out
 
 
 def compose_page(
@@ -192,6 +206,10 @@ class _Page:
                 self._distrust(region, f"{region.type}→text", verdict.reason)
                 units.extend(self._free_line_unit(li, label=f"{region.type}→text") for li in idxs)
                 continue
+            if region.type == "figure":  # captions the model drew inside the picture's box are read, not hidden
+                captions = [li for li in idxs if is_any_caption(self.lines[li].text)]
+                units.extend(self._free_line_unit(li) for li in captions)
+                idxs = [li for li in idxs if li not in captions]
             unit = self._region_unit(region, idxs)
             if unit is not None:
                 units.append(unit)
@@ -340,17 +358,16 @@ class _Page:
         if kind == "text":
             return self.text_blocks(sorted(unit.lines, key=self.line_rank.__getitem__), label=unit.label)
         if kind == "table":
-            return self._table_blocks(unit, read_table)
+            return [self._table_block(unit, read_table)]
         ordered = self._row_order(unit.lines) if kind in FURNITURE or kind == "caption" else self._reading(unit.lines)
         text = "\n".join(self.lines[i].text for i in ordered)
         return [self._block(kind, text, ordered, label=unit.label, box=unit.box, score=unit.score)]
 
-    def _table_blocks(self, unit: _Unit, read_table: TableReader | None) -> list[Block]:
-        """The table as HTML with cells, or its text row by row when no structure is read."""
+    def _table_block(self, unit: _Unit, read_table: TableReader | None) -> Block:
         ordered = self._row_order(unit.lines)
         plain = "\n".join(self.lines[i].text for i in ordered)
         if read_table is None:
-            return [self._block("table", plain, ordered, label=unit.label, box=unit.box, score=unit.score)]
+            return self._block("table", plain, ordered, label=unit.label, box=unit.box, score=unit.score)
         try:
             structure = read_table(unit.box)
             cells, html = build_table(
@@ -359,10 +376,10 @@ class _Page:
         except TableParseError as e:
             where = [round(v) for v in unit.box]
             self.warnings.append(f"table at {where} not recognised ({e}): its text is kept, without cells")
-            return [self._block("table", plain, ordered, label=unit.label, box=unit.box, score=unit.score)]
+            return self._block("table", plain, ordered, label=unit.label, box=unit.box, score=unit.score)
         block = self._block("table", html, ordered, label=unit.label, box=unit.box, score=unit.score)
         block.cells = cells
-        return [block]
+        return block
 
     @functools.cached_property
     def line_rank(self) -> list[int]:

@@ -14,10 +14,11 @@ multi-column scans, because the default upscaling makes the detector run lines t
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from typing import Any
@@ -126,6 +127,8 @@ class RapidOCREngine(OCREngine):
                     "timings": {k: round(v, 4) for k, v in timings.items()},
                 }
             )
+        if self.config.malloc_trim:
+            trim_heap()
         return EngineRun(pages=results, raw={"pages": raw_pages}, source_markdown="\n\n".join(texts), warnings=warnings)
 
     def observe(self, image: Image.Image, *, min_score: float, layout: bool) -> PageObservation:
@@ -145,6 +148,55 @@ class RapidOCREngine(OCREngine):
                 regions = self._layout(image)
                 timings["layout_s"] = time.perf_counter() - started
         return PageObservation(output=out, lines=lines_from_output(out, min_score), regions=regions, timings=timings)
+
+    def read_ways(
+        self,
+        image: Image.Image,
+        ways: dict[str, ComposeSettings],
+        *,
+        index: int = 0,
+        dpi: float | None = None,
+        min_score: float = 0.5,
+    ) -> tuple[dict[str, PageReading], dict[str, float], PageObservation]:
+        """One page read several ways (e.g. with and without the layout pass), the models running once.
+
+        Returns:
+            Each way's reading, the seconds per stage (``ocr_s``, ``layout_s``; ``tables_s`` and ``compose_s``
+            summed over the ways), and the observation they were composed from.
+        """
+        seen = self.observe(image, min_score=min_score, layout=any(w.layout for w in ways.values()))
+        readings, timings = self.compose_ways(image, seen, ways, index=index, dpi=dpi)
+        return readings, {**seen.timings, **timings}, seen
+
+    def compose_ways(
+        self,
+        image: Image.Image,
+        seen: PageObservation,
+        ways: dict[str, ComposeSettings],
+        *,
+        index: int = 0,
+        dpi: float | None = None,
+    ) -> tuple[dict[str, PageReading], dict[str, float]]:
+        """Readings of one observation (the table model runs on ``image`` for the ways that read tables)."""
+        timings = {"tables_s": 0.0, "compose_s": 0.0}
+        readings = {}
+        for name, settings in ways.items():
+            tables = self.table_reader(image) if settings.layout and settings.tables else None
+            started = time.perf_counter()
+            readings[name] = compose_page(
+                index=index,
+                width=image.width,
+                height=image.height,
+                dpi=dpi,
+                lines=seen.lines,
+                regions=seen.regions if settings.layout else None,
+                settings=settings,
+                read_table=tables,
+            )
+            spent = tables.seconds if tables is not None else 0.0
+            timings["tables_s"] += spent
+            timings["compose_s"] += time.perf_counter() - started - spent
+        return readings, timings
 
     def table_reader(self, image: Image.Image) -> _TimedTables | None:
         """The table-structure model bound to one page image (None when this engine does not load it)."""
@@ -179,12 +231,32 @@ class RapidOCREngine(OCREngine):
 
 @dataclass(frozen=True)
 class PageObservation:
-    """One page as the models saw it: RapidOCR's raw output, its lines, the layout regions (None: no layout pass)."""
+    """One page as the models saw it: RapidOCR's raw output, its lines, the layout regions (None: no layout pass).
+
+    ``to_dict``/``from_dict`` keep an observation as JSON (without the raw output), so what the models saw on a
+    page can be composed again later: the corpus test does, checking the record against the live models.
+    """
 
     output: Any
     lines: list[OCRLine]
     regions: list[Region] | None
     timings: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines": [asdict(line) for line in self.lines],
+            "regions": None if self.regions is None else [asdict(r) for r in self.regions],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PageObservation:
+        regions = data.get("regions")
+        return cls(
+            output=None,
+            lines=[OCRLine(**line) for line in data["lines"]],
+            regions=None if regions is None else [Region(**r) for r in regions],
+            timings={},
+        )
 
 
 class _TimedTables:
@@ -200,6 +272,19 @@ class _TimedTables:
                 return self.model(self.image, box)
         finally:
             self.seconds += time.perf_counter() - started
+
+
+def trim_heap() -> bool:
+    """Hand the heap's free pages back to the OS (glibc ``malloc_trim(0)``); False where there is no glibc.
+
+    onnxruntime allocates buffers per input shape and frees them after each run, but glibc keeps freed memory
+    in its arenas: the replica's resident size then follows the largest pages it has ever seen.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.malloc_trim(0))
 
 
 def _opencv_hint(error: ImportError) -> str:

@@ -8,9 +8,9 @@ from backends.pipeline import run_document
 from backends.rapidocr import RapidOCREngine
 from shared import samples
 from shared.documents import open_document
+from shared.layout_samples import report_page
 from shared.metrics import document_teds, ned
 from tests.conftest import dev_file
-from shared.layout_samples import report_page
 
 
 @pytest.fixture(scope="module")

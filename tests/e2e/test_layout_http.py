@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from shared import samples
+from shared.layout_samples import report_page
 from shared.metrics import document_teds
 from shared.schema import OCRResponse
 from tests.conftest import dev_file
-from shared.layout_samples import report_page
 
 pytestmark = pytest.mark.cluster
 

@@ -20,9 +20,9 @@ import pytest
 
 from shared import samples
 from shared.agreement import disagreements
+from shared.layout_samples import report_page
 from shared.schema import CompareResponse, OCRResponse
 from tests.conftest import STRICT_KEY
-from shared.layout_samples import report_page
 
 pytestmark = pytest.mark.cluster
 
