@@ -304,14 +304,19 @@ class _Page:
 
         Margins vary (a PDF's bottom margin can be a sixth of the page), so a number with no line above it in
         the top quarter, or none below it in the bottom quarter, is a page number too. Page numbers are set no
-        larger than the text: a large "Page 3" is a heading. And a page number stands alone on its row: a number
-        with neighbours left or right is a value in a table, a form or a grid.
+        larger than the text: a large "Page 3" is a heading. And a page number shares its row with a running head
+        at most: a number with several neighbours, or numbers beside it, is a value in a table, a form or a grid.
         """
         if box[3] - box[1] > 1.25 * self.median_h:
             return None
         others = [b for b in self.boxes if b is not box]
-        if any(min(b[3], box[3]) - max(b[1], box[1]) > 0.5 * (box[3] - box[1]) for b in others):
-            return None
+        row = [
+            i
+            for i, b in enumerate(self.boxes)
+            if b is not box and min(b[3], box[3]) - max(b[1], box[1]) > 0.5 * (box[3] - box[1])
+        ]
+        if len(row) > 1 or any(is_page_number(self.lines[i].text) for i in row):
+            return None  # a row of numbers: values in a table, a form, a grid (a running head beside it is fine)
         band = self._band(box)
         if band:
             return band
