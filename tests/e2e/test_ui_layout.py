@@ -32,6 +32,7 @@ def test_a_region_read_as_text_shows_its_label_and_why(rapidocr_url, page, tmp_p
     overruled = [i for i, b in enumerate(api_page.blocks) if b.label == "figure→text"]
     assert overruled and any(w.startswith("figure→text: figure region") for w in api_page.warnings)
     page.wait_for_selector(".single-view .overlay .block.read-as-text")
+    page.wait_for_function("() => document.querySelector('.single-view .page-image').naturalWidth > 0")
 
     # the overruled blocks are drawn apart, and exactly those
     marked = page.locator(".single-view .overlay .block.read-as-text").evaluate_all(
@@ -52,4 +53,5 @@ def test_a_region_read_as_text_shows_its_label_and_why(rapidocr_url, page, tmp_p
     assert warnings.is_visible() and "figure→text" in warnings.inner_text()
     # the words of the slide are in the rendered markdown, not a figure reference
     assert "![figure]" not in api_page.markdown and page.locator(".markdown-pane").inner_text().strip()
+    page.locator(".single-view .overlay .block").nth(overruled[-1]).hover()
     shot(page, "read-as-text")
