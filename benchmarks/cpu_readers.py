@@ -1,6 +1,8 @@
-"""Which CPU reader reads born-digital pages better: MinerU's flash tier (the text layer) or RapidOCR with layout.
+"""Which CPU reader reads born-digital pages better: MinerU's flash tier (the text layer), RapidOCR with layout, or
+the CPU profile's cascade of the two (its policy, read from ``orchestrator/ops/profiles/cpu.yaml``, applied by the
+router's own code to the two answers: ``plan_escalations`` and ``merge_cascade``).
 
-The CPU profile's cascade and its ``auto`` order are chosen by these figures (README, "The CPU profile reads by
+The CPU profile's cascade and its ``auto`` order are chosen by these figures (README, "The CPU profile's cascade, by
 quality"). Both engines run in-process on the same documents, one after the other: every page of the reading corpus
 that has a text layer (``tests/data/corpus``) and the dev set's PDFs (``../shared/data/dev``, when present), each
 scored against its reference — NED, word recall, TEDS where the reference has tables, running heads and footers
@@ -28,10 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 from backends.pipeline import run_document  # noqa: E402
 from backends.registry import create_engine  # noqa: E402
+from orchestrator.serving.cascade import CascadePolicy, merge_cascade, plan_escalations  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.metrics import document_teds, ned, word_recall  # noqa: E402
+from shared.textlayer import pages_without_text  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "corpus" / "manifest.jsonl"
+PROFILE = ROOT / "orchestrator" / "ops" / "profiles" / "cpu.yaml"
 DEV = ROOT.parent / "shared" / "data" / "dev" / "manifest.jsonl"
 READERS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "mineru-flash": ("mineru", {"default_tier": "flash", "tiers": ["flash"]}, {"tier": "flash"}),
@@ -70,6 +75,27 @@ def furniture_kept(markdown: str, reference: str) -> float:
     return word_recall(markdown, " ".join(edges)) if edges else 0.0
 
 
+def cascade_policy() -> CascadePolicy:
+    """The CPU profile's cascade, as deployed."""
+    import yaml
+
+    app = yaml.safe_load(PROFILE.read_text())["applications"][0]
+    return CascadePolicy.model_validate(app["args"]["router"]["cascades"]["cascade"])
+
+
+def score(markdown: str, reference: str, seconds: float, result: Any) -> dict[str, Any]:
+    """One reader's figures on one document."""
+    tables = document_teds(markdown, reference)
+    return {
+        "ned": round(ned(markdown, reference), 4),
+        "recall": round(word_recall(markdown, reference), 4),
+        "teds": None if tables is None else round(tables.teds, 3),
+        "edges_kept": round(furniture_kept(markdown, reference), 3),
+        "s_per_page": round(seconds / max(1, len(result.pages)), 3),
+        "tables_html": markdown.count("<table"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=CORPUS)
@@ -79,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     docs = documents(args.corpus, args.dev)
     rows: dict[str, dict[str, Any]] = {d["id"]: {"id": d["id"], "set": d["set"], "kind": d["kind"]} for d in docs}
+    answers: dict[tuple[str, str], Any] = {}
     for reader, (kind, config, options) in READERS.items():
         engine = create_engine(kind, config)
         engine.start()
@@ -96,20 +123,32 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:  # a reader that refuses a page is a figure too
                 rows[d["id"]][reader] = {"error": str(e)[:120]}
                 continue
-            took = time.perf_counter() - started
-            tables = document_teds(result.markdown, d["reference"])
-            rows[d["id"]][reader] = {
-                "ned": round(ned(result.markdown, d["reference"]), 4),
-                "recall": round(word_recall(result.markdown, d["reference"]), 4),
-                "teds": None if tables is None else round(tables.teds, 3),
-                "edges_kept": round(furniture_kept(result.markdown, d["reference"]), 3),
-                "s_per_page": round(took / max(1, len(result.pages)), 3),
-                "tables_html": result.markdown.count("<table"),
-            }
-            r = rows[d["id"]][reader]
-            print(
-                f"{reader:16s} {d['id']:24s} NED {r['ned']:.3f} recall {r['recall']:.3f} TEDS {r['teds']}", flush=True
-            )
+            answers[(reader, d["id"])] = result
+            rows[d["id"]][reader] = score(result.markdown, d["reference"], time.perf_counter() - started, result)
+    policy = cascade_policy()
+    for d in docs:
+        second = answers.get(("rapidocr-layout", d["id"]))
+        first = answers.get(("mineru-flash", d["id"]))
+        if second is None:
+            continue
+        if first is None:  # flash refused the document: the whole of it goes up (first_failed)
+            plan = {p.index: ["first_failed"] for p in second.pages}
+            merged = merge_cascade("cascade", policy, None, plan, second)
+            seconds = rows[d["id"]]["rapidocr-layout"]["s_per_page"] * len(second.pages)
+        else:
+            scanned = pages_without_text(d["data"], first.document.media_type, first.document.pages_processed)
+            plan = plan_escalations(first, policy, pages_without_text_layer=scanned)
+            up = second.model_copy(update={"pages": [p for p in second.pages if p.index in plan]})
+            merged = merge_cascade("cascade", policy, first, plan, up if plan else None)
+            seconds = rows[d["id"]]["mineru-flash"]["s_per_page"] * len(first.pages)
+            seconds += rows[d["id"]]["rapidocr-layout"]["s_per_page"] * len(plan)
+        rows[d["id"]]["cascade"] = score(merged.markdown, d["reference"], seconds, merged)
+        rows[d["id"]]["cascade"]["escalated"] = sorted({r for e in merged.escalations for r in e.rules})
+    for d in docs:
+        for reader in (*READERS, "cascade"):
+            r = rows[d["id"]].get(reader, {})
+            if "ned" in r:
+                print(f"{reader:16s} {d['id']:24s} NED {r['ned']:.3f} recall {r['recall']:.3f} TEDS {r['teds']}")
 
     summary: dict[str, Any] = {}
     for subset in ("corpus", "dev"):
@@ -117,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             continue
         summary[subset] = {"documents": len(ok)}
-        for reader in READERS:
+        for reader in (*READERS, "cascade"):
             teds = [r[reader]["teds"] for r in ok if r[reader]["teds"] is not None]
             summary[subset][reader] = {
                 "ned_mean": round(statistics.mean(r[reader]["ned"] for r in ok), 4),
@@ -128,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 "better_ned_on": sum(
                     1 for r in ok if r[reader]["ned"] < min(r[x]["ned"] for x in READERS if x != reader)
                 ),
+                "escalated": sum(1 for r in ok if r[reader].get("escalated")),
             }
     print(json.dumps(summary, indent=1))
     if args.json:
