@@ -31,7 +31,8 @@ _WORD = re.compile(r"[^\W\d_]{2,}")  # a word of two letters or more (numbers an
 
 @dataclass(frozen=True)
 class RegionLimits:
-    """Thresholds of the checks (measured on the corpus in tests/data/corpus; see README "No page lost")."""
+    """Thresholds of the checks: set from what labels, cells and sentences look like, then checked on the real
+    corpus (tests/data/corpus; README "No page lost") — none was fitted to a page of it."""
 
     prose_words: int = 5
     """A line of at least this many words (of 2+ letters) is prose-like: a sentence, not a label or a cell."""
