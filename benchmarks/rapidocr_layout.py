@@ -1,16 +1,23 @@
-"""What the RapidOCR layout pass costs and buys: pages/s, NED and TEDS with layout+tables on and off, one run.
+"""What the RapidOCR layout pass keeps, loses and buys, page by page: line reading vs layout reading, one run.
 
-The engine runs in-process (models loaded once) over the dev set (``../shared/data/dev/manifest.jsonl`` when it
-is there, or ``--manifest``) and over generated report pages with a known table (bordered and borderless). Each
-document is read with ``{"layout": false}`` (lines and paragraphs: the engine before the layout pass) and with
-the defaults (layout + tables), alternately, ``--repeat`` times, so both settings see the same machine load.
+Every page of the reading corpus (``tests/data/corpus``, 49 real pages of many kinds), of the dev set
+(``../shared/data/dev`` when it is there) and of two generated report pages with a known table is rendered at the
+service's default DPI; the models look at it once (OCR, layout) and three readings are composed from that one
+observation (:meth:`RapidOCREngine.read_ways`), so they differ only by the layout pass:
 
-    .venv/bin/python benchmarks/rapidocr_layout.py [--repeat 2] [--json out.json]
-    .venv/bin/python benchmarks/rapidocr_layout.py --manifest none     # smallest run: the generated pages only
+- ``lines``: ``{"layout": false}`` — lines and paragraphs in the column-aware reading order (before the layout pass);
+- ``layout``: the defaults — regions checked against their lines, tables, furniture apart;
+- ``unchecked``: the layout pass taking every region's label on trust (how it read before region checks).
 
-Prints one row per document (NED off -> on, TEDS off -> on where the reference has tables, seconds per page
-off / on) and the totals: pages/s of each setting, the extra seconds per page, and where the layout pass
-spends them (layout model, table model, composition), from the engine's raw per-page timings.
+    .venv/bin/python benchmarks/rapidocr_layout.py [--json out.json] [--boxes docs/corpus] \
+        [--observations tests/data/corpus/observations]
+
+Per page: the share of the line reading's words the layout reading lost (page furniture aside, which it leaves
+out by design; also with the labels of real pictures aside — both counted apart), NED and word recall against the
+reference where there is one, TEDS where the reference has tables, and seconds per stage. Then the totals, the
+pages losing more than 2 % of their words, and the five pages the layout pass reads worst relative to the lines;
+``--boxes`` draws those five pages' boxes images. ``--observations`` writes what the models saw on each corpus
+page (lines, regions) as JSON, for ``tests/backends/test_rapidocr_corpus.py``.
 """
 
 from __future__ import annotations
@@ -20,131 +27,230 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's code and benchmarks.support
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from backends.pipeline import run_document  # noqa: E402
 from backends.rapidocr import RapidOCREngine  # noqa: E402
+from backends.rapidocr.compose import ComposeSettings, left_out  # noqa: E402
 from benchmarks.support.layout_samples import report_page  # noqa: E402
 from shared import samples  # noqa: E402
-from shared.documents import open_document  # noqa: E402
-from shared.metrics import document_teds, edit_score  # noqa: E402
+from shared.boxes import draw_boxes  # noqa: E402
+from shared.documents import open_document, render_pages  # noqa: E402
+from shared.metrics import document_teds, ned, word_list, word_recall  # noqa: E402
 
-DEV_MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "manifest.jsonl"
-SETTINGS: dict[str, dict[str, Any]] = {"off": {"layout": False}, "on": {}}
-SMALLEST_RUN = "--manifest none"
-"""Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""
+CORPUS = ROOT / "tests" / "data" / "corpus" / "manifest.jsonl"
+DEV = ROOT.parent / "shared" / "data" / "dev" / "manifest.jsonl"
+WAYS = {
+    "lines": ComposeSettings(layout=False, tables=False),
+    "layout": ComposeSettings(),
+    "unchecked": ComposeSettings(check_regions=False, text_min_score=0.0, furniture_max_lines=99),
+}
+MAX_LOSS = 0.02
+SMALLEST_RUN = "--only typewriter-recipe"
+"""Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it): one page."""
 
 
-def documents(manifest: Path | None) -> list[tuple[str, bytes, str]]:
-    """(id, bytes, reference markdown) of the dev set's documents and of the generated report pages."""
-    docs: list[tuple[str, bytes, str]] = []
-    if manifest is not None and manifest.is_file():
+@dataclass
+class Doc:
+    """A document to read: where it comes from, its bytes, its reference (None: none)."""
+
+    id: str
+    set: str
+    kind: str
+    data: bytes
+    reference: str | None
+
+
+@dataclass
+class Row:
+    """One document's figures (its pages' markdown joined, as the service joins them)."""
+
+    id: str
+    set: str
+    kind: str
+    pages: int = 0
+    loss: float = 0.0  # share of the line reading's words (furniture aside) missing from the layout reading
+    loss_text: float = 0.0  # the same, the labels of real pictures aside too
+    loss_unchecked: float = 0.0
+    furniture_words: int = 0
+    picture_words: int = 0
+    words: int = 0
+    ned: dict[str, float] = field(default_factory=dict)
+    recall: dict[str, float] = field(default_factory=dict)
+    teds: dict[str, float | None] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def documents(corpus: Path, dev: Path | None) -> list[Doc]:
+    """The corpus pages, the dev set's documents (when present) and the generated report pages."""
+    docs = []
+    for name, manifest in (("corpus", corpus), ("dev", dev)):
+        if manifest is None or not manifest.is_file():
+            continue
         for line in manifest.read_text().splitlines():
             if line.strip():
-                entry = json.loads(line)
-                docs.append(
-                    (
-                        entry["id"],
-                        (manifest.parent / entry["file"]).read_bytes(),
-                        (manifest.parent / entry["truth"]).read_text(),
-                    )
-                )
+                e = json.loads(line)
+                truth = (manifest.parent / e["truth"]).read_text() if e.get("truth") else None
+                docs.append(Doc(e["id"], name, e.get("kind", ""), (manifest.parent / e["file"]).read_bytes(), truth))
     for bordered in (True, False):
         page = report_page(bordered=bordered)
-        name = "generated-report-" + ("bordered" if bordered else "borderless")
-        docs.append((name, samples.encode(page.image), page.markdown))
+        kind = "generated report page, " + ("ruled" if bordered else "booktabs") + " table"
+        docs.append(
+            Doc(
+                f"report-{'ruled' if bordered else 'booktabs'}",
+                "generated",
+                kind,
+                samples.encode(page.image),
+                page.markdown,
+            )
+        )
     return docs
 
 
-def measure(engine: RapidOCREngine, data: bytes, options: dict[str, Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    result = run_document(
-        engine,
-        open_document(data),
-        backend="rapidocr",
-        request_id="bench",
-        options=options,
-        include_boxes_image=False,
-        include_raw=True,
-    )
-    return result, time.perf_counter() - started
+def read(engine: RapidOCREngine, doc: Doc, *, boxes: dict[str, Any], observations: Path | None) -> Row:
+    """Every page of ``doc`` read the three ways; the document's figures."""
+    row = Row(doc.id, doc.set, doc.kind)
+    markdown: dict[str, list[str]] = {name: [] for name in WAYS}
+    expected: dict[str, Counter[str]] = {"layout": Counter(), "text": Counter(), "unchecked": Counter()}
+    got: dict[str, Counter[str]] = {name: Counter() for name in WAYS}
+    seconds: dict[str, float] = {}
+    for page in render_pages(open_document(doc.data)):
+        assert page.image is not None
+        started = time.perf_counter()
+        readings, timings, seen = engine.read_ways(page.image, WAYS, index=page.index, dpi=page.dpi)
+        timings["total_s"] = time.perf_counter() - started
+        for stage, value in timings.items():
+            seconds[stage] = seconds.get(stage, 0.0) + value
+        row.pages += 1
+        for name, reading in readings.items():
+            markdown[name].append(reading.result.markdown)
+            got[name].update(word_list(reading.result.markdown))
+        lines_words = Counter(word_list(readings["lines"].result.markdown))
+        row.words += sum(lines_words.values())
+        for name in ("layout", "unchecked"):
+            out = left_out(readings[name].result)
+            furniture = Counter(w for t in out["furniture"] for w in word_list(t))
+            expected[name].update(lines_words - furniture)
+            if name == "layout":
+                pictures = Counter(w for t in out["picture"] for w in word_list(t))
+                expected["text"].update(lines_words - furniture - pictures)
+                row.furniture_words += sum(furniture.values())
+                row.picture_words += sum(pictures.values())
+        row.warnings.extend(readings["layout"].result.warnings)
+        boxes[f"{doc.id}#{page.index}"] = (page.image, readings["layout"])
+        if observations is not None and doc.set == "corpus":
+            record = {"id": doc.id, "dpi": page.dpi, "width": page.image.width, "height": page.image.height}
+            (observations / f"{doc.id}.json").write_text(json.dumps({**record, **seen.to_dict()}) + "\n")
+    row.loss = 1 - word_recall(got["layout"], list(expected["layout"].elements()))
+    row.loss_text = 1 - word_recall(got["layout"], list(expected["text"].elements()))
+    row.loss_unchecked = 1 - word_recall(got["unchecked"], list(expected["unchecked"].elements()))
+    row.seconds = {k: round(v / row.pages, 3) for k, v in seconds.items()}
+    if doc.reference is not None:
+        for name in WAYS:
+            text = "\n\n".join(m for m in markdown[name] if m)
+            row.ned[name] = round(ned(text, doc.reference), 4)
+            row.recall[name] = round(word_recall(text, doc.reference), 4)
+            tables = document_teds(text, doc.reference)
+            row.teds[name] = None if tables is None else round(tables.teds, 3)
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--manifest",
-        type=Path,
-        default=DEV_MANIFEST,
-        help="JSON-lines dataset (dev set format); a path that is not a file: the generated pages only.",
-    )
-    parser.add_argument("--repeat", type=int, default=1, help="Runs of each document per setting.")
-    parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="The reading corpus's manifest.")
+    parser.add_argument("--dev", type=Path, default=DEV, help="The dev set's manifest (skipped when absent).")
+    parser.add_argument("--only", nargs="*", default=None, help="Read only these document ids.")
+    parser.add_argument("--json", type=Path, default=None, help="Also write every figure here.")
+    parser.add_argument("--boxes", type=Path, default=None, help="Draw the worst five pages' boxes images here.")
+    parser.add_argument("--observations", type=Path, default=None, help="Write each corpus page's observation here.")
     args = parser.parse_args(argv)
 
     engine = RapidOCREngine()
     started = time.perf_counter()
     engine.start()
-    print(f"engine start (3 models loaded and warmed up): {time.perf_counter() - started:.2f} s")
+    print(f"engine start (3 models loaded and warmed up): {time.perf_counter() - started:.2f} s", flush=True)
+    if args.observations:
+        args.observations.mkdir(parents=True, exist_ok=True)
 
-    rows = []
-    seconds = {name: 0.0 for name in SETTINGS}
-    pages = {name: 0 for name in SETTINGS}
-    stages: dict[str, list[float]] = {}
-    for doc_id, data, reference in documents(args.manifest):
-        row: dict[str, Any] = {"id": doc_id}
-        for _ in range(args.repeat):
-            for name, options in SETTINGS.items():
-                result, took = measure(engine, data, options)
-                seconds[name] += took
-                pages[name] += len(result.pages)
-                row.setdefault(f"s_{name}", []).append(took / max(1, len(result.pages)))
-                score = edit_score(result.markdown, reference)
-                tables = document_teds(result.markdown, reference)
-                row[f"ned_{name}"] = round(score.ned, 4)
-                row[f"teds_{name}"] = None if tables is None else round(tables.teds, 3)
-                row[f"teds_s_{name}"] = None if tables is None else round(tables.teds_structure, 3)
-                row["pages"] = len(result.pages)
-                row.setdefault("warnings", set()).update(w for p in result.pages for w in p.warnings)
-                if name == "on":
-                    raws = result.raw_result if isinstance(result.raw_result, list) else [result.raw_result]
-                    for page in (p for raw in raws for p in raw["pages"]):
-                        for stage, value in page["timings"].items():
-                            stages.setdefault(stage, []).append(value)
-        row["s_off"] = round(statistics.median(row["s_off"]), 3)
-        row["s_on"] = round(statistics.median(row["s_on"]), 3)
-        row["warnings"] = sorted(row["warnings"])
+    rows: list[Row] = []
+    boxes: dict[str, Any] = {}
+    for doc in documents(args.corpus, args.dev):
+        if args.only and doc.id not in args.only:
+            continue
+        row = read(engine, doc, boxes=boxes, observations=args.observations)
         rows.append(row)
-        print(
-            f"{doc_id:32s} pages {row['pages']:2d}  NED {row['ned_off']:.4f} -> {row['ned_on']:.4f}  "
-            f"TEDS {_fmt(row['teds_off'])} -> {_fmt(row['teds_on'])} (struct {_fmt(row['teds_s_on'])})  "
-            f"s/page {row['s_off']:.2f} / {row['s_on']:.2f}",
-            flush=True,
-        )
-
-    rate = {name: pages[name] / seconds[name] for name in SETTINGS if seconds[name]}
-    extra = (seconds["on"] / pages["on"]) - (seconds["off"] / pages["off"])
-    stage_means = {k: round(statistics.mean(v), 4) for k, v in stages.items()}
-    print(
-        f"\npages/s  layout+tables off: {rate['off']:.3f}   on: {rate['on']:.3f}   "
-        f"({rate['on'] / rate['off']:.2f}x)   extra per page: {extra:+.3f} s"
-    )
-    print("mean seconds per page with layout on, by stage: " + ", ".join(f"{k} {v}" for k, v in stage_means.items()))
+        print(_line(row), flush=True)
+    summary = summarise(rows)
+    print(json.dumps(summary, indent=1))
+    if args.boxes:
+        draw_worst(summary["worst"], boxes, args.boxes)
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"rows": rows, "pages_per_s": rate, "extra_s_per_page": extra, "stages_s_per_page": stage_means},
-                indent=1,
-            )
-        )
+        args.json.write_text(json.dumps({"rows": [asdict(r) for r in rows], "summary": summary}, indent=1))
     return 0
 
 
-def _fmt(value: float | None) -> str:
-    return "  -  " if value is None else f"{value:.3f}"
+def summarise(rows: list[Row]) -> dict[str, Any]:
+    """Means per set and way, the pages that lose words, the worst five."""
+    out: dict[str, Any] = {}
+    for name in ("corpus", "dev", "generated"):
+        scored = [r for r in rows if r.set == name and r.ned]
+        if not scored:
+            continue
+        out[name] = {
+            "documents": sum(1 for r in rows if r.set == name),
+            "pages": sum(r.pages for r in rows if r.set == name),
+            "with_reference": len(scored),
+            "ned_mean": {w: round(statistics.mean(r.ned[w] for r in scored), 4) for w in WAYS},
+            "word_recall_mean": {w: round(statistics.mean(r.recall[w] for r in scored), 4) for w in WAYS},
+            "losing_over_2pct": {
+                "layout": [r.id for r in rows if r.set == name and r.loss > MAX_LOSS],
+                "layout_text": [r.id for r in rows if r.set == name and r.loss_text > MAX_LOSS],
+                "unchecked": [r.id for r in rows if r.set == name and r.loss_unchecked > MAX_LOSS],
+            },
+            "regions_read_as_text": sum(1 for r in rows if r.set == name for w in r.warnings if "→text" in w),
+        }
+    scored = [r for r in rows if r.ned]
+    worst = sorted(scored, key=lambda r: r.ned["layout"] - r.ned["lines"], reverse=True)[:5]
+    out["worst"] = [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "ned_lines": r.ned["lines"],
+            "ned_layout": r.ned["layout"],
+            "loss": round(r.loss, 4),
+        }
+        for r in worst
+    ]
+    out["seconds_per_page"] = {
+        k: round(statistics.mean(r.seconds.get(k, 0.0) for r in rows), 3)
+        for k in ("ocr_s", "layout_s", "tables_s", "compose_s", "total_s")
+    }
+    return out
+
+
+def draw_worst(worst: list[dict[str, Any]], boxes: dict[str, Any], folder: Path) -> None:
+    """The boxes image of each worst page (its first page), 900 px wide, as the service draws them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in worst:
+        image, reading = boxes[f"{entry['id']}#0"]
+        drawn = draw_boxes(image, reading.result.blocks)
+        drawn.thumbnail((900, 1400))
+        drawn.convert("RGB").save(folder / f"{entry['id']}.jpg", quality=80)
+
+
+def _line(r: Row) -> str:
+    ned_part = "  ".join(f"{w} {r.ned[w]:.3f}" for w in WAYS) if r.ned else "(no reference)"
+    return (
+        f"{r.id:26s} {r.pages:2d}p  lost {r.loss:6.2%} (text {r.loss_text:6.2%}, unchecked {r.loss_unchecked:6.2%})  "
+        f"out: furniture {r.furniture_words:3d} w, pictures {r.picture_words:3d} w  NED {ned_part}  "
+        f"s/page {r.seconds.get('total_s', 0):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ implementation PubTabNet's reference code uses).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ _MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _HTML_TAG = re.compile(r"<[^>]{1,200}>")
 _FENCE = re.compile(r"^\s*```[^\n]*$", re.MULTILINE)
 _NOT_WORD_OR_CJK = re.compile(r"[^\w\u4e00-\u9fff]")
+_WORD_RUN = re.compile(r"\w+")
 
 
 def strip_markup(text: str) -> str:
@@ -95,6 +97,25 @@ def wer(prediction: str, reference: str) -> float:
     if not ref:
         return 0.0 if not hyp else 1.0
     return float(jiwer.wer(ref, hyp))
+
+
+def word_list(text: str) -> list[str]:
+    """The words of a text for counting: markup stripped, lower-cased, runs of word characters (CJK included)."""
+    return _WORD_RUN.findall(strip_markup(text or "").lower())
+
+
+def word_recall(prediction: str | Iterable[str], reference: str | Iterable[str]) -> float:
+    """Share of the reference's words found in the prediction, counted with multiplicity (1.0: none missing).
+
+    Order is ignored: this measures what a reading *lost* (a page whose text left the markdown), where NED
+    mixes losses with reading order. Either side may be a text or an already split word list (``word_list``).
+    """
+    ref = Counter(word_list(reference) if isinstance(reference, str) else reference)
+    total = sum(ref.values())
+    if not total:
+        return 1.0
+    pred = Counter(word_list(prediction) if isinstance(prediction, str) else prediction)
+    return sum(min(n, pred[w]) for w, n in ref.items()) / total
 
 
 def agreement(a: str, b: str) -> float:

@@ -5,11 +5,15 @@ inputs. The steps, and why:
 
 1. Regions that mostly lie inside a better one are dropped (tables and figures outrank the text boxes the model
    also proposes over them), and every OCR line goes to the region covering most of it; lines no region holds
-   stay *free* and are read as before the layout pass, so a region the model misses never loses text.
+   stay *free* and are read as before the layout pass, so a region the model misses never loses text. A text
+   region the model is unsure of (score below ``text_min_score``) frees its lines too.
 2. Text-like regions shrink to their lines (the model's boxes are loose and overlap; tight boxes give the
    reading order clean gutters). Headers and footers outside the page's top and bottom bands are read as text;
    a "title" of many lines is a paragraph (the model calls dense short pages titles); a lone page number in a
    band becomes furniture, a "Table 1." / "Figure 2" paragraph next to a table or figure a caption.
+   A table or figure whose lines contradict its label (:mod:`backends.rapidocr.regions`: a "figure" holding the
+   page's sentences, a "table" of prose columns) is not trusted: its lines become free lines, read as without the
+   layout pass, in blocks labelled ``figure→text`` / ``table→text``, and the page's warnings say why.
 3. Regions and free lines are put in reading order together (:func:`shared.layout.unit_order`: the column-aware
    XY-cut over text lines, with each table and figure one box; each region is read whole where its first item
    falls); text regions and runs of free lines are split into paragraphs.
@@ -27,7 +31,8 @@ from typing import Any
 
 from backends.rapidocr.layout import Region
 from backends.rapidocr.ocr import OCRLine
-from backends.rapidocr.rules import is_caption, is_page_number
+from backends.rapidocr.regions import RegionLimits, Verdict, check_figure, check_table
+from backends.rapidocr.rules import is_any_caption, is_caption, is_page_number
 from backends.rapidocr.table_html import TableParseError, build_table
 from backends.rapidocr.tables import TableStructure
 from shared.boxes import make_block, union_box
@@ -71,6 +76,10 @@ class ComposeSettings:
     title_ratio: float = 1.35
     furniture_band: float = 0.15
     furniture_min_score: float = 0.7
+    furniture_max_lines: int = 2
+    check_regions: bool = True
+    text_min_score: float = 0.7
+    region_limits: RegionLimits = field(default_factory=RegionLimits)
 
 
 @dataclass
@@ -91,6 +100,20 @@ class PageReading:
 
     result: PageResult
     regions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def left_out(page: PageResult) -> dict[str, list[str]]:
+    """The lines a page's markdown leaves out by design: page furniture and the text inside real pictures.
+
+    Everything else the OCR read is in the markdown; tests and the corpus benchmark measure that against the
+    plain reading of the same lines.
+    """
+    out: dict[str, list[str]] = {"furniture": [], "picture": []}
+    for block in page.blocks:
+        where = "furniture" if block.type in FURNITURE else "picture" if block.type == "figure" else None
+        if where:
+            out[where].extend(line.text for line in block.lines or [])
+    return out
 
 
 def compose_page(
@@ -129,16 +152,21 @@ def compose_page(
     order = unit_order(
         page.boxes, [u.lines for u in units], [u.box for u in units], whole=[u.type in VISUAL for u in units]
     )
+    run_label: str | None = None
     for u in (units[i] for i in order):
         if u.is_line and u.type == "text":
+            if run and u.label != run_label:
+                blocks.extend(page.text_blocks(run, label=run_label))
+                run = []
             run.extend(u.lines)
+            run_label = u.label
             continue
         if run:
-            blocks.extend(page.text_blocks(run, label=None))
+            blocks.extend(page.text_blocks(run, label=run_label))
             run = []
         blocks.extend(page.region_blocks(u, read_table if settings.tables else None))
     if run:
-        blocks.extend(page.text_blocks(run, label=None))
+        blocks.extend(page.text_blocks(run, label=run_label))
     return PageReading(result=page.result(dpi, blocks), regions=raw)
 
 
@@ -166,13 +194,26 @@ class _Page:
         for li, owner in enumerate(owners):
             if owner is not None:
                 members[owner].append(li)
-        self.visual_boxes = [r.box for r in chosen if r.type in VISUAL]
-
         units: list[_Unit] = []
-        for region, idxs in zip(chosen, members):
+        read_as_text: dict[int, str] = {}
+        for k, (region, idxs) in enumerate(zip(chosen, members)):
+            if region.type == "text" and region.score < self.settings.text_min_score:
+                units.extend(self._free_line_unit(li) for li in idxs)
+                continue
+            verdict = self._check(region, idxs)
+            if not verdict.stands:
+                read_as_text[kept[k]] = verdict.reason
+                self._distrust(region, f"{region.type}→text", verdict.reason)
+                units.extend(self._free_line_unit(li, label=f"{region.type}→text") for li in idxs)
+                continue
+            if region.type == "figure":  # captions the model drew inside the picture's box are read, not hidden
+                captions = [li for li in idxs if is_any_caption(self.lines[li].text)]
+                units.extend(self._free_line_unit(li) for li in captions)
+                idxs = [li for li in idxs if li not in captions]
             unit = self._region_unit(region, idxs)
             if unit is not None:
                 units.append(unit)
+        self.visual_boxes = [u.box for u in units if u.type in VISUAL]
         for li, owner in enumerate(owners):
             if owner is None:
                 units.append(self._free_line_unit(li))
@@ -183,10 +224,33 @@ class _Page:
                 "box": [round(v, 1) for v in r.box],
                 "score": round(r.score, 4),
                 "kept": i in kept,
+                **({"read_as_text": read_as_text[i]} if i in read_as_text else {}),
             }
             for i, r in enumerate(regions)
         ]
         return units, raw
+
+    def _check(self, region: Region, idxs: list[int]) -> Verdict:
+        """Whether a table's or figure's lines agree with its label (:mod:`backends.rapidocr.regions`)."""
+        if not self.settings.check_regions or region.type not in VISUAL:
+            return Verdict(True)
+        texts = [self.lines[i].text for i in idxs]
+        limits = self.settings.region_limits
+        if region.type == "table":
+            return check_table(texts, limits=limits)
+        scores = [self.lines[i].score for i in idxs]
+        return check_figure(
+            region.box,
+            texts,
+            scores,
+            page_lines=len(self.lines),
+            page_area=float(self.width * self.height),
+            limits=limits,
+        )
+
+    def _distrust(self, region: Region, label: str, reason: str) -> None:
+        where = [round(v) for v in region.box]
+        self.warnings.append(f"{label}: {region.type} region at {where} read as text, {reason}")
 
     def _region_unit(self, region: Region, idxs: list[int]) -> _Unit | None:
         kind = region.type
@@ -214,15 +278,17 @@ class _Page:
         """
         if score < self.settings.furniture_min_score or self._band(box) != kind:
             return False
+        if len(idxs) > self.settings.furniture_max_lines:
+            return False  # a letterhead or a masthead of several lines is read, not left out
         heights = [self.boxes[i][3] - self.boxes[i][1] for i in idxs]
         return not heights or statistics.median(heights) <= 1.25 * self.median_h
 
-    def _free_line_unit(self, li: int) -> _Unit:
+    def _free_line_unit(self, li: int, *, label: str | None = None) -> _Unit:
         box = self.boxes[li]
         place = self._page_number_place(box) if is_page_number(self.lines[li].text) else None
         if place:
             return _Unit(type=place, label="page_number", box=box, lines=[li], is_line=True)
-        return _Unit(type="text", label=None, box=box, lines=[li], is_line=True)
+        return _Unit(type="text", label=label, box=box, lines=[li], is_line=True)
 
     def _band(self, box: Sequence[float]) -> str | None:
         """'header' or 'footer' when the box lies in the page's top or bottom band."""
@@ -238,14 +304,22 @@ class _Page:
 
         Margins vary (a PDF's bottom margin can be a sixth of the page), so a number with no line above it in
         the top quarter, or none below it in the bottom quarter, is a page number too. Page numbers are set no
-        larger than the text: a large "Page 3" is a heading.
+        larger than the text: a large "Page 3" is a heading. And a page number shares its row with a running head
+        at most: a number with several neighbours, or numbers beside it, is a value in a table, a form or a grid.
         """
         if box[3] - box[1] > 1.25 * self.median_h:
             return None
+        others = [b for b in self.boxes if b is not box]
+        row = [
+            i
+            for i, b in enumerate(self.boxes)
+            if b is not box and min(b[3], box[3]) - max(b[1], box[1]) > 0.5 * (box[3] - box[1])
+        ]
+        if len(row) > 1 or any(is_page_number(self.lines[i].text) for i in row):
+            return None  # a row of numbers: values in a table, a form, a grid (a running head beside it is fine)
         band = self._band(box)
         if band:
             return band
-        others = [b for b in self.boxes if b is not box]
         if box[3] <= 0.25 * self.height and not any(b[3] <= box[1] for b in others):
             return "header"
         if box[1] >= 0.75 * self.height and not any(b[1] >= box[3] for b in others):

@@ -24,6 +24,13 @@ class RapidOCRConfig(EngineConfig):
         description="RapidOCR settings (its dotted keys); the default is the measured fast-and-accurate set.",
     )
     warmup: bool = Field(default=True, description="Run one small page at start so the first request is not slow.")
+    malloc_trim: bool = Field(
+        default=True,
+        description=(
+            "Return the heap freed after each document to the OS (glibc malloc_trim): pages of new sizes leave "
+            "freed buffers behind that the resident size would otherwise keep (README, 'RapidOCR's memory')."
+        ),
+    )
     title_ratio: float = Field(
         default=1.35, gt=1.0, description="A paragraph whose line height is this many times the median is a title."
     )
@@ -33,6 +40,15 @@ class RapidOCRConfig(EngineConfig):
     )
     layout_min_score: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Layout regions the model scores below this are ignored."
+    )
+    text_min_score: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Text regions the layout model scores below this are not read as one unit: their lines are read as "
+            "without the layout pass (the model is unsure where the paragraph is)."
+        ),
     )
     furniture_min_score: float = Field(
         default=0.7,

@@ -15,6 +15,7 @@ _PAGE_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _CAPTION = re.compile(r"^\s*(?:table|tab\.|figure|fig\.|chart|exhibit|tabelle|abbildung|abb\.)\s*[\dIVX]+", re.I)
+_SUBCAPTION = re.compile(r"^\s*\((?:[a-h]|i{1,3}|iv|v|vi)\)\s+\w", re.I)
 
 
 def is_page_number(text: str) -> bool:
@@ -25,3 +26,8 @@ def is_page_number(text: str) -> bool:
 def is_caption(text: str) -> bool:
     """Whether ``text`` starts like a table or figure caption: ``Table 1.``, ``Figure 7-26.``, ``Fig. 3``."""
     return bool(_CAPTION.match(text or ""))
+
+
+def is_any_caption(text: str) -> bool:
+    """A caption or a sub-figure's caption (``(a) South American coati``): text under a picture, not in it."""
+    return is_caption(text) or bool(_SUBCAPTION.match(text or ""))

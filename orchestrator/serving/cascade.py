@@ -21,7 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.merge import replace_pages
 from shared.schema import Escalation, OCRResponse, PageResult
 
-RULES = ("no_text", "low_confidence", "table", "formula", "looping", "truncated", "no_text_layer", "first_failed")
+RULES = (
+    "no_text",
+    "low_confidence",
+    "table",
+    "formula",
+    "looping",
+    "truncated",
+    "columns",
+    "no_text_layer",
+    "first_failed",
+)
 """Every rule a cascade can escalate on, as named in ``escalations[].rules`` and the metrics."""
 
 
@@ -42,6 +52,12 @@ class EscalationRules(BaseModel):
     formulas: bool = Field(default=True, description="Escalate a page with a formula block.")
     looping: bool = Field(default=True, description="Escalate a page the first backend flagged as looping.")
     truncated: bool = Field(default=True, description="Escalate a page the first backend flagged as truncated.")
+    columns: bool = Field(
+        default=False,
+        description="Escalate a page whose first answer sets paragraphs side by side (columns: two or more pairs "
+        "of text blocks next to each other), for a first backend that reads columns out of order (MinerU's flash "
+        "tier: README, 'The CPU profile's cascade, by quality').",
+    )
     no_text_layer: bool = Field(
         default=False,
         description="Send a page without a text layer (a scan, an image) straight to the stronger backend: the "
@@ -61,6 +77,7 @@ class EscalationRules(BaseModel):
             "formula": self.formulas,
             "looping": self.looping,
             "truncated": self.truncated,
+            "columns": self.columns,
             "no_text_layer": self.no_text_layer,
             "first_failed": self.first_failed,
         }
@@ -109,9 +126,29 @@ def escalation_rules(page: PageResult, rules: EscalationRules, *, has_text_layer
         met.append("looping")
     if rules.truncated and any(w.startswith("truncated") for w in page.warnings):
         met.append("truncated")
+    if rules.columns and side_by_side(page) >= 2:
+        met.append("columns")
     if rules.no_text_layer and has_text_layer is False:
         met.append("no_text_layer")
     return met
+
+
+def side_by_side(page: PageResult) -> int:
+    """Pairs of paragraphs on a page set next to each other: text blocks of 8+ words, each narrower than 60 % of
+    the page, overlapping vertically (by 30 % of the shorter) with no horizontal overlap. Two or more: columns."""
+    paragraphs = [
+        b.bbox_norm
+        for b in page.blocks
+        if b.type in ("text", "title") and b.bbox_norm[2] - b.bbox_norm[0] < 0.6 and len(b.text.split()) >= 8
+    ]
+    pairs = 0
+    for i, a in enumerate(paragraphs):
+        for b in paragraphs[i + 1 :]:
+            shorter = min(a[3] - a[1], b[3] - b[1])
+            overlap = min(a[3], b[3]) - max(a[1], b[1])
+            if shorter > 0 and overlap > 0.3 * shorter and (a[2] <= b[0] or b[2] <= a[0]):
+                pairs += 1
+    return pairs
 
 
 def plan_escalations(

@@ -217,3 +217,87 @@ def test_a_large_heading_the_model_calls_a_header_stays_in_the_text():
     page = compose(lines, [region("header", [95, 55, 305, 125], score=0.95)]).result
     assert (page.blocks[0].type, page.blocks[0].label) == ("title", "header")
     assert page.markdown.startswith("# Page 1")
+
+
+# --- regions checked against the lines they hold (backends/rapidocr/regions.py) ---------------------------------
+
+PROSE = [
+    "It was a bright cold day in April and the clocks",
+    "were striking thirteen while the wind blew hard",
+    "along the street where nobody had ever walked",
+    "before the rain came down on the town at noon",
+]
+
+
+def typed_page(n: int = 4) -> list[OCRLine]:
+    return [line(text, 100, 200 + 45 * i, 900) for i, text in enumerate(PROSE[:n])]
+
+
+def test_a_page_taken_for_one_figure_is_read_as_text_with_a_warning():
+    lines = typed_page()
+    page = compose(lines, [region("figure", [50, 150, 950, 420], score=0.95)]).result
+    assert page.markdown == "\n".join(PROSE)  # every word of the page, no figure reference
+    assert {(b.type, b.label) for b in page.blocks} == {("text", "figure→text")}
+    assert len(page.warnings) == 1 and page.warnings[0].startswith("figure→text: figure region at [50, 150, 950, 420]")
+    assert "4 of the page's 4 lines" in page.warnings[0]
+    unchecked = compose(lines, [region("figure", [50, 150, 950, 420], score=0.95)], check_regions=False).result
+    assert unchecked.markdown == "![figure](#page-1-figure-1)"  # what the layout pass did before the checks
+
+
+def test_a_real_picture_keeps_its_labels_out_of_the_markdown():
+    lines = typed_page() + [line("2019", 300, 700, 360, h=20), line("2020", 600, 700, 660, h=20)]
+    page = compose(lines, [region("figure", [250, 600, 800, 760])]).result
+    assert [b.type for b in page.blocks][-1] == "figure" and page.warnings == []
+    assert page.markdown.endswith("![figure](#page-1-figure-1)") and "2019" not in page.markdown
+
+
+def test_sentences_inside_a_figure_are_read_when_confidently_read():
+    body = [line("Short intro line here.", 100, 100, 900)] + [
+        line(f"Body line {i}", 100, 900 + 40 * i, 500) for i in range(6)
+    ]
+    inside = [line(t, 150, 300 + 40 * i, 850, score=s) for i, (t, s) in enumerate(zip(PROSE[:2], (0.97, 0.95)))]
+    page = compose(body + inside, [region("figure", [120, 280, 880, 400])]).result
+    assert "2 of its 2 lines are sentences" in page.warnings[0] and PROSE[0] in page.markdown
+    blurred = [line(t, 150, 300 + 40 * i, 850, score=0.6) for i, t in enumerate(PROSE[:2])]  # a photo's sign
+    page = compose(body + blurred, [region("figure", [120, 280, 880, 400])]).result
+    assert page.warnings == [] and PROSE[0] not in page.markdown
+
+
+def test_prose_columns_taken_for_a_table_are_read_as_text_columns():
+    left = [line(t, 60, 200 + 40 * i, 480) for i, t in enumerate(PROSE)]
+    right = [line(t, 520, 200 + 40 * i, 940) for i, t in enumerate(reversed(PROSE))]
+    calls = []
+    page = compose(left + right, [region("table", [50, 190, 950, 370])], read_table=calls.append).result
+    assert calls == []  # the structure model is not even asked
+    assert page.markdown == "\n".join(PROSE) + "\n\n" + "\n".join(reversed(PROSE))  # column by column
+    assert {b.label for b in page.blocks} == {"table→text"} and "<table>" not in page.markdown
+    assert (
+        page.warnings[0].startswith("table→text: table region") and "8 of its 8 lines are sentences" in page.warnings[0]
+    )
+
+
+def test_a_table_of_short_cells_stays_a_table():
+    page = compose(LINES, REGIONS, read_table=lambda box: TABLE).result
+    assert any(b.type == "table" and b.cells for b in page.blocks) and page.warnings == []
+
+
+def test_numbers_with_neighbours_on_their_row_are_values_not_page_numbers():
+    grid = [
+        line(str(v), 100 + 120 * c, 1300 + 40 * r, 160 + 120 * c)
+        for r in range(2)
+        for c in range(5)
+        for v in [r * 5 + c]
+    ]
+    page = compose(typed_page() + grid, [region("text", [50, 150, 950, 420])]).result
+    assert not any(b.type == "footer" for b in page.blocks)
+    assert all(str(v) in page.markdown.split() for v in range(10))
+
+
+def test_a_header_of_many_lines_is_read_and_an_unsure_text_region_frees_its_lines():
+    head = [line(f"Letterhead line {i}", 100, 20 + 30 * i, 500, h=24) for i in range(3)]
+    page = compose(head + typed_page(), [region("header", [95, 15, 505, 115], score=0.95)]).result
+    assert page.markdown.startswith("Letterhead line 0") and page.blocks[0].label == "header"
+    unsure = compose(typed_page(), [region("text", [50, 150, 950, 420], score=0.6)]).result
+    assert {b.label for b in unsure.blocks} == {None}  # read as the plain lines, not as the model's unit
+    sure = compose(typed_page(), [region("text", [50, 150, 950, 420], score=0.9)]).result
+    assert {b.label for b in sure.blocks} == {"text"}

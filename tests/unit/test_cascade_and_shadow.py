@@ -67,6 +67,22 @@ def test_each_rule_fires_on_its_page_and_only_there():
     assert escalation_rules(page(0, [text("<table></table>", score=0.1, type_="table")]), off) == []
 
 
+def test_the_columns_rule_fires_on_paragraphs_set_side_by_side():
+    words = "one two three four five six seven eight nine"
+
+    def para(x0: int, y0: int, x1: int = 0, y1: int = 0):
+        return make_block("text", words, [x0, y0, x1 or x0 + 400, y1 or y0 + 200], width=W, height=H, score=0.99)
+
+    two_columns = page(0, [para(50, 100), para(550, 120), para(50, 400), para(550, 420)])
+    one_column = page(0, [para(50, 100, 950), para(50, 400, 950), para(50, 700, 950)])
+    labels = page(0, [make_block("text", "Left", [50, 100, 300, 150], width=W, height=H), para(550, 100)])
+    rules = EscalationRules(columns=True)
+    assert escalation_rules(two_columns, rules) == ["columns"]
+    assert escalation_rules(one_column, rules) == [] and escalation_rules(labels, rules) == []
+    assert escalation_rules(two_columns, EscalationRules()) == []  # off unless a policy asks for it
+    assert "columns" in rules.enabled() and "columns" not in EscalationRules().enabled()
+
+
 def test_plan_and_merge_keep_easy_pages_and_replace_escalated_ones():
     policy = CascadePolicy(first="cheap", then="strong")
     first = response("cheap", [page(0, [text("easy")]), page(1, []), page(2, [text("t", type_="table")])])

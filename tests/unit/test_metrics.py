@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from shared.metrics import EditScore, agreement, cer, dataset_ned, edit_score, ned, normalize_text, wer
+from shared.metrics import (
+    EditScore,
+    agreement,
+    cer,
+    dataset_ned,
+    edit_score,
+    ned,
+    normalize_text,
+    wer,
+    word_list,
+    word_recall,
+)
 
 
 def test_normalisation_keeps_only_word_characters_and_cjk():
@@ -44,6 +55,15 @@ def test_cer_and_wer_by_hand():
     assert wer("the cat sat", "the cat sat down") == pytest.approx(1 / 4)
     assert wer("a  b\n c", "a b c") == 0.0  # whitespace is collapsed
     assert cer("", "") == 0.0 and cer("x", "") == 1.0
+
+
+def test_word_recall_counts_lost_words_with_multiplicity_and_ignores_order_and_markup():
+    assert word_list("# The <td>Quick</td> fox's ![figure](#x) tail") == ["the", "quick", "fox", "s", "tail"]
+    assert word_recall("b a c", "a b c") == 1.0  # order is NED's business, not this one's
+    assert word_recall("a b", "a a b b") == 0.5  # each occurrence counts
+    assert word_recall("<table><tr><td>a</td><td>b</td></tr></table>", ["a", "b"]) == 1.0
+    assert word_recall("![figure](#page-1-figure-1)", "every word gone") == 0.0
+    assert word_recall("", "") == 1.0 and word_recall("anything", []) == 1.0
 
 
 def test_agreement_is_one_minus_ned():

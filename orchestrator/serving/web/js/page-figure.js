@@ -1,6 +1,8 @@
 // One page's picture with the backend's blocks drawn over it as focusable boxes (not a baked PNG): hover, focus or
 // click a box to see the block's type, score and text. Boxes are placed by `bbox_norm` (0–1 of the page), so they
-// fit whatever size the picture is shown at.
+// fit whatever size the picture is shown at. A block the engine read as text against its layout label (label
+// `figure→text`, `table→text`: the layout model called the region a figure or table, its lines said otherwise) is
+// outlined apart, and its details say why, from the page's warning about that region.
 
 import { h, fill } from "./dom.js";
 import { plainText } from "./markdown.js";
@@ -45,11 +47,12 @@ export class PageFigure {
     const [x0, y0, x1, y1] = normBox(block, this.page);
     const mark = this.marks.get(i);
     const preview = plainText(block.text).replace(/\s+/g, " ").trim().slice(0, 80);
+    const overruled = readAsText(block);
     const el = h("button", {
       type: "button",
-      class: `block t-${block.type}${mark?.disagree ? " disagree" : ""}`,
-      dataset: { index: i, type: block.type },
-      "aria-label": `${block.type} block ${i + 1}${mark?.disagree ? " (disagreement)" : ""}: ${preview || "no text"}`,
+      class: `block t-${block.type}${mark?.disagree ? " disagree" : ""}${overruled ? " read-as-text" : ""}`,
+      dataset: { index: i, type: block.type, ...(overruled ? { label: block.label } : {}) },
+      "aria-label": `${block.type} block ${i + 1}${overruled ? ` (${block.label})` : ""}${mark?.disagree ? " (disagreement)" : ""}: ${preview || "no text"}`,
       "aria-pressed": "false",
     });
     Object.assign(el.style, {
@@ -108,6 +111,7 @@ export class PageFigure {
     const block = this.page.blocks[i];
     const text = plainText(block.text).trim();
     const note = this.marks.get(i)?.note;
+    const why = readAsText(block) ? whyReadAsText(block, this.page) : null;
     fill(
       this.tooltip,
       h(
@@ -119,6 +123,7 @@ export class PageFigure {
         h("span", { class: "hint" }, ` · block ${i + 1} of ${this.page.blocks.length}`),
       ),
       note ? h("p", { class: `tip-note${this.marks.get(i).disagree ? " bad" : ""}` }, note) : null,
+      why ? h("p", { class: "tip-note tip-why" }, why) : null,
       h("p", { class: "tip-text" }, text ? (text.length > TEXT_PREVIEW ? `${text.slice(0, TEXT_PREVIEW)}…` : text) : "(no text)"),
     );
     const [x0, y0, , y1] = normBox(block, this.page);
@@ -132,16 +137,43 @@ export class PageFigure {
   }
 }
 
-/** Which colour is which type, for the types on this page, with their counts. */
+/** Which colour is which type, for the types on this page, with their counts; and the blocks read as text. */
 function legend(blocks) {
   const counts = new Map();
   for (const b of blocks) counts.set(b.type, (counts.get(b.type) || 0) + 1);
   if (counts.size === 0) return h("figcaption", { class: "legend hint" }, "No blocks on this page.");
+  const overruled = new Map();
+  for (const b of blocks) if (readAsText(b)) overruled.set(b.label, (overruled.get(b.label) || 0) + 1);
   return h(
     "figcaption",
     { class: "legend" },
     [...counts].map(([type, n]) => h("span", { class: "legend-item" }, h("span", { class: `swatch t-${type}`, "aria-hidden": "true" }), `${type} ${n}`)),
+    [...overruled].map(([label, n]) =>
+      h("span", { class: "legend-item read-as-text-item", title: "The layout model's label, overruled by the lines inside the region" }, h("span", { class: "swatch read-as-text", "aria-hidden": "true" }), `${label} ${n}`),
+    ),
   );
+}
+
+/** Whether the engine read this block as text against its layout label (`figure→text`, `table→text`). */
+function readAsText(block) {
+  return typeof block.label === "string" && block.label.endsWith("→text");
+}
+
+/**
+ * Why a block was read as text: the page's warning about the region it came from (the one whose box holds the
+ * block's centre), e.g. "figure→text: figure region at [0, 0, 908, 505] read as text, it holds 8 of the page's 8
+ * lines (a picture holds labels, not the page)".
+ */
+function whyReadAsText(block, page) {
+  const mine = (page.warnings || []).filter((w) => w.startsWith(`${block.label}:`));
+  const [x0, y0, x1, y1] = block.bbox || [0, 0, 0, 0];
+  const cx = (x0 + x1) / 2;
+  const cy = (y0 + y1) / 2;
+  const holding = mine.find((w) => {
+    const m = w.match(/at \[(-?[\d.]+), (-?[\d.]+), (-?[\d.]+), (-?[\d.]+)\]/);
+    return m && cx >= +m[1] && cx <= +m[3] && cy >= +m[2] && cy <= +m[4];
+  });
+  return holding || mine[0] || `Read as text: the layout model's ${block.label.replace("→text", "")} label was overruled by the lines inside it.`;
 }
 
 /** The block's box as 0–1 fractions of the page, clamped. */
