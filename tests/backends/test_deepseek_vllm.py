@@ -30,6 +30,7 @@ from backends.deepseek.vllm_inputs import (
     token_budget,
 )
 from shared.errors import OCRError
+from tests.support.skip_policy import NEEDS_CUDA
 
 EOS = "<｜end▁of▁sentence｜>"
 PROMPT = "<image>\n<|grounding|>Convert the document to markdown."
@@ -247,11 +248,17 @@ def test_runner_aborts_the_rest_when_a_page_fails():
 @pytest.mark.gpu
 @pytest.mark.vllm
 def test_real_vllm_on_a_dev_pdf():
-    """Needs vllm, a CUDA GPU and DEEPSEEK_OCR_MODEL (a local DeepSeek-OCR or OCR-2 directory or hub id)."""
-    pytest.importorskip("vllm")
-    torch = pytest.importorskip("torch")
+    """Needs a CUDA GPU, and there vllm and DEEPSEEK_OCR_MODEL (a local DeepSeek-OCR or OCR-2 directory or hub id).
+
+    The only test allowed to skip under CI=true, and only for want of a GPU (tests/support/skip_policy.py): a GPU
+    runner without the weights fails it.
+    """
+    import torch  # installed by scripts/test.sh with vLLM's CPU build
+
     if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
+        pytest.skip(NEEDS_CUDA)
+    import vllm  # noqa: F401  (a GPU box runs the vllm extra)
+
     model = os.environ.get("DEEPSEEK_OCR_MODEL")
     if not model:
         pytest.skip("set DEEPSEEK_OCR_MODEL to a DeepSeek-OCR(-2) directory or hub id")

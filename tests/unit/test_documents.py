@@ -105,7 +105,8 @@ def test_hostile_and_broken_inputs():
 
 
 def test_encrypted_pdf_is_named_as_such():
-    pypdf = pytest.importorskip("pypdf")
+    import pypdf  # the test extra
+
     writer = pypdf.PdfWriter()
     writer.add_blank_page(width=200, height=200)
     writer.encrypt(user_password="secret", owner_password="owner")
@@ -200,9 +201,7 @@ def _refusal(data: bytes, name: str, **limits) -> OCRError:
 
 @pytest.fixture(scope="module")
 def hostile():
-    pytest.importorskip("docx", reason="python-docx (test extra) builds the documents")
-    pytest.importorskip("pptx", reason="python-pptx (installed with mineru) builds the PPTX cases")
-    from tests.support import hostile_documents
+    from tests.support import hostile_documents  # python-docx and python-pptx build it (the test extra)
 
     return hostile_documents
 
