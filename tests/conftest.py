@@ -126,6 +126,7 @@ def rapidocr_url(deploy_app) -> str:
                 },
             },
             "router": {"auto_order": ["rapidocr", "rapidocr-default", "fake"]},
+            "allow_custom_engines": True,  # the fake engines
         },
     )
 
@@ -162,5 +163,6 @@ def strict_url(deploy_app) -> str:
                 "status_ttl_s": 0,
             },
             "jobs": {"chunk_pages": 2},
+            "allow_custom_engines": True,  # the fake engines
         },
     )

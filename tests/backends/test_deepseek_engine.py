@@ -240,3 +240,41 @@ def test_dead_engine_reports_unready():
 
     health = engine_with(DeadRunner()).health()
     assert not health.ready and "stopped working" in health.detail
+
+
+def test_no_missing_weights_answer_offers_random_weights_as_the_fix(tmp_path):
+    """Every ``models_missing`` path says what to download; none suggests ``load_format: dummy`` (random weights
+    would turn the 503 into a ready backend answering noise)."""
+    from backends.deepseek.source import ModelSource, check_tokenizer
+    from backends.deepseek.vllm_errors import classify_load_error
+
+    answers: list[OCRError] = []
+
+    def refused(call, *args, **kwargs) -> None:
+        with pytest.raises(OCRError) as e:
+            call(*args, **kwargs)
+        answers.append(e.value)
+
+    model = tmp_path / "m"
+    refused(resolve_source, str(model), offline=True, default_hub_id="org/x")  # no directory
+    model.mkdir()
+    refused(resolve_source, str(model), offline=True, default_hub_id="org/x")  # no config.json
+    (model / "config.json").write_text("{}")
+    refused(resolve_source, str(model), offline=True, default_hub_id="org/x")  # no weights
+    refused(resolve_source, "org/not-cached", offline=True, default_hub_id="org/x", download_dir=str(tmp_path / "c"))
+    refused(check_tokenizer, ModelSource(str(model), None, True, {}), "org/x")  # no tokenizer files
+    answers.append(classify_load_error(OSError("model.safetensors not found"), ref=str(model), hint="hf download x"))
+    assert {a.code for a in answers} == {"models_missing"} and len(answers) == 6
+    for answer in answers:
+        assert "download" in answer.message and "dummy" not in answer.message and "random" not in answer.message
+
+
+def test_random_weights_are_reported_in_health_and_in_every_answer():
+    engine = engine_with(FakeRunner(), load_format="dummy", allow_random_weights=True)
+    health = engine.health()
+    assert health.ready and health.info["random_weights"] is True
+    assert health.model.version == "DeepSeek-OCR-2 (random weights)"
+    resp = run_document(engine, open_document(png(), name="p.png"), backend="d", request_id="r")
+    assert resp.model.version == "DeepSeek-OCR-2 (random weights)"
+    real = engine_with(FakeRunner())
+    assert real.health().info["random_weights"] is False and real.model_info().version == "DeepSeek-OCR-2"

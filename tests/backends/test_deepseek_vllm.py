@@ -49,7 +49,9 @@ def test_engine_kwargs_follow_the_recipe():
     assert kw["logits_processors"] == [NGramStub]
     assert (kw["max_num_seqs"], kw["gpu_memory_utilization"], kw["max_model_len"]) == (32, 0.8, 8192)
     assert "load_format" not in kw
-    dummy = engine_kwargs(DeepSeekConfig(load_format="dummy", download_dir="/cache"), "org/m")
+    dummy = engine_kwargs(
+        DeepSeekConfig(load_format="dummy", allow_random_weights=True, download_dir="/cache"), "org/m"
+    )
     assert dummy["load_format"] == "dummy" and dummy["download_dir"] == "/cache" and "logits_processors" not in dummy
 
 

@@ -64,6 +64,7 @@ def features_url(deploy_app, tmp_path_factory):
                 "fake": {"engine": FAKE, "deployment": {"ray_actor_options": {"num_cpus": 0.05}}},
             },
             "router": {"auto_order": [BACKEND, "fake"]},
+            "allow_custom_engines": True,  # the fake backend
         },
     )
     yield url
