@@ -139,13 +139,22 @@ def test_page_usage_falls_back_to_the_mode_formula():
 
 
 def test_health_before_and_after_start():
+    """What the engine itself decides about its health (the runner's own facts - device, library versions,
+    attention - are checked with the real runners: test_deepseek_hf.py, tests/e2e/test_deepseek_vllm_http.py)."""
     engine = DeepSeekEngine({"engine": "vllm", "warmup": False}, runner=None)
     health = engine.health()
-    assert not health.ready and health.detail == "not started"
-    runner_engine = engine_with(FakeRunner())
-    health = runner_engine.health()
-    assert health.ready and health.model.device == "cuda:0" and health.info["fake"] is True
-    assert health.info["variant"] == "ocr2" and health.info["modes_honoured"] == ["gundam"]
+    assert not health.ready and health.detail == "not started" and health.model.device is None
+    health = engine_with(FakeRunner(), variant="ocr", max_new_tokens=300).health()
+    assert health.ready and health.detail is None
+    assert (health.model.version, health.model.engine, health.model.id) == (
+        "DeepSeek-OCR",
+        "vllm",
+        "deepseek-ai/DeepSeek-OCR",
+    )
+    assert health.info["variant"] == "ocr" and health.info["modes_honoured"] == ["gundam"]  # vLLM runs Gundam only
+    assert health.info["max_new_tokens"] == 300 and health.info["extract"] is True
+    ocr2 = engine_with(FakeRunner()).health()
+    assert ocr2.model.version == "DeepSeek-OCR-2" and ocr2.model.id == "deepseek-ai/DeepSeek-OCR-2"
 
 
 def test_missing_weights_make_start_fail_and_health_explain(tmp_path):

@@ -4,13 +4,17 @@ Test-only: not in the product's registry. Configs name it by import path (``engi
 replicas because Ray puts the driver's working directory (the repository) on their path.
 
 It answers instantly with one block per page that says which page it saw, can be told to sleep (to hold a
-replica busy) or to fail, and reports the GPU ids Ray gave its replica, so placement tests can read them.
+replica busy), to hold its answer until a test opens a gate (to decide the order of events without timing them),
+to fail, or to refuse every request as an engine without its models does, and reports the GPU ids Ray gave its
+replica, so placement tests can read them. Deploying it takes ``allow_custom_engines: true`` in the app's args.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from backends.base import EngineConfig, EngineHealth, EngineOptions, EngineRun, OCREngine
 from shared.boxes import make_block, scale_box
 from shared.documents import Document, PageImage
-from shared.schema import ModelInfo, PageResult
+from shared.errors import OCRError
+from shared.schema import ErrorCode, ModelInfo, PageResult
 
 FAKE = "tests.support.fake_engine:FakeEngine"
 """What a backend config's ``engine`` says to host this engine."""
@@ -43,6 +48,19 @@ class FakeConfig(EngineConfig):
     crashable: bool = Field(
         default=True, description="Whether the crash option is obeyed (a 'steady' twin ignores it)."
     )
+    gate_dir: str | None = Field(
+        default=None,
+        description="Directory of the gates the 'hold' option waits on: a gate is open once a file of its name exists "
+        "there (a test creates it). Set by the test that deploys the backend, never by a request.",
+    )
+    hold_timeout_s: float = Field(
+        default=300.0, gt=0, description="Longest wait for a gate; then the request fails (a hang guard)."
+    )
+    refuse: ErrorCode | None = Field(
+        default=None,
+        description="Refuse every request with this error, as a real engine does (e.g. models_missing: its models "
+        "are absent).",
+    )
 
 
 class FakeOptions(EngineOptions):
@@ -50,6 +68,13 @@ class FakeOptions(EngineOptions):
     fail: bool = Field(default=False, description="Raise a server-side error instead of answering.")
     crash: bool = Field(default=False, description="Kill the hosting process (fault-injection tests).")
     poison: bool = Field(default=False, description="Make health() report unhealthy from now on (health tests).")
+    hold: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}(\{page\})?$",
+        description="Answer only once the gate of this name is open (a file in the engine's gate_dir); a file "
+        "'<name>.waiting.<id>' is there while a request waits (tests count them). A name ending in '{page}' gets "
+        "the number of the call's first page instead ('chunk-{page}': one gate per chunk of a job).",
+    )
 
 
 class FakeEngine(OCREngine):
@@ -71,6 +96,11 @@ class FakeEngine(OCREngine):
 
     def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
         assert isinstance(options, FakeOptions)
+        if self.config.refuse is not None:
+            raise OCRError(self.config.refuse, f"the fake engine refuses every request ({self.config.refuse.value})")
+        if options.hold:
+            first = min((p.index for p in pages), default=0) + 1
+            self._wait_for_gate(options.hold.replace("{page}", str(first)))
         if options.sleep_s:
             time.sleep(options.sleep_s)
         if options.crash and self.config.crashable:
@@ -96,3 +126,19 @@ class FakeEngine(OCREngine):
             )
         raw: dict[str, Any] = {"pages": len(pages), "pid": os.getpid()}
         return EngineRun(pages=results, raw=raw, source_markdown="\n\n".join(p.markdown for p in results))
+
+    def _wait_for_gate(self, name: str) -> None:
+        """Block until ``gate_dir/name`` exists; say so with a ``gate_dir/name.waiting.<id>`` file meanwhile."""
+        if self.config.gate_dir is None:
+            raise OCRError(ErrorCode.INVALID_OPTION, "this fake backend has no gate_dir: 'hold' cannot work")
+        gates = Path(self.config.gate_dir)
+        waiting = gates / f"{name}.waiting.{uuid.uuid4().hex}"
+        waiting.touch()
+        deadline = time.monotonic() + self.config.hold_timeout_s
+        try:
+            while not (gates / name).exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gate {name!r} stayed closed for {self.config.hold_timeout_s:.0f} s")
+                time.sleep(0.05)
+        finally:
+            waiting.unlink(missing_ok=True)
