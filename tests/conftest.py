@@ -53,6 +53,8 @@ def serve_url() -> Iterator[str]:
     port = _free_port()
     ray.init(
         _metrics_export_port=METRICS_PORT,
+        # metrics reach the scrape within a second instead of Ray's default ten: tests that wait for them wait less
+        _system_config={"metrics_report_interval_ms": 1000},
         num_cpus=16,  # logical: replicas ask for fractions, the 2 real cores are shared
         object_store_memory=300 * 1024 * 1024,
         include_dashboard=False,

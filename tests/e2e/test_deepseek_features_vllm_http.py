@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import httpx
 import pytest
@@ -26,6 +25,7 @@ from shared.extraction import load_preset
 from shared.schema import ExtractResponse
 from tests.conftest import METRICS_PORT
 from tests.support.fake_engine import FAKE
+from tests.support.signals import wait_for_total
 from tests.support.tiny_lora import build_tiny_lora
 from tests.support.tiny_vllm import tiny_engine_config
 from tests.support.tiny_vllm_bytes import build_byte_vllm_model
@@ -145,12 +145,11 @@ def test_two_adapters_and_the_base_model_decode_differently_in_one_batch(feature
     with httpx.Client(base_url=features_url, timeout=TIMEOUT) as client:
         scheduler = backend_listing(client)[BACKEND]["info"]["scheduler"]
     assert scheduler["peak_running"] >= 3  # vLLM's own count: the requests ran in one batch
-    deadline, lines = time.monotonic() + 60, []
-    while time.monotonic() < deadline and not lines:
-        text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=30).text
-        lines = [x for x in text.splitlines() if x.startswith("ray_ocrserve_") and 'adapter="receipts"' in x]
-        time.sleep(2)
-    assert lines, "no request counted for adapter receipts"
+    # every extraction counted, by the adapter that answered and whether it validated (all three did)
+    for adapter in ("none", "receipts", "invoices"):
+        labels = {"application": APP, "backend": BACKEND, "adapter": adapter, "valid": "true"}
+        wait_for_total(METRICS_PORT, "ray_ocrserve_extractions_total", 1, **labels)
+    wait_for_total(METRICS_PORT, "ray_ocrserve_requests_total", 1, application=APP, adapter="receipts")
 
 
 def _valid(preset: str, answer: object) -> bool:
