@@ -3,7 +3,10 @@
 Lazy on purpose: the router and CPU-only installs must not import torch, vLLM or MinerU just because those
 engines exist (engine modules keep heavy imports inside ``start()``, see :mod:`backends.base`). Adding an engine
 kind is one line here; adding a *backend* (a named deployment of an engine) is configuration only. An engine that
-is not registered - your own, or the test suite's fake - is named by its import path, ``package.module:Class``.
+is not registered - your own, or the test suite's fake - is named by its import path, ``package.module:Class``,
+and an application deploys one only when its config says ``allow_custom_engines: true``
+(:func:`check_engine_kind`): an import path in a config is code that runs in every replica, and the tests' fake
+engine obeys requests to sleep, fail or kill its process.
 """
 
 from __future__ import annotations
@@ -22,6 +25,27 @@ ENGINES: dict[str, str] = {
     "deepseek": "backends.deepseek.engine:DeepSeekEngine",
     "mineru": "backends.mineru:MinerUEngine",
 }
+
+
+def is_registered(kind: str) -> bool:
+    """Whether ``kind`` is one of the product's engine kinds (not an import path)."""
+    return kind in ENGINES
+
+
+def check_engine_kind(kind: str, *, allow_custom: bool) -> None:
+    """Refuse an engine named by import path unless the application allows custom engines; imports nothing.
+
+    A name that is neither registered nor an import path is left to :func:`check_engine_settings` (unknown kind).
+
+    Raises:
+        ValueError: naming the engine, the registered kinds and the setting that allows it.
+    """
+    if is_registered(kind) or allow_custom or ":" not in kind:
+        return
+    raise ValueError(
+        f"engine {kind!r} is not one of the registered kinds ({', '.join(sorted(ENGINES))}); an engine named by "
+        "import path runs only with allow_custom_engines: true in the application's args"
+    )
 
 
 def engine_class(kind: str) -> type[OCREngine]:

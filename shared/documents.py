@@ -432,8 +432,26 @@ def page_sizes(doc: Document) -> list[PageImage]:
         ]
     if doc.media_type in IMAGE_TYPES:
         _, size = _image_frame_sizes(doc.data)
-        return [PageImage(index=i, image=None, dpi=None, size=tuple(size(i))) for i in doc.page_indices]
+        turned = doc.media_type == "image/jpeg" and _exif_turns_sideways(doc.data)
+        return [
+            PageImage(index=i, image=None, dpi=None, size=tuple(size(i)[::-1] if turned else size(i)))
+            for i in doc.page_indices
+        ]
     return []
+
+
+EXIF_ORIENTATION = 0x0112
+SIDEWAYS_ORIENTATIONS = frozenset({5, 6, 7, 8})
+"""EXIF orientations that turn the stored picture by 90 degrees: the upright page is as wide as it is stored tall."""
+
+
+def _exif_turns_sideways(data: bytes) -> bool:
+    """Whether a JPEG's EXIF orientation swaps its width and height (read from the header, nothing decoded), so
+    that the sizes here agree with :func:`render_pages`, which applies the orientation."""
+    try:
+        return _open_image(data).getexif().get(EXIF_ORIENTATION) in SIDEWAYS_ORIENTATIONS
+    except Exception:  # unreadable EXIF: rendering ignores it the same way
+        return False
 
 
 def render_page(doc: Document, index: int) -> PageImage:

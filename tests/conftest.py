@@ -16,6 +16,8 @@ import pytest
 
 from benchmarks.support.fake_engine import FAKE
 
+pytest_plugins = ["tests.support.skip_policy"]  # under CI=true, a skip fails unless its reason is allowed there
+
 REPO = Path(__file__).resolve().parents[1]
 DEV_DATA = REPO.parent / "shared" / "data" / "dev"
 
@@ -25,7 +27,8 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 def dev_file(relative: str) -> Path:
-    """A file of ../shared/data/dev, or a skip when this clone has no ../shared beside it."""
+    """A file of ../shared/data/dev, or a skip when this clone has no ../shared beside it (CI has it: a skip there
+    fails the run, see tests/support/skip_policy.py)."""
     path = DEV_DATA / relative
     if not path.is_file():
         pytest.skip(f"dev data not present ({path}); runs where ../shared/data/dev exists")
@@ -50,6 +53,8 @@ def serve_url() -> Iterator[str]:
     port = _free_port()
     ray.init(
         _metrics_export_port=METRICS_PORT,
+        # metrics reach the scrape within a second instead of Ray's default ten: tests that wait for them wait less
+        _system_config={"metrics_report_interval_ms": 1000},
         num_cpus=16,  # logical: replicas ask for fractions, the 2 real cores are shared
         object_store_memory=300 * 1024 * 1024,
         include_dashboard=False,
@@ -80,8 +85,8 @@ def deploy_app(serve_url: str) -> Iterator[Callable[[str, dict[str, Any]], str]]
         return deployed[name]
 
     yield _deploy
-    for name in deployed:
-        serve.delete(name)
+    # nothing to delete one by one: serve_url's serve.shutdown() then takes every application down at once (each
+    # replica still shuts down gracefully, so engines close what they started)
 
 
 AGREEMENT_BLOCKS = [
@@ -123,6 +128,7 @@ def rapidocr_url(deploy_app) -> str:
                 },
             },
             "router": {"auto_order": ["rapidocr", "rapidocr-default", "fake"]},
+            "allow_custom_engines": True,  # the fake engines
         },
     )
 
@@ -131,20 +137,31 @@ STRICT_KEY = "test-key"
 
 
 @pytest.fixture(scope="session")
-def strict_url(deploy_app) -> str:
+def strict_gates(tmp_path_factory) -> Path:
+    """Where the ``strict`` app's 'slow' and 'steady' fake backends look for the gates their 'hold' option names."""
+    return tmp_path_factory.mktemp("strict-gates")
+
+
+@pytest.fixture(scope="session")
+def strict_url(deploy_app, strict_gates) -> str:
     """An application with tight limits, an API key, a small-queue backend and crashable backends."""
     tiny = {"ray_actor_options": {"num_cpus": 0.05}}
+    gates = {"gate_dir": str(strict_gates)}
     return deploy_app(
         "strict",
         {
             "backends": {
                 "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 0.3}}},
-                "slow": {"engine": FAKE, "deployment": {**tiny, "max_ongoing_requests": 1, "max_queued_requests": 1}},
+                "slow": {
+                    "engine": FAKE,
+                    "engine_config": gates,
+                    "deployment": {**tiny, "max_ongoing_requests": 1, "max_queued_requests": 1},
+                },
                 "fragile": {
                     "engine": FAKE,
                     "deployment": {**tiny, "health_check_period_s": 1, "health_check_timeout_s": 5},
                 },
-                "steady": {"engine": FAKE, "engine_config": {"crashable": False}, "deployment": tiny},
+                "steady": {"engine": FAKE, "engine_config": {"crashable": False, **gates}, "deployment": tiny},
             },
             "router": {
                 "api_key": STRICT_KEY,
@@ -159,5 +176,49 @@ def strict_url(deploy_app) -> str:
                 "status_ttl_s": 0,
             },
             "jobs": {"chunk_pages": 2},
+            "allow_custom_engines": True,  # the fake engines
+        },
+    )
+
+
+SIGNALS_APP = "signals"
+
+
+@pytest.fixture(scope="session")
+def signals_gates(tmp_path_factory) -> Path:
+    """Where the ``signals`` app's gated fake backend looks for its gates (tests.support.signals.Gate)."""
+    return tmp_path_factory.mktemp("gates")
+
+
+@pytest.fixture(scope="session")
+def signals_url(deploy_app, signals_gates) -> str:
+    """Fake engines only, wired to make every router signal happen on demand: a shadow pair whose shadow ('twin')
+    holds each read behind the gate ``shadow``, a backend that refuses everything as an engine without its models
+    does, a cascade that keeps its pages and one that escalates them, and ``debug_errors`` on."""
+    tiny = {"ray_actor_options": {"num_cpus": 0.05}}
+    return deploy_app(
+        SIGNALS_APP,
+        {
+            "backends": {
+                "fake": {"engine": FAKE, "deployment": tiny},
+                "twin": {
+                    "engine": FAKE,
+                    "engine_config": {"gate_dir": str(signals_gates)},
+                    "default_options": {"hold": "shadow"},
+                    "deployment": tiny,
+                },
+                "refuser": {"engine": FAKE, "engine_config": {"refuse": "models_missing"}, "deployment": tiny},
+            },
+            "router": {
+                "auto_order": ["fake"],
+                "cascades": {
+                    "keeps": {"first": "fake", "then": "refuser"},
+                    "escalates": {"first": "refuser", "then": "fake"},
+                },
+                "shadow": {"fraction": 1.0, "pairs": {"fake": "twin"}, "max_in_flight": 2, "backoff_s": 5},
+                "debug_errors": True,
+            },
+            "jobs_enabled": False,
+            "allow_custom_engines": True,  # the fake engines
         },
     )

@@ -50,6 +50,11 @@ REFUSE_V1_TRANSFORMERS = (
 )
 
 
+REFUSE_RANDOM_WEIGHTS = (
+    "load_format: dummy serves random weights: every answer is noise (for benchmarks and tests of the engine path). "
+    "Set allow_random_weights: true beside it to mean that; to serve OCR, point model at the real checkpoint"
+)
+
 REFUSE_ADAPTERS_TRANSFORMERS = (
     "LoRA adapters are served by the vLLM engine only (multi-LoRA: adapters and the base model batched together); "
     "the transformers engine runs one generate() batch per model and is not offered with adapters. Set engine: vllm, "
@@ -207,7 +212,13 @@ class DeepSeekConfig(EngineConfig):
     load_format: Literal["auto", "dummy"] = Field(
         default="auto",
         description="vLLM only: 'dummy' initialises random weights at the checkpoint's shapes (config and "
-        "tokenizer files only), for throughput benchmarks without the weights.",
+        "tokenizer files only), for throughput benchmarks and tests without the weights; its answers are noise. "
+        "Needs allow_random_weights: true.",
+    )
+    allow_random_weights: bool = Field(
+        default=False,
+        description="Say yes to load_format: dummy (random weights: every answer is noise). Such a backend says so "
+        "in GET /v1/backends (info.random_weights) and in every answer's model.version.",
     )
     ngram_size: int = Field(default=30, ge=2, description="No-repeat n-gram guard: n-gram length (anti-looping).")
     window_size: int = Field(default=90, ge=2, description="No-repeat n-gram guard: look-back window in tokens.")
@@ -246,6 +257,8 @@ class DeepSeekConfig(EngineConfig):
             )
         if self.engine == "transformers" and self.declared_variant() == "ocr":
             raise ValueError(REFUSE_V1_TRANSFORMERS)
+        if self.load_format == "dummy" and not self.allow_random_weights:
+            raise ValueError(REFUSE_RANDOM_WEIGHTS)
         if self.adapters and self.engine != "vllm":
             raise ValueError(REFUSE_ADAPTERS_TRANSFORMERS)
         if self.engine == "transformers" and self.tensor_parallel_size > 1:
@@ -290,6 +303,10 @@ class DeepSeekConfig(EngineConfig):
     def devices_per_replica(self) -> int:
         """GPUs one replica of this engine shards over (vLLM's tensor parallelism; 1 otherwise)."""
         return self.tensor_parallel_size if self.engine == "vllm" else 1
+
+    def random_weights(self) -> bool:
+        """Whether this backend serves random weights (vLLM's dummy loader), which it then says everywhere."""
+        return self.load_format == "dummy"
 
     def declared_variant(self) -> Variant | None:
         """The variant known without reading files: the explicit setting, else the model name's."""

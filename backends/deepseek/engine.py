@@ -37,6 +37,8 @@ from shared.schema import ModelInfo, PageResult, PageUsage
 logger = logging.getLogger(__name__)
 
 VARIANT_NAMES: dict[str, str] = {"ocr": "DeepSeek-OCR", "ocr2": "DeepSeek-OCR-2"}
+RANDOM_WEIGHTS_VERSION = "{name} (random weights)"
+"""``model.version`` of a backend on vLLM's dummy weights: every answer, metric label and accuracy run says so."""
 
 ENFORCED_BY = "vLLM structured outputs (JSON schema grammar applied to every decoded token)"
 """What constrains an extraction on this engine (the response's ``enforced_by``)."""
@@ -226,6 +228,7 @@ class DeepSeekEngine(OCREngine):
             "max_new_tokens": self.cfg.max_new_tokens,
             "extract": engine_name == "vllm",
             "count_tokens": True,
+            "random_weights": self.cfg.random_weights(),
             "adapters": {name: {"source": source} for name, source in self.cfg.adapters.items()},
         }
         if runner is not None:
@@ -242,13 +245,18 @@ class DeepSeekEngine(OCREngine):
             ready=ready,
             model=ModelInfo(
                 id=self.cfg.model_ref(),
-                version=VARIANT_NAMES[self._variant],
+                version=self.model_version(),
                 engine=engine_name,
                 device=runner.device() if runner is not None else None,
             ),
             detail=detail,
             info=info,
         )
+
+    def model_version(self) -> str:
+        """The variant's name, marked when the weights are random (``load_format: dummy``)."""
+        name = VARIANT_NAMES[self._variant]
+        return RANDOM_WEIGHTS_VERSION.format(name=name) if self.cfg.random_weights() else name
 
     def plan(self, options: DeepSeekOptions) -> tuple[RunPlan, list[str]]:
         """The prompt, mode and token budget for a request, and request-level warnings.

@@ -71,8 +71,8 @@ def check_tokenizer(source: ModelSource, default_hub_id: str) -> None:
     hint = download_hint(source.hub_id or default_hub_id, None if source.hub_id else str(directory))
     raise OCRError(
         "models_missing",
-        f"{directory} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); vLLM needs them even with "
-        f"load_format: dummy; download the model (or its small files) with: {hint}",
+        f"{directory} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); vLLM needs them to build the model; "
+        f"download the model with: {hint}",
     )
 
 

@@ -62,7 +62,7 @@ def classify_load_error(error: BaseException, *, ref: str, hint: str) -> OCRErro
         return OCRError(
             "models_missing",
             f"vLLM cannot load the model {ref} ({kind}: {detail}); it needs config.json, the tokenizer files and "
-            f"the weights (or load_format: dummy); download it with: {hint}",
+            f"the weights; download it with: {hint}",
         )
     if isinstance(error, RuntimeError):
         return OCRError(

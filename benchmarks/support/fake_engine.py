@@ -5,7 +5,9 @@ Not in the product's registry: the tests and the benchmarks that measure the ser
 their path, or a benchmark gives them the repository's root (:func:`benchmarks.support.ray_worker_env`).
 
 It answers instantly with one block per page that says which page it saw, can be told to sleep (to hold a
-replica busy) or to fail, and reports the GPU ids Ray gave its replica, so placement tests can read them.
+replica busy), to hold its answer until a test opens a gate (to decide the order of events without timing them),
+to fail, or to refuse every request as an engine without its models does, and reports the GPU ids Ray gave its
+replica, so placement tests can read them. Deploying it takes ``allow_custom_engines: true`` in the app's args.
 
 With ``tensor_parallel_size`` above 1 it does at start what vLLM's Ray executor does for a tensor-parallel engine
 (``vllm/v1/executor/ray_executor.py``): one worker actor per GPU bundle of the replica's placement group
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +28,7 @@ from backends.base import EngineConfig, EngineHealth, EngineOptions, EngineRun, 
 from shared.boxes import make_block, scale_box
 from shared.documents import Document, PageImage
 from shared.errors import OCRError
-from shared.schema import ModelInfo, PageResult
+from shared.schema import ErrorCode, ModelInfo, PageResult
 
 FAKE = "benchmarks.support.fake_engine:FakeEngine"
 """What a backend config's ``engine`` says to host this engine."""
@@ -58,6 +62,20 @@ class FakeConfig(EngineConfig):
         "out-of-memory error, a ValueError, or models_missing (start-up failure tests).",
     )
 
+    gate_dir: str | None = Field(
+        default=None,
+        description="Directory of the gates the 'hold' option waits on: a gate is open once a file of its name exists "
+        "there (a test creates it). Set by the test that deploys the backend, never by a request.",
+    )
+    hold_timeout_s: float = Field(
+        default=300.0, gt=0, description="Longest wait for a gate; then the request fails (a hang guard)."
+    )
+    refuse: ErrorCode | None = Field(
+        default=None,
+        description="Refuse every request with this error, as a real engine does (e.g. models_missing: its models "
+        "are absent).",
+    )
+
     def devices_per_replica(self) -> int:
         return self.tensor_parallel_size
 
@@ -67,6 +85,13 @@ class FakeOptions(EngineOptions):
     fail: bool = Field(default=False, description="Raise a server-side error instead of answering.")
     crash: bool = Field(default=False, description="Kill the hosting process (fault-injection tests).")
     poison: bool = Field(default=False, description="Make health() report unhealthy from now on (health tests).")
+    hold: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}(\{page\})?$",
+        description="Answer only once the gate of this name is open (a file in the engine's gate_dir); a file "
+        "'<name>.waiting.<id>' is there while a request waits (tests count them). A name ending in '{page}' gets "
+        "the number of the call's first page instead ('chunk-{page}': one gate per chunk of a job).",
+    )
 
 
 class FakeEngine(OCREngine):
@@ -103,6 +128,11 @@ class FakeEngine(OCREngine):
 
     def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
         assert isinstance(options, FakeOptions)
+        if self.config.refuse is not None:
+            raise OCRError(self.config.refuse, f"the fake engine refuses every request ({self.config.refuse.value})")
+        if options.hold:
+            first = min((p.index for p in pages), default=0) + 1
+            self._wait_for_gate(options.hold.replace("{page}", str(first)))
         if options.sleep_s:
             time.sleep(options.sleep_s)
         if options.crash and self.config.crashable:
@@ -163,3 +193,19 @@ def _start_workers(count: int) -> tuple[dict[str, Any], list[Any]]:
     ]
     seen = ray.get([w.where.remote() for w in workers], timeout=60)
     return {"placement_group_bundles": bundles, "tp_workers": seen}, workers
+
+    def _wait_for_gate(self, name: str) -> None:
+        """Block until ``gate_dir/name`` exists; say so with a ``gate_dir/name.waiting.<id>`` file meanwhile."""
+        if self.config.gate_dir is None:
+            raise OCRError(ErrorCode.INVALID_OPTION, "this fake backend has no gate_dir: 'hold' cannot work")
+        gates = Path(self.config.gate_dir)
+        waiting = gates / f"{name}.waiting.{uuid.uuid4().hex}"
+        waiting.touch()
+        deadline = time.monotonic() + self.config.hold_timeout_s
+        try:
+            while not (gates / name).exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gate {name!r} stayed closed for {self.config.hold_timeout_s:.0f} s")
+                time.sleep(0.05)
+        finally:
+            waiting.unlink(missing_ok=True)

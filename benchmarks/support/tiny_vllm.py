@@ -189,7 +189,8 @@ CPU_ENV: dict[str, str] = {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 
 
 def tiny_engine_config(model_dir: str | Path, variant: Variant, **overrides: Any) -> dict[str, Any]:
-    """``engine_config`` serving a tiny checkpoint on CPU vLLM: dummy weights, float32, eager, small KV cache.
+    """``engine_config`` serving a tiny checkpoint on CPU vLLM: dummy weights (allowed explicitly: the answers are
+    noise, and the backend says so), float32, eager, small KV cache.
 
     ``max_model_len`` 2048 holds the largest Gundam page of either variant (1,154 positions at most) plus a
     few hundred output tokens; ``warmup`` is off because every vision pass costs seconds on a CPU.
@@ -199,6 +200,7 @@ def tiny_engine_config(model_dir: str | Path, variant: Variant, **overrides: Any
         "model": str(model_dir),
         "variant": variant,
         "load_format": "dummy",
+        "allow_random_weights": True,
         "dtype": "float32",
         "enforce_eager": True,
         "max_model_len": 2048,

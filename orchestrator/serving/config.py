@@ -10,9 +10,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from backends.registry import check_engine_settings
+from backends.registry import check_engine_kind, check_engine_settings
 from deployments.backend import BackendSpec
 from orchestrator.jobs.settings import JobSettings
 from orchestrator.serving.cascade import CascadePolicy
@@ -284,12 +294,33 @@ class AppArgs(_Strict):
         description="Ray Serve options of the router (the HTTP ingress), scaled independently of backends.",
     )
 
+    allow_custom_engines: bool = Field(
+        default=False,
+        description="Allow backends whose engine is an import path (package.module:Class) rather than a registered "
+        "kind: your own engines, or the test suite's fake. No shipped profile sets it.",
+    )
+
     jobs_enabled: bool = Field(default=True, description="Deploy the asynchronous job API (/v1/jobs).")
     jobs: JobSettings = Field(default_factory=JobSettings, description="Job API settings.")
     jobs_deployment: DeploymentOptions = Field(
         default_factory=lambda: DeploymentOptions(num_replicas=1, ray_actor_options={"num_cpus": 0.1}),
         description="Ray Serve options of the job runner. Keep one replica: job state lives in it.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engines_registered_or_allowed(cls, data: Any) -> Any:
+        """Custom engines only when allowed, checked before any backend's engine is imported to validate it."""
+        if isinstance(data, dict):
+            try:  # read as the field will be ("true" from an environment-built config counts)
+                allow = TypeAdapter(bool).validate_python(data.get("allow_custom_engines", False))
+            except ValidationError:
+                allow = False  # the field's own validation says what is wrong with it
+            for backend in (data.get("backends") or {}).values():
+                engine = backend.get("engine") if isinstance(backend, dict) else getattr(backend, "engine", None)
+                if isinstance(engine, str):
+                    check_engine_kind(engine, allow_custom=allow)
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> AppArgs:

@@ -190,9 +190,14 @@ def test_the_answer_names_the_adapter_and_extraction_audits_with_the_base_model(
     assert extract_plan_group[1].json_schema == schema and extract_plan_group[1].adapter == "receipts"
     assert extract_plan_group[1].ngram_guard is False and extract_plan_group[1].prompt == "<image>\nFields."
     assert audit_group[1].json_schema is None and audit_group[1].adapter is None  # one batch, base-model OCR
-    assert out.answers[0].text == '{"total": null}' and out.ocr is not None and out.ocr.pages[0].markdown
-    assert out.model.adapter == "receipts" and "structured outputs" in out.enforced_by
-    assert engine.count_tokens(["abc"]) == [3]
+    # the answer is the extract group's own generation, page by page; the audit OCR is the engine's reading of the
+    # base model's grounded text: its block parsed and placed on the 64 px page (1-9 on the 0-999 grid)
+    [answer] = out.answers
+    assert (answer.index, answer.text, answer.finish_reason) == (0, '{"total": null}', "stop")
+    [ocr_page] = out.ocr.pages
+    assert ocr_page.markdown == "Hi" and [b.type for b in ocr_page.blocks] == ["text"]
+    assert ocr_page.blocks[0].bbox == pytest.approx([1 / 999 * 64, 1 / 999 * 64, 9 / 999 * 64, 9 / 999 * 64], abs=0.01)
+    assert out.model.adapter == "receipts" and out.model.version == "DeepSeek-OCR"
     assert engine.health().info["extract"] is True
 
 

@@ -139,13 +139,22 @@ def test_page_usage_falls_back_to_the_mode_formula():
 
 
 def test_health_before_and_after_start():
+    """What the engine itself decides about its health (the runner's own facts - device, library versions,
+    attention - are checked with the real runners: test_deepseek_hf.py, tests/e2e/test_deepseek_vllm_http.py)."""
     engine = DeepSeekEngine({"engine": "vllm", "warmup": False}, runner=None)
     health = engine.health()
-    assert not health.ready and health.detail == "not started"
-    runner_engine = engine_with(FakeRunner())
-    health = runner_engine.health()
-    assert health.ready and health.model.device == "cuda:0" and health.info["fake"] is True
-    assert health.info["variant"] == "ocr2" and health.info["modes_honoured"] == ["gundam"]
+    assert not health.ready and health.detail == "not started" and health.model.device is None
+    health = engine_with(FakeRunner(), variant="ocr", max_new_tokens=300).health()
+    assert health.ready and health.detail is None
+    assert (health.model.version, health.model.engine, health.model.id) == (
+        "DeepSeek-OCR",
+        "vllm",
+        "deepseek-ai/DeepSeek-OCR",
+    )
+    assert health.info["variant"] == "ocr" and health.info["modes_honoured"] == ["gundam"]  # vLLM runs Gundam only
+    assert health.info["max_new_tokens"] == 300 and health.info["extract"] is True
+    ocr2 = engine_with(FakeRunner()).health()
+    assert ocr2.model.version == "DeepSeek-OCR-2" and ocr2.model.id == "deepseek-ai/DeepSeek-OCR-2"
 
 
 def test_missing_weights_make_start_fail_and_health_explain(tmp_path):
@@ -240,3 +249,41 @@ def test_dead_engine_reports_unready():
 
     health = engine_with(DeadRunner()).health()
     assert not health.ready and "stopped working" in health.detail
+
+
+def test_no_missing_weights_answer_offers_random_weights_as_the_fix(tmp_path):
+    """Every ``models_missing`` path says what to download; none suggests ``load_format: dummy`` (random weights
+    would turn the 503 into a ready backend answering noise)."""
+    from backends.deepseek.source import ModelSource, check_tokenizer
+    from backends.deepseek.vllm_errors import classify_load_error
+
+    answers: list[OCRError] = []
+
+    def refused(call, *args, **kwargs) -> None:
+        with pytest.raises(OCRError) as e:
+            call(*args, **kwargs)
+        answers.append(e.value)
+
+    model = tmp_path / "m"
+    refused(resolve_source, str(model), offline=True, default_hub_id="org/x")  # no directory
+    model.mkdir()
+    refused(resolve_source, str(model), offline=True, default_hub_id="org/x")  # no config.json
+    (model / "config.json").write_text("{}")
+    refused(resolve_source, str(model), offline=True, default_hub_id="org/x")  # no weights
+    refused(resolve_source, "org/not-cached", offline=True, default_hub_id="org/x", download_dir=str(tmp_path / "c"))
+    refused(check_tokenizer, ModelSource(str(model), None, True, {}), "org/x")  # no tokenizer files
+    answers.append(classify_load_error(OSError("model.safetensors not found"), ref=str(model), hint="hf download x"))
+    assert {a.code for a in answers} == {"models_missing"} and len(answers) == 6
+    for answer in answers:
+        assert "download" in answer.message and "dummy" not in answer.message and "random" not in answer.message
+
+
+def test_random_weights_are_reported_in_health_and_in_every_answer():
+    engine = engine_with(FakeRunner(), load_format="dummy", allow_random_weights=True)
+    health = engine.health()
+    assert health.ready and health.info["random_weights"] is True
+    assert health.model.version == "DeepSeek-OCR-2 (random weights)"
+    resp = run_document(engine, open_document(png(), name="p.png"), backend="d", request_id="r")
+    assert resp.model.version == "DeepSeek-OCR-2 (random weights)"
+    real = engine_with(FakeRunner())
+    assert real.health().info["random_weights"] is False and real.model_info().version == "DeepSeek-OCR-2"

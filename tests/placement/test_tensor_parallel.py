@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.support.fake_engine import FAKE
 from orchestrator.builder import build_app
 from orchestrator.ops import kuberay
 from orchestrator.ops.local import PROFILES_DIR, load_config, required_gpus
 from orchestrator.serving.config import AppArgs, BackendConfig, DeploymentOptions
-from tests.support.fake_engine import FAKE
 
 CLUSTER = PROFILES_DIR / "gpu-cluster.yaml"
 

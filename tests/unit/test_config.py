@@ -28,6 +28,47 @@ def test_config_validates_against_rays_schema_and_our_args(path: Path):
             assert backend.engine in ENGINES, name
 
 
+SHIPPED = [*CONFIGS, *sorted((REPO_CONFIG.parent / "deploy" / "kubernetes").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_no_shipped_config_deploys_test_only_power(path: Path):
+    """Profiles, serve_config.yaml and the KubeRay manifests (which embed it): no custom engines, no test engine,
+    no random weights - not even switched off."""
+    text = path.read_text()
+    assert "tests." not in text and "FakeEngine" not in text and FAKE not in text
+    for words in ("allow_custom_engines", "allow_random_weights", "load_format: dummy", "load_format: 'dummy'"):
+        assert words not in text, (path.name, words)
+
+
+def test_custom_engines_need_the_apps_explicit_permission():
+    with pytest.raises(ValueError, match="allow_custom_engines: true"):
+        AppArgs.model_validate({"backends": {"f": {"engine": FAKE}}})
+    # refused before anything is imported: a module that cannot even be imported gets the same answer
+    with pytest.raises(ValueError, match="allow_custom_engines: true"):
+        AppArgs.model_validate({"backends": {"x": {"engine": "no_such_package.anywhere:Engine"}}})
+    with pytest.raises(ValueError, match="allow_custom_engines: true"):
+        AppArgs.model_validate({"backends": {"f": {"engine": FAKE}}, "allow_custom_engines": False})
+    allowed = AppArgs.model_validate({"backends": {"f": {"engine": FAKE}}, "allow_custom_engines": True})
+    assert allowed.enabled_backends()["f"].engine == FAKE
+    assert AppArgs.model_validate({"backends": {"f": {"engine": FAKE}}, "allow_custom_engines": "true"})
+    with pytest.raises(ValueError, match="no engine kind 'tesseract'"):  # a typo is named as one
+        AppArgs.model_validate({"backends": {"t": {"engine": "tesseract"}}})
+    assert not AppArgs().allow_custom_engines  # the default app: off
+
+
+def test_random_weights_need_their_own_permission(tmp_path):
+    from backends.deepseek.config import DeepSeekConfig
+
+    with pytest.raises(ValueError, match="allow_random_weights: true"):
+        AppArgs.model_validate({"backends": {"d": {"engine": "deepseek", "engine_config": {"load_format": "dummy"}}}})
+    with pytest.raises(ValueError, match="every answer is noise"):
+        DeepSeekConfig(load_format="dummy")
+    cfg = DeepSeekConfig(load_format="dummy", allow_random_weights=True)
+    assert cfg.random_weights() and not DeepSeekConfig().random_weights()
+    assert not DeepSeekConfig(allow_random_weights=True).random_weights()  # the permission alone changes nothing
+
+
 def test_production_config_pins_each_gpu_model_to_its_own_gpu():
     args = AppArgs.model_validate(load_config(REPO_CONFIG).applications[0].args)
     backends = args.enabled_backends()
@@ -53,7 +94,7 @@ def test_args_are_strict_and_checked():
     with pytest.raises(Exception, match="default_backend"):
         AppArgs.model_validate({"router": {"default_backend": "ghost"}})
     with pytest.raises(Exception, match="reserved"):
-        AppArgs.model_validate({"backends": {"router": {"engine": FAKE}}})
+        AppArgs.model_validate({"backends": {"router": {"engine": "rapidocr"}}})
 
 
 def test_autoscaling_replaces_fixed_replica_count():

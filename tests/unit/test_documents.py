@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from shared import samples
-from shared.documents import DocumentLimits, open_document, render_pages, sniff_media_type
+from shared.documents import DocumentLimits, open_document, page_sizes, render_pages, sniff_media_type
 from shared.errors import OCRError
 from shared.pages import parse_page_range
+from tests.support.photos import exif_jpeg
 
 
 def code_of(fn, *a, **kw) -> str:
@@ -38,6 +39,25 @@ def test_every_image_type_is_sniffed_and_rendered(fmt, media_type):
     assert doc.media_type == media_type and doc.page_count == 1
     (page,) = list(render_pages(doc))
     assert page.image.size == (120, 80) and page.image.mode == "RGB"
+
+
+QUADRANTS = {(0, 0): (220, 30, 30), (1, 0): (30, 200, 30), (0, 1): (30, 30, 220), (1, 1): (240, 240, 240)}
+"""An upright test picture's four quadrants (column, row) -> colour: any turn or mirror moves at least two."""
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_exif_orientation_is_applied_so_the_page_comes_out_upright(orientation):
+    upright = Image.new("RGB", (160, 100))
+    for (col, row), colour in QUADRANTS.items():
+        upright.paste(colour, (col * 80, row * 50, col * 80 + 80, row * 50 + 50))
+    doc = open_document(exif_jpeg(upright, orientation), name="photo.jpg")
+    [page] = list(render_pages(doc))
+    assert page.image.size == (160, 100)
+    for (col, row), colour in QUADRANTS.items():
+        seen = page.image.getpixel((col * 80 + 40, row * 50 + 25))
+        assert all(abs(a - b) <= 12 for a, b in zip(seen, colour)), (orientation, (col, row), seen, colour)
+    # the sizes engines that read no pixels get (MinerU's boxes are placed with them) agree with the pixels
+    assert [p.size for p in page_sizes(doc)] == [(160, 100)]
 
 
 def test_pdf_pages_render_at_the_requested_dpi_in_range_order():
@@ -105,7 +125,8 @@ def test_hostile_and_broken_inputs():
 
 
 def test_encrypted_pdf_is_named_as_such():
-    pypdf = pytest.importorskip("pypdf")
+    import pypdf  # the test extra
+
     writer = pypdf.PdfWriter()
     writer.add_blank_page(width=200, height=200)
     writer.encrypt(user_password="secret", owner_password="owner")
@@ -200,9 +221,7 @@ def _refusal(data: bytes, name: str, **limits) -> OCRError:
 
 @pytest.fixture(scope="module")
 def hostile():
-    pytest.importorskip("docx", reason="python-docx (test extra) builds the documents")
-    pytest.importorskip("pptx", reason="python-pptx (installed with mineru) builds the PPTX cases")
-    from benchmarks.support import hostile_documents
+    from benchmarks.support import hostile_documents  # python-docx and python-pptx build it (the test extra)
 
     return hostile_documents
 
@@ -243,14 +262,12 @@ def test_each_refusal_names_the_limit_it_hit_and_the_limit_is_configurable(hosti
 
 
 def test_inspection_is_bounded_a_300mb_member_never_inflates_beyond_the_budget(hostile):
-    import time
     import tracemalloc
 
     base = hostile.docx(["x"])
     bomb = hostile.streamed_member(base, "word/document.xml", b" " * (1 << 20), 300)
     liar = hostile.lying_sizes(bomb, "word/document.xml", declared=4096)
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         assert _refusal(bomb, "b.docx").code == "document_too_large"  # declared size: nothing inflated
         assert _refusal(liar, "l.docx").code == "invalid_document"  # cut off at the declared 4 kB, CRC fails
@@ -259,7 +276,6 @@ def test_inspection_is_bounded_a_300mb_member_never_inflates_beyond_the_budget(h
     finally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert time.perf_counter() - started < 30
     assert peak < 16 << 20, peak  # 300 MB streamed 64 KiB at a time, never held whole
 
 

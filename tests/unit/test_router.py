@@ -60,8 +60,11 @@ class FakeHandle:
         delay_s: float = 0.0,
         media_types=("image/png", "application/pdf"),
         config: dict | None = None,
+        gate: asyncio.Event | None = None,
     ):
+        """``gate``: every call waits until the test sets it (the order of events decided, not timed)."""
         self.name, self.status, self.error, self.delay_s, self.media_types = name, status, error, delay_s, media_types
+        self.gate = gate
         self.engine = FakeEngine(config or {"text": f"from {name}"})
         self.engine.start()
         self.ocr = _Method(self._ocr)
@@ -74,6 +77,8 @@ class FakeHandle:
         self.docs.append(doc)
         self.runs.append(run)
         await asyncio.sleep(self.delay_s)
+        if self.gate is not None:
+            await self.gate.wait()
         self.finished += 1
         if isinstance(self.error, OCRError):  # as BackendDeployment does: a client error is a value
             return self.error.detail()
@@ -151,10 +156,14 @@ def test_overload_and_timeout_map_to_clear_errors():
     with pytest.raises(OCRError) as e:
         run(Router({"busy": busy}).ocr(PNG, "p.png", OCROptions(backend="busy"), "r"))
     assert e.value.code == "overloaded" and e.value.status == 503
-    slow = FakeHandle("slow", delay_s=5)
+
+    async def never_answers():
+        silent = FakeHandle("silent", gate=asyncio.Event())  # never set: only the time limit can end the call
+        await Router({"silent": silent}).ocr(PNG, "p.png", OCROptions(backend="silent", timeout_s=0.2), "r")
+
     with pytest.raises(OCRError) as e:
-        run(Router({"slow": slow}).ocr(PNG, "p.png", OCROptions(backend="slow", timeout_s=0.2), "r"))
-    assert e.value.code == "timeout" and e.value.status == 504
+        run(never_answers())
+    assert e.value.code == "timeout" and e.value.status == 504 and e.value.accepted == {"max_timeout_s": 0.2}
 
 
 def test_backend_errors_pass_through_with_their_code():
@@ -328,12 +337,15 @@ def test_a_cascade_is_refused_for_jobs_with_a_clear_error():
 
 def test_shadow_reads_run_after_the_answer_and_within_their_bounds():
     async def scenario():
-        shadow = FakeHandle("shadow", delay_s=0.3)
+        held = asyncio.Event()  # the shadow read cannot end before the test sets it
+        shadow = FakeHandle("shadow", gate=held)
         settings = RouterSettings(shadow={"fraction": 1.0, "pairs": {"primary": "shadow"}, "max_in_flight": 1})
         router = Router({"primary": FakeHandle("primary"), "shadow": shadow}, settings)
-        first = await router.ocr(PNG, "p.png", OCROptions(backend="primary", options={"sleep_s": 0.01}), "r1")
-        assert first.backend == "primary" and shadow.finished == 0  # answered before the shadow read ended
+        first = await router.ocr(PNG, "p.png", OCROptions(backend="primary"), "r1")
+        assert first.backend == "primary" and shadow.finished == 0  # answered; its shadow read is still held
         await router.ocr(PNG, "p.png", OCROptions(backend="primary"), "r2")  # over max_in_flight: dropped
+        assert shadow.finished == 0 and router.shadow.in_flight == 1
+        held.set()
         await asyncio.gather(*router._shadow_tasks)
         assert shadow.ocr.calls == 1 and shadow.finished == 1 and router.shadow.in_flight == 0
         assert shadow.docs[0].sha256 == first.document.sha256

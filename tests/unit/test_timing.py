@@ -25,9 +25,20 @@ def test_header_round_trips_and_ends_with_the_router_total():
 
 
 def test_recording_outside_a_request_is_a_no_op():
+    """Phases recorded where no request is open (unit tests, the job runner) go nowhere: not into the next
+    request's header, and the block still runs."""
+    ran = []
     with timing.phase("validate"):
-        pass
-    timing.record("engine", 1.0)  # no timing open: nothing to record into, nothing raised
+        ran.append(True)
+    timing.record("engine", 1.0)  # nothing raised
+    assert ran == [True]
+    t, token = timing.start()
+    try:
+        timing.record("backend", 0.5)
+    finally:
+        timing.finish(token)
+    timing.record("after", 2.0)  # the request is finished: not added to it
+    assert list(timing.parse(t.header())) == ["backend", "app"]
 
 
 def test_phases_reach_the_timing_across_threads():
