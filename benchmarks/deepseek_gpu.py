@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         config["model"] = args.model
     if args.dummy:
         config["load_format"] = "dummy"
+        config["allow_random_weights"] = True  # asked for by --dummy: the answers are noise, the timings are real
     if args.tiny and args.engine == "vllm":
         from benchmarks.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
 

@@ -122,7 +122,8 @@ def start_service(*, port: int, ray_defaults: bool) -> str:
                         },
                     },
                     "rapidocr": {"engine": "rapidocr", "deployment": {"ray_actor_options": {"num_cpus": 1}}},
-                }
+                },
+                "allow_custom_engines": True,  # the fake engine
             }
         ),
         name="load",

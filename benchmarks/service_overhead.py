@@ -130,7 +130,8 @@ def main() -> None:
                         "engine_config": mineru_config,
                         "deployment": {"ray_actor_options": {"num_cpus": 1}},
                     },
-                }
+                },
+                "allow_custom_engines": True,  # the fake engine
             }
         ),
         name="bench",

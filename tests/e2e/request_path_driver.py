@@ -56,7 +56,11 @@ def scenario(report: dict[str, Any]) -> None:
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         fake = {"engine": FAKE, "deployment": {"ray_actor_options": {"num_cpus": 0.1}}}
-        serve.run(build_app({"backends": {"f1": fake, "f2": fake}}), name="path", route_prefix="/")
+        serve.run(
+            build_app({"backends": {"f1": fake, "f2": fake}, "allow_custom_engines": True}),
+            name="path",
+            route_prefix="/",
+        )
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             r = client.post(
                 "/v1/ocr",

@@ -89,6 +89,7 @@ def _config(tmp: Path) -> Path:
     raw = yaml.safe_load(local.profile_path("cpu").read_text())
     args = raw["applications"][0]["args"]
     args["router"]["api_key"] = KEY
+    args["allow_custom_engines"] = True  # the stand-in below
     args["backends"]["slow"] = {  # a stand-in that sleeps as asked: requests that are surely in flight
         "engine": FAKE,
         "deployment": {"max_ongoing_requests": 16, "ray_actor_options": {"num_cpus": 0.05}},

@@ -92,6 +92,7 @@ def app_args(deepseek: dict[str, Any], mineru: dict[str, Any]) -> dict[str, Any]
         "backends": {"deepseek-ocr": deepseek, "mineru": mineru},
         "router": {"auto_order": list(GPU_BACKENDS)},
         "router_deployment": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
+        "allow_custom_engines": True,  # the fake engine
     }
 
 

@@ -120,5 +120,8 @@ def test_autoscaling_typo_is_refused_by_our_config_though_ray_ignores_it():
     assert AutoscalingConfig.model_validate({"min_replica": 2}).min_replicas == 1  # Ray drops the typo silently...
     with pytest.raises(ValueError, match="min_replica"):  # ...our config refuses it at deploy time
         AppArgs.model_validate(
-            {"backends": {"x": {"engine": FAKE, "deployment": {"autoscaling_config": {"min_replica": 2}}}}}
+            {
+                "backends": {"x": {"engine": FAKE, "deployment": {"autoscaling_config": {"min_replica": 2}}}},
+                "allow_custom_engines": True,
+            }
         )

@@ -83,7 +83,7 @@ def test_serve_accepts_the_derived_placement_group_when_the_app_is_built():
 )
 def test_combinations_that_could_never_be_placed_are_refused_when_the_app_is_built(backend, refusal):
     with pytest.raises(ValueError, match=refusal):
-        AppArgs.model_validate({"backends": {"deepseek-ocr": backend}})
+        AppArgs.model_validate({"backends": {"deepseek-ocr": backend}, "allow_custom_engines": True})
 
 
 def test_explicit_bundles_are_kept():
