@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
+from celery import signals
 from ray.serve.schema import CeleryAdapterConfig, TaskProcessorConfig
 from ray.serve.task_processor import CeleryTaskProcessorAdapter
 
@@ -85,6 +87,26 @@ def processor_config(settings: JobSettings) -> TaskProcessorConfig:
 
         def __init__(self, config: TaskProcessorConfig, *args: Any, **kwargs: Any) -> None:
             super().__init__(celery_config(settings, current_app()), *args, **kwargs)
+            self._worker: Any = None
+
+        def start_consumer(self, **kwargs: Any) -> None:
+            signals.worker_init.connect(self._found_worker, weak=False)
+            super().start_consumer(**kwargs)
+
+        def _found_worker(self, sender: Any = None, **_: Any) -> None:
+            if getattr(sender, "app", None) is self._app:
+                self._worker = sender
+
+        def stop_consumer(self, timeout: float = 10.0) -> None:
+            """Stop the worker itself (a warm shutdown: running chunks may finish) rather than by Ray's broadcast
+            message, which the embedded broker cannot carry (it has no fanout): the stop took Ray's 10 s time-out."""
+            thread = self._worker_thread
+            if self._worker is None or thread is None or not thread.is_alive():
+                super().stop_consumer(timeout)
+                return
+            threading.Thread(target=self._worker.stop, daemon=True, name="celery-stop").start()
+            thread.join(timeout)
+            self._worker_thread = None
 
     return TaskProcessorConfig(
         queue_name=settings.queue_name,

@@ -139,6 +139,14 @@ def ocr(
     boxes: Annotated[bool, typer.Option(help="Ask for boxes images.")] = True,
     raw: Annotated[bool, typer.Option(help="Ask for the backend's raw output.")] = False,
     chunk_pages: Annotated[int, typer.Option(min=1, help="Pages per request (progress is shown per chunk).")] = 4,
+    job: Annotated[
+        bool,
+        typer.Option(
+            "--job",
+            help="Send it as one job (durable, fanned out over the backend's replicas; progress from its "
+            "event stream) instead of one request per chunk.",
+        ),
+    ] = False,
     api_key: Annotated[
         str | None, typer.Option(envvar="OCRSERVE_API_KEY", help="API key, when the service has one.")
     ] = None,
@@ -151,17 +159,30 @@ def ocr(
     ):
         task = bar.add_task(f"{file.name} → {backend}", total=None)
         try:
-            result = client.ocr_file(
-                file,
-                chunk_pages=chunk_pages,
-                pages=pages,
-                backend=backend,
-                dpi=dpi,
-                options=opts,
-                include_boxes_image=boxes,
-                include_raw=raw,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+            if job:
+                result = client.run_job(
+                    file.read_bytes(),
+                    file.name,
+                    pages=pages,
+                    backend=backend,
+                    dpi=dpi,
+                    options=opts,
+                    include_boxes_image=boxes,
+                    include_raw=raw,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+            else:
+                result = client.ocr_file(
+                    file,
+                    chunk_pages=chunk_pages,
+                    pages=pages,
+                    backend=backend,
+                    dpi=dpi,
+                    options=opts,
+                    include_boxes_image=boxes,
+                    include_raw=raw,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
         except ServiceError as e:
             console.print(f"[red]{e}[/]")
             if e.error.error.accepted is not None:

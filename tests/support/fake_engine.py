@@ -71,6 +71,7 @@ class FakeEngine(OCREngine):
 
     def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
         assert isinstance(options, FakeOptions)
+        started = time.time()
         if options.sleep_s:
             time.sleep(options.sleep_s)
         if options.crash and self.config.crashable:
@@ -94,5 +95,21 @@ class FakeEngine(OCREngine):
             results.append(
                 PageResult(index=page.index, width=w, height=h, dpi=page.dpi, markdown=markdown, blocks=blocks)
             )
-        raw: dict[str, Any] = {"pages": len(pages), "pid": os.getpid()}
+        raw: dict[str, Any] = {
+            "pages": len(pages),
+            "pid": os.getpid(),
+            "node_id": _node_id(),
+            "started": started,
+            "ended": time.time(),
+        }
         return EngineRun(pages=results, raw=raw, source_markdown="\n\n".join(p.markdown for p in results))
+
+
+def _node_id() -> str | None:
+    """The Ray node this replica runs on (None outside Ray): where a job's chunk ran, for the cluster tests."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:
+        return None

@@ -15,7 +15,6 @@ import hmac
 import io
 import json
 import time
-from collections import deque
 
 import pytest
 from PIL import Image
@@ -35,6 +34,7 @@ from shared.errors import OCRError
 from shared.requests import RunRequest
 from shared.schema import DocumentInfo, ErrorCode, ErrorDetail
 from shared.subdocument import sub_document
+from tests.support.hand_queue import HandQueue
 from tests.support.redis_server import RedisServer, have_redis
 from tests.unit.test_router import FakeHandle
 
@@ -236,31 +236,8 @@ def test_the_embedded_store_is_private_to_the_service_user(tmp_path):
 # --- the service and consumers, through a hand-driven queue ----------------------------------------------------
 
 
-class HandQueue:
-    """The queue as a list the test delivers from: every message Celery would carry, in order."""
-
-    def __init__(self) -> None:
-        self.messages: deque[tuple[str, tuple]] = deque()
-        self.revoked: list[str] = []
-        self.redis = False
-
-    def send_chunks(self, job_id, indices):
-        self.messages.extend(("chunk", (job_id, i)) for i in indices)
-
-    def send_callback(self, job_id):
-        self.messages.append(("callback", (job_id,)))
-
-    def revoke(self, task_ids):
-        self.revoked.extend(task_ids)
-
-
-def deliver_all(queue: HandQueue, consumer: JobConsumer, *, limit: int = 1000) -> list[str]:
-    outcomes = []
-    while queue.messages and limit:
-        kind, args = queue.messages.popleft()
-        outcomes.append(consumer.run_chunk(*args) if kind == "chunk" else consumer.deliver_callback(*args))
-        limit -= 1
-    return outcomes
+def deliver_all(queue: HandQueue, consumer: JobConsumer) -> list[str]:
+    return queue.deliver(consumer)
 
 
 @pytest.fixture
@@ -328,7 +305,10 @@ def test_cancel_stops_the_job_keeps_its_pages_and_refuses_its_result(rig):
     calls = backend.ocr.calls
     cancelled = run(service.cancel(status.job_id))
     assert cancelled.state == "cancelled" and cancelled.pages_done == 2
-    assert deliver_all(queue, consumer) == ["dropped (ended)", "dropped (ended)"]  # queued chunks are dropped, no backend call
+    assert deliver_all(queue, consumer) == [
+        "dropped (ended)",
+        "dropped (ended)",
+    ]  # queued chunks are dropped, no backend call
     assert backend.ocr.calls == calls
     pages = run(service.pages(status.job_id))
     assert [p.index for p in pages.pages] == [0, 1] and pages.state == "cancelled"
