@@ -164,6 +164,6 @@ def strict_url(deploy_app) -> str:
                 "max_request_timeout_s": 60,
                 "status_ttl_s": 0,
             },
-            "jobs": {"chunk_pages": 2},
+            "jobs": {"chunk_pages": 2, "window_chunks": 1},  # one chunk at a time: progress is seen between
         },
     )

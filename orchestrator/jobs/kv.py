@@ -179,6 +179,28 @@ class RedisKV:
         self._transient = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
         self._watch_error = redis.WatchError
 
+    def check(self, timeout_s: float = 30.0) -> None:
+        """Fail fast, and clearly, when Redis is not there at all (a wrong URL, Redis not started): a replica that
+        cannot reach its store should not start, and ``serve status`` then says why.
+
+        Raises:
+            RuntimeError: no answer to PING within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.redis.ping()
+                return
+            except self._transient as e:
+                if time.monotonic() > deadline:
+                    where = self.redis.connection_pool.connection_kwargs
+                    raise RuntimeError(
+                        f"jobs.store: no answer from Redis at {where.get('host')}:{where.get('port')} within "
+                        f"{timeout_s:.0f} s ({e}); start it (docs/scaling.md, 'Jobs at cluster scale') or set "
+                        "jobs.store to 'embedded' on one machine"
+                    ) from None
+                time.sleep(1.0)
+
     def _k(self, key: str) -> str:
         return self.prefix + key
 

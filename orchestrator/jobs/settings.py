@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -21,9 +20,10 @@ APP_PLACEHOLDER = "{app}"
 
 
 def default_state_dir() -> str:
-    """A per-user directory under the system temp dir (created ``0700`` by the store)."""
-    user = os.getuid() if hasattr(os, "getuid") else "user"
-    return os.path.join(tempfile.gettempdir(), f"ocrserve-jobs-{user}", APP_PLACEHOLDER)
+    """The user's state directory (``$XDG_STATE_HOME``, else ``~/.local/state``), which outlives a reboot, unlike
+    the temp dir; created ``0700`` by the store."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "ocrserve", "jobs", APP_PLACEHOLDER)
 
 
 def safe_app_name(app: str | None) -> str:

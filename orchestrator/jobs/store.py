@@ -72,7 +72,9 @@ class JobStore:
         if url == EMBEDDED:
             kv: KV = SQLiteKV(f"{settings.app_dir(app)}/jobs.sqlite3")
         else:
-            kv = RedisKV(url, settings.redis_prefix(app))
+            redis_kv = RedisKV(url, settings.redis_prefix(app))
+            redis_kv.check()
+            kv = redis_kv
         return cls(kv, settings)
 
     # --- jobs ------------------------------------------------------------------------------------------------
