@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh deepseek,mineru,test
 bash scripts/install-browser.sh   # Debian's Chromium for the web page's browser tests (apt; never a download)
+bash scripts/install-redis.sh     # Debian's redis-server for the job tests (apt; they start their own server)
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 set +e
 .venv/bin/python -m pytest "$@"

@@ -36,8 +36,8 @@ from deployments.backend import call_backend
 from orchestrator.jobs.callbacks import CallbackFailed, callback_body, deliver
 from orchestrator.jobs.dispatch import Dispatcher
 from orchestrator.jobs.metrics import JobMetrics
-from orchestrator.jobs.queue import CALLBACK_TASK, CHUNK_TASK, JobQueue, current_app
-from orchestrator.jobs.records import Chunk, JobRecord, callback_task_id, recover, task_id
+from orchestrator.jobs.queue import CALLBACK_TASK, CHUNK_TASK, JobQueue, current_app, prune_embedded_broker
+from orchestrator.jobs.records import MAX_CLAIMS, Chunk, JobRecord, callback_task_id, recover, task_id
 from orchestrator.jobs.settings import JobSettings
 from orchestrator.jobs.store import MISSING, JobStore
 from shared.documents import Document
@@ -116,6 +116,7 @@ class JobConsumer:
         self.backends = dict(backends)
         self.settings = settings if isinstance(settings, JobSettings) else JobSettings.model_validate(settings or {})
         app = current_app()
+        self.app = app
         self.store = JobStore.open(self.settings, app)
         self.id = consumer_id()
         self.dispatcher = Dispatcher(self.store, queue or JobQueue(self.settings, app), self.id)
@@ -166,6 +167,11 @@ class JobConsumer:
             return outcome
 
         outcome = self.store.update(job_id, claim)
+        if outcome == "exhausted":
+            detail = f"chunk {index} (pages {_pages(seen['record'].chunks[index].pages)}) was started {MAX_CLAIMS} "
+            logger.warning("job %s: %s times and never finished", job_id, detail)
+            self._fail(job_id, ErrorDetail(code=ErrorCode.INTERNAL_ERROR, message=detail + "times and never finished"))
+            return "failed"
         if outcome is MISSING or outcome != "run":
             why = "no such job" if outcome is MISSING else str(outcome)
             logger.info("job %s chunk %d dropped: %s", job_id, index, why)
@@ -183,6 +189,11 @@ class JobConsumer:
             logger.info("job %s chunk %d failed: %s", job_id, index, e)
             self.metrics.chunk_ran(record.backend, time.monotonic() - started, "failed")
             self._fail(job_id, e.detail())
+            return "failed"
+        except Exception as e:  # a bug, or a backend's server fault: the job fails, the consumer goes on
+            logger.exception("job %s chunk %d failed", job_id, index)
+            self.metrics.chunk_ran(record.backend, time.monotonic() - started, "failed")
+            self._fail(job_id, ErrorDetail(code=ErrorCode.INTERNAL_ERROR, message=f"chunk failed ({type(e).__name__})"))
             return "failed"
         self.metrics.chunk_ran(record.backend, time.monotonic() - started, "done")
         key = self.store.put_result(job_id, index, result)
@@ -406,6 +417,8 @@ class JobConsumer:
                 levels["queued_jobs" if record.state == "queued" else "running_jobs"] += 1
         self.metrics.levels(**levels)
         self.store.kv.prune()
+        if not self.dispatcher.queue.redis:
+            prune_embedded_broker(self.settings, self.app, older_than_s=self.settings.keep_s)
         if counts["chunks"] or counts["callbacks"]:
             logger.info("job consumer %s sweep: %s", self.id, counts)
         return counts
@@ -434,3 +447,8 @@ def consumer_id() -> str:
     except Exception:  # outside Serve
         tag = f"pid{os.getpid()}"
     return f"{tag}-{uuid.uuid4().hex[:8]}"
+
+
+def _pages(indices: list[int]) -> str:
+    """1-based pages, as a person reads them: '5-8' or '5'."""
+    return f"{indices[0] + 1}-{indices[-1] + 1}" if len(indices) > 1 else f"{indices[0] + 1}"

@@ -36,6 +36,9 @@ logger = logging.getLogger("ray.serve")
 CHUNK_TASK = "ocrserve.job_chunk"
 CALLBACK_TASK = "ocrserve.job_callback"
 RESOLVED_IN_REPLICA = "resolved-in-replica://"
+EMBEDDED_POLL_S = 0.2
+"""How long an idle consumer waits between looks at the embedded broker (kombu's default: 1 s): a job's first
+chunks start within this of the submit. Redis needs no polling (the worker blocks on the queue)."""
 UNEXPECTED_RETRIES = 3
 """Celery's own retries of a task that raised (a bug, a store outage longer than the store rides out). Expected
 failures never raise: a chunk's backend errors are retried in the handler and end as the job's error."""
@@ -88,6 +91,12 @@ def processor_config(settings: JobSettings) -> TaskProcessorConfig:
         def __init__(self, config: TaskProcessorConfig, *args: Any, **kwargs: Any) -> None:
             super().__init__(celery_config(settings, current_app()), *args, **kwargs)
             self._worker: Any = None
+            if settings.store_url() == EMBEDDED:
+                from kombu.transport import sqlalchemy
+
+                # kombu's virtual transports sleep 1 s after an empty poll; its SQLAlchemy transport hands every
+                # transport option to create_engine, so this class attribute is the only way to poll faster.
+                sqlalchemy.Transport.polling_interval = EMBEDDED_POLL_S
 
         def start_consumer(self, **kwargs: Any) -> None:
             signals.worker_init.connect(self._found_worker, weak=False)
@@ -114,6 +123,33 @@ def processor_config(settings: JobSettings) -> TaskProcessorConfig:
         adapter_config=CeleryAdapterConfig(broker_url=RESOLVED_IN_REPLICA, backend_url=RESOLVED_IN_REPLICA),
         max_retries=UNEXPECTED_RETRIES,
     )
+
+
+def prune_embedded_broker(settings: JobSettings, app: str | None, *, older_than_s: float) -> int:
+    """Delete messages the embedded broker delivered more than ``older_than_s`` ago; returns how many.
+
+    kombu's SQLAlchemy transport marks a delivered message invisible and never deletes it (an acknowledgement is
+    in memory only), so its table would grow by one row per chunk forever. A message delivered ``keep_s`` ago
+    belongs to a chunk long done or recovered: deleting it changes nothing else.
+    """
+    import datetime
+    import sqlite3
+
+    path = os.path.join(settings.app_dir(app), "broker.sqlite3")
+    if not os.path.exists(path):
+        return 0
+    # SQLAlchemy keeps kombu's naive local timestamps as text in this form, which sorts as time does
+    cutoff = (datetime.datetime.now() - datetime.timedelta(seconds=older_than_s)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        with db:
+            return db.execute(
+                "DELETE FROM kombu_message WHERE visible = 0 AND timestamp IS NOT NULL AND timestamp < ?", (cutoff,)
+            ).rowcount
+    except sqlite3.OperationalError:  # no table yet (no message ever sent)
+        return 0
+    finally:
+        db.close()
 
 
 def current_app() -> str | None:

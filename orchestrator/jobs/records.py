@@ -31,7 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.requests import RunRequest
 from shared.schema import JOB_ENDED_STATES, DocumentInfo, ErrorDetail, JobState, JobStatus
 
-ClaimOutcome = Literal["run", "done", "busy", "ended", "missing"]
+ClaimOutcome = Literal["run", "done", "busy", "ended", "missing", "exhausted"]
+MAX_CLAIMS = 5
+"""Starts of one chunk before the job fails instead: a chunk that kills every consumer taking it (a page that
+exhausts memory) must not go round the cluster forever."""
 
 
 class Work(BaseModel):
@@ -167,7 +170,7 @@ class JobRecord(BaseModel):
 
     def claim(self, index: int, consumer: str, now: float, alive: Callable[[str], bool]) -> ClaimOutcome:
         """Take chunk ``index`` for ``consumer``: ``run`` it, or say why not (``done``, ``busy`` elsewhere,
-        the job ``ended``, ``missing``: no such chunk)."""
+        the job ``ended``, ``missing``: no such chunk, ``exhausted``: started ``MAX_CLAIMS`` times already)."""
         if not 0 <= index < len(self.chunks):
             return "missing"
         if self.ended:
@@ -177,6 +180,8 @@ class JobRecord(BaseModel):
             return "done"
         if chunk.owner is not None and chunk.owner != consumer and alive(chunk.owner):
             return "busy"
+        if chunk.attempts >= MAX_CLAIMS:
+            return "exhausted"
         chunk.owner, chunk.claimed_at, chunk.dispatched_by = consumer, now, None
         chunk.dispatched_at = chunk.dispatched_at or now
         chunk.started_at = chunk.started_at or now

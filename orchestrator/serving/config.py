@@ -189,7 +189,8 @@ class AppArgs(_Strict):
             if reserved in self.backends:
                 raise ValueError(f"'{reserved}' is reserved for a deployment of the app; rename that backend")
         scaling = self.jobs_deployment.autoscaling_config
-        if self.jobs_enabled and scaling and "policy" not in scaling and not self.jobs.store.startswith("redis"):
+        queue_readable = self.jobs.store.startswith(("redis", "env:"))  # env:NAME: known only in the replicas
+        if self.jobs_enabled and scaling and "policy" not in scaling and not queue_readable:
             raise ValueError(
                 "jobs_deployment.autoscaling_config scales consumers on the queue's length, which is read from "
                 "Redis: set jobs.store to a redis:// URL, or give the autoscaling_config a policy of your own"

@@ -1,19 +1,20 @@
 """A private Redis for tests: Debian's ``redis-server`` on a free loopback port, persistence on, in a temp dir.
 
-``scripts/test.sh`` installs the package with apt (as it does Chromium). Each server is the test's own: started
-with ``--appendonly yes`` (every write logged, fsync'd each second, replayed on start), stopped with SIGTERM (Redis
-then flushes its log) — never another Redis on the machine.
+``scripts/test.sh`` installs the package with apt (``scripts/install-redis.sh``, as it does Chromium). Each
+server is the test's own: started with ``--appendonly yes`` (every write logged, fsync'd each second, replayed on
+start), stopped with SIGTERM (Redis then flushes its log) — never another Redis on the machine.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_SERVER = os.environ.get("OCRSERVE_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 def have_redis() -> bool:

@@ -113,6 +113,15 @@ def test_a_dead_owners_chunk_is_claimable_and_the_job_ends_with_its_last_chunk()
     assert r.state == "succeeded" and r.finished_at == 4.0 and r.ended
 
 
+def test_a_chunk_started_too_often_is_refused_so_a_poison_page_cannot_go_round_forever():
+    from orchestrator.jobs.records import MAX_CLAIMS
+
+    r = _record(pages=2, chunk_pages=2)
+    for i in range(MAX_CLAIMS):
+        assert r.claim(0, f"consumer-{i}", float(i), never) == "run"  # each one died with it
+    assert r.claim(0, "another", 99.0, never) == "exhausted"
+
+
 def test_cancel_ends_the_job_and_no_chunk_counts_after_it():
     r = _record(pages=6, chunk_pages=2, window=3)
     r.take_window("router", 0.0)
@@ -471,3 +480,25 @@ def test_settings_refuse_what_cannot_work():
     s = JobSettings(state_dir="/tmp/x/{app}", queue_name="q-{app}")
     assert s.app_dir("my app/../x") == "/tmp/x/my_app_.._x" and s.queue("ocr") == "q-ocr"
     assert JobSettings(store="redis://h:6379/0").is_redis()
+
+
+def test_the_embedded_brokers_delivered_messages_are_pruned_after_keep_s(tmp_path):
+    """kombu's SQLAlchemy transport keeps every delivered message (invisible) forever: the sweep deletes old ones."""
+    import datetime
+    import sqlite3
+
+    from orchestrator.jobs.queue import prune_embedded_broker
+
+    settings = JobSettings(state_dir=str(tmp_path / "{app}"), keep_s=3600)
+    (tmp_path / "a").mkdir()
+    db = sqlite3.connect(tmp_path / "a" / "broker.sqlite3")
+    db.execute("CREATE TABLE kombu_message (id INTEGER PRIMARY KEY, visible BOOLEAN, timestamp DATETIME, payload TEXT)")
+    old = (datetime.datetime.now() - datetime.timedelta(hours=2)).isoformat(sep=" ")
+    new = datetime.datetime.now().isoformat(sep=" ")
+    rows = [(0, old, "delivered long ago"), (0, new, "delivered now"), (1, None, "waiting"), (1, old, "waiting too")]
+    db.executemany("INSERT INTO kombu_message (visible, timestamp, payload) VALUES (?, ?, ?)", rows)
+    db.commit()
+    assert prune_embedded_broker(settings, "a", older_than_s=settings.keep_s) == 1
+    left = [r[0] for r in db.execute("SELECT payload FROM kombu_message ORDER BY id")]
+    assert left == ["delivered now", "waiting", "waiting too"]
+    assert prune_embedded_broker(settings, "nothing-here", older_than_s=1) == 0
