@@ -451,3 +451,46 @@ def test_callbacks_are_refused_where_no_host_is_allowed(serve_url, tmp_path):
             assert r.status_code == 400 and "allow-list is empty" in r.json()["error"]["message"]
     finally:
         undeploy(app)
+
+
+def test_job_metrics_reach_prometheus(fake_jobs):
+    """Queue depth, chunks in flight, job states and time in queue are exported beside the router's metrics."""
+    from tests.conftest import METRICS_PORT
+
+    client, _ = fake_jobs
+    job = submit(client, tiny_pdf(2), backend="fake")
+    wait_status(client, job["job_id"], ended, "the job's end")
+
+    def lines(name: str) -> list[str]:
+        text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=30).text
+        return [x for x in text.splitlines() if x.startswith(f"ray_{name}") and 'application="jobsfake"' in x]
+
+    deadline = time.monotonic() + HANG_GUARD_S
+    wanted = ("ocrserve_jobs_ended_total", "ocrserve_job_chunk_queue_seconds_count", "ocrserve_job_chunks{")
+    while time.monotonic() < deadline and not all(lines(n) for n in wanted):
+        time.sleep(2)
+    ended_lines = [x for x in lines("ocrserve_jobs_ended_total") if 'state="succeeded"' in x and 'backend="fake"' in x]
+    assert ended_lines and float(ended_lines[0].rsplit(" ", 1)[1]) >= 1
+    assert lines("ocrserve_job_chunk_queue_seconds_count") and lines("ocrserve_job_chunk_seconds_count")
+    assert {s for s in ("queued", "running") if any(f'state="{s}"' in x for x in lines("ocrserve_job_chunks{"))} == {
+        "queued",
+        "running",
+    }
+    assert any('outcome="done"' in x for x in lines("ocrserve_job_chunks_total"))
+    assert lines("ocrserve_jobs_submitted_total")
+
+
+def test_the_cli_runs_a_document_as_a_job_with_progress(fake_jobs, tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestrator.ops.cli import app
+
+    client, _ = fake_jobs
+    doc = tmp_path / "long.pdf"
+    doc.write_bytes(tiny_pdf(4))
+    result = CliRunner().invoke(
+        app, ["ocr", str(doc), "--url", str(client.base_url), "--backend", "fake", "--job", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "long.md").read_text()
+    assert [f"fake text page {i}" in markdown for i in range(1, 5)] == [True] * 4
