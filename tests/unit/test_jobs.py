@@ -502,3 +502,20 @@ def test_the_embedded_brokers_delivered_messages_are_pruned_after_keep_s(tmp_pat
     left = [r[0] for r in db.execute("SELECT payload FROM kombu_message ORDER BY id")]
     assert left == ["delivered now", "waiting", "waiting too"]
     assert prune_embedded_broker(settings, "nothing-here", older_than_s=1) == 0
+
+
+def test_an_idempotency_key_without_a_job_store_runs_the_request_and_says_so():
+    from fastapi.testclient import TestClient
+
+    from orchestrator.serving.api import create_api
+    from orchestrator.serving.config import RouterSettings
+    from orchestrator.serving.router import Router
+
+    client = TestClient(create_api(Router({"a": FakeHandle("a")}, RouterSettings())))
+    png = samples.encode(Image.new("RGB", (120, 90), "white"))
+    r = client.post("/v1/ocr", files={"file": ("p.png", png)}, data={"backend": "a"}, headers={"Idempotency-Key": "k"})
+    assert r.status_code == 200 and any("Idempotency-Key ignored" in w for w in r.json()["warnings"])
+    bad = client.post("/v1/ocr", files={"file": ("p.png", png)}, headers={"Idempotency-Key": "k" * 256})
+    assert bad.status_code == 400 and "Idempotency-Key" in bad.json()["error"]["message"]
+    jobs = client.post("/v1/jobs", files={"file": ("p.png", png)})
+    assert jobs.status_code == 404 and "job API is not deployed" in jobs.json()["error"]["message"]
