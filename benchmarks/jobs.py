@@ -1,10 +1,10 @@
 """The job path's fan-out, measured: one job's chunks over 1, 2 and 4 backend replicas, and a real RapidOCR job.
 
 (a) A 64-page job through a backend of fixed per-page latency (``benchmarks/fixed_latency.py``: one batch at a
-    time per replica, sleeping, so this machine's cores do not decide the result) deployed three times in one
-    application, with 1, 2 and 4 replicas. Jobs alternate between them (runs interleaved, side by side in one
-    run); for each: pages/s from submit to the job's end as the API reports it (median of the runs) and the ratio
-    to 1 replica. Goal: ≥ 3.5× at 4 replicas.
+    time per replica, sleeping, so this machine's cores do not decide the result) deployed with 1, 2 and 4
+    replicas, each with ``max_ongoing_requests`` 1 and 2, all in one application. Jobs alternate between them
+    (runs interleaved, side by side in one run); for each: pages/s from submit to the job's end as the API reports
+    it (median of the runs) and the ratio to 1 replica. Goal: ≥ 3.5× at 4 replicas.
 (b) A real RapidOCR job (generated pages with known text), before and after: "before" runs a job's chunks one at
     a time on one replica (what the job runner did before it fanned out: ``window_chunks: 1``), "after" fans them
     out over two replicas (``window_chunks: 4``). On a 2-core machine RapidOCR replicas share the cores, so this
@@ -19,6 +19,7 @@ Redis URL. Prints one table per part.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -42,9 +43,9 @@ def fixed_pdf(n: int) -> bytes:
     return samples.multi_page_pdf([Image.new("RGB", (200, 150), "white")] * n, dpi=72)
 
 
-def run_job(client: httpx.Client, data: bytes, backend: str) -> tuple[float, dict[str, Any]]:
+def run_job(client: httpx.Client, data: bytes, backend: str, *, raw: bool = False) -> tuple[float, dict[str, Any]]:
     """Submit, wait for the end (polling), return (seconds from submit to the job's end, final status)."""
-    form = {"backend": backend, "include_boxes_image": "false"}
+    form = {"backend": backend, "include_boxes_image": "false", "include_raw": str(raw).lower()}
     t0 = time.time()
     r = client.post("/v1/jobs", files={"file": ("doc.pdf", data)}, data=form)
     r.raise_for_status()
@@ -69,14 +70,18 @@ def deploy(name: str, args: dict[str, Any]) -> str:
 
 
 def fixed_latency(base: str, opts: argparse.Namespace, state: str) -> list[str]:
+    """Part (a). Each replica count twice: ``max_ongoing_requests`` 1 (a replica is handed a chunk when it is
+    free) and 2 (one chunk waits inside each replica while another runs: no gap between chunks, but the last
+    chunks can pile up on one replica)."""
     chunks = max(1, opts.pages // opts.chunk_pages)
+    variants = {(n, m): f"lat{n}x{m}" for n in REPLICAS for m in (1, 2)}
     backends = {
-        f"lat{n}": {
+        name: {
             "engine": "benchmarks.fixed_latency:FixedLatencyEngine",
             "engine_config": {"page_s": opts.page_s},
-            "deployment": {"num_replicas": n, "max_ongoing_requests": 2, **TINY},
+            "deployment": {"num_replicas": n, "max_ongoing_requests": m, **TINY},
         }
-        for n in REPLICAS
+        for (n, m), name in variants.items()
     }
     deploy(
         "fanout",
@@ -88,27 +93,36 @@ def fixed_latency(base: str, opts: argparse.Namespace, state: str) -> list[str]:
         },
     )
     data = fixed_pdf(opts.pages)
-    seconds: dict[int, list[float]] = {n: [] for n in REPLICAS}
+    seconds: dict[tuple[int, int], list[float]] = {v: [] for v in variants}
+    spread: dict[tuple[int, int], list[list[int]]] = {v: [] for v in variants}
     with httpx.Client(base_url=f"{base}/fanout", timeout=300) as client:
-        run_job(client, fixed_pdf(4), "lat1")  # warm-up: first calls open connections and load code
+        for name in variants.values():  # warm-up: first calls open connections and load code
+            run_job(client, fixed_pdf(4), name)
         for _ in range(opts.runs):
-            for n in REPLICAS:
-                elapsed, status = run_job(client, data, f"lat{n}")
+            for variant, name in variants.items():
+                elapsed, status = run_job(client, data, name, raw=True)
                 assert status["pages_done"] == opts.pages
-                seconds[n].append(elapsed)
+                seconds[variant].append(elapsed)
+                raws = client.get(f"/v1/jobs/{status['job_id']}/result").json()["raw_result"]
+                per_replica = collections.Counter(r["pid"] for r in raws)
+                spread[variant].append(sorted(per_replica.values(), reverse=True))
     ideal = opts.pages * opts.page_s
-    one = opts.pages / statistics.median(seconds[1])
     lines = [
-        f"(a) {opts.pages}-page job, {opts.page_s} s/page fixed latency, chunks of {opts.chunk_pages}, "
-        f"{opts.runs} runs each, interleaved; one replica alone needs {ideal:.1f} s",
-        "| backend replicas | job seconds (median; runs) | pages/s | × 1 replica |",
-        "|---|---|---|---|",
+        f"(a) {opts.pages}-page job, {opts.page_s} s/page fixed latency (one chunk at a time per replica), "
+        f"chunks of {opts.chunk_pages}, window {chunks}, {opts.runs} runs each, interleaved; "
+        f"one replica alone needs {ideal:.1f} s",
+        "| backend replicas | max_ongoing_requests | job seconds (median; runs) | pages/s | × 1 replica "
+        "| chunks per replica (each run) |",
+        "|---|---|---|---|---|---|",
     ]
-    for n in REPLICAS:
-        med = statistics.median(seconds[n])
-        rate = opts.pages / med
-        runs = ", ".join(f"{s:.2f}" for s in seconds[n])
-        lines.append(f"| {n} | {med:.2f} ({runs}) | {rate:.1f} | {rate / one:.2f}× |")
+    for m in (1, 2):
+        one = opts.pages / statistics.median(seconds[(1, m)])
+        for n in REPLICAS:
+            med = statistics.median(seconds[(n, m)])
+            rate = opts.pages / med
+            runs = ", ".join(f"{s:.2f}" for s in seconds[(n, m)])
+            per = " ".join("/".join(map(str, c)) for c in spread[(n, m)])
+            lines.append(f"| {n} | {m} | {med:.2f} ({runs}) | {rate:.1f} | {rate / one:.2f}× | {per} |")
     return lines
 
 
