@@ -33,7 +33,7 @@ from typing import Any
 from ray.serve.task_consumer import task_handler
 
 from deployments.backend import call_backend
-from orchestrator.jobs.callbacks import CallbackFailed, callback_body, deliver
+from orchestrator.jobs.callbacks import CallbackFailed, callback_body, check_callback_url, deliver
 from orchestrator.jobs.dispatch import Dispatcher
 from orchestrator.jobs.metrics import JobMetrics
 from orchestrator.jobs.queue import CALLBACK_TASK, CHUNK_TASK, JobQueue, current_app, prune_embedded_broker
@@ -333,7 +333,12 @@ class JobConsumer:
         secret = self.settings.callback_secret
         body = callback_body(record.status())
         delivered, error, tries = False, None, 0
-        for attempt in range(1, self.settings.callback_attempts + 1):
+        try:  # the allow-list may have changed since the job was submitted: it is checked again before any POST
+            check_callback_url(record.callback.url, self.settings.callback_hosts)
+            attempts = self.settings.callback_attempts
+        except OCRError as e:
+            error, attempts, tries = e.message, 0, 1
+        for attempt in range(1, attempts + 1):
             tries = attempt
             try:
                 deliver(

@@ -252,7 +252,10 @@ class JobService:
         cache: dict[int, OCRResponse | None] = {}
         quiet = time.monotonic()
         while True:
-            for ref in plan_events(record, sent):
+            refs = plan_events(record, sent)
+            if not refs and record.ended:
+                return  # the client has seen the end already (its Last-Event-ID is the end's, or beyond)
+            for ref in refs:
                 if ref.kind == "page":
                     if ref.chunk not in cache:
                         key = record.chunks[ref.chunk].result_key or ""

@@ -378,6 +378,8 @@ def test_the_event_stream_is_in_order_complete_and_resumable(rig):
     assert events[-1][2]["state"] == "succeeded" and events[-1][2]["pages_done"] == 3
     resumed = run(read(4))
     assert [(e[0], e[1]) for e in resumed] == [(None, "status"), (5, "progress"), (6, "end")]
+    assert [e[1] for e in run(read(6))] == ["status"]  # the end seen already: the stream closes at once
+    assert [e[1] for e in run(read(10**6))] == ["status"]
 
 
 def test_an_idempotency_key_gives_the_same_job_and_refuses_another_request(rig):
@@ -519,3 +521,30 @@ def test_an_idempotency_key_without_a_job_store_runs_the_request_and_says_so():
     assert bad.status_code == 400 and "Idempotency-Key" in bad.json()["error"]["message"]
     jobs = client.post("/v1/jobs", files={"file": ("p.png", png)})
     assert jobs.status_code == 404 and "job API is not deployed" in jobs.json()["error"]["message"]
+
+
+def test_the_callback_is_queued_at_the_end_delivered_signed_and_rechecked_against_the_allow_list(tmp_path):
+    from tests.support.callback_receiver import callback_receiver
+
+    with callback_receiver(answers=[500]) as receiver:
+        host = f"127.0.0.1:{receiver.port}"
+        settings = JobSettings(
+            state_dir=str(tmp_path / "{app}"), chunk_pages=2, callback_hosts=[host], callback_secret="s", stale_s=5,
+            heartbeat_s=1,
+        )  # fmt: skip
+        queue = HandQueue()
+        service = JobService(settings, queue=queue)
+        consumer = JobConsumer({"fake": FakeHandle("fake")}, settings, queue=queue, background=False)
+        status, _ = _submit(service, _pdf(2), callback_url=f"{receiver.url}/done")
+        assert queue.deliver(consumer) == ["done", "delivered"]  # the last chunk queued the callback; 500, then 200
+        assert len(receiver.calls) == 2 and run(service.status(status.job_id)).callback == "delivered"
+        body = receiver.calls[-1].body
+        stamp = receiver.calls[-1].headers["x-ocrserve-timestamp"]
+        assert receiver.calls[-1].headers["x-ocrserve-signature"] == sign(body, "s", int(stamp))
+
+        # the operator took the host off the list after this job was submitted: no POST, the callback fails
+        second, _ = _submit(service, _pdf(1), callback_url=f"{receiver.url}/done")
+        off = JobConsumer({"fake": FakeHandle("fake")}, settings.model_copy(update={"callback_hosts": ["other"]}),
+                          queue=queue, background=False)  # fmt: skip
+        assert queue.deliver(off) == ["done", "failed"]
+        assert len(receiver.calls) == 2 and run(service.status(second.job_id)).callback == "failed"
