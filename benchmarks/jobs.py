@@ -23,6 +23,7 @@ import collections
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -183,6 +184,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8431)
     opts = ap.parse_args()
 
+    sys.path.insert(0, str(REPO))  # this file's folder is on the path, not the repository: shared, benchmarks...
     import ray
     from ray import serve
 
