@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh deepseek,mineru,test
 bash scripts/install-browser.sh   # Debian's Chromium for the web page's browser tests (apt; never a download)
 bash scripts/apt-install.sh /usr/bin/promtool prometheus   # promtool checks the Prometheus alert rules (apt)
+bash scripts/apt-install.sh /usr/bin/redis-server redis-server   # the job tests start their own Redis (apt)
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 set +e
 .venv/bin/python -m pytest "$@"

@@ -107,6 +107,21 @@ class OCRJSONRequest(OCROptions, Base64File):
     """``POST /v1/ocr`` with a JSON body instead of a multipart upload."""
 
 
+class JobOptions(OCROptions):
+    """Options of ``POST /v1/jobs``: those of ``/v1/ocr``, and where to say that the job ended."""
+
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="http(s) URL POSTed (signed, see X-OCRServe-Signature) when the job ends; its host must be on "
+        "the server's jobs.callback_hosts allow-list (empty by default: callbacks refused).",
+    )
+
+
+class JobJSONRequest(JobOptions, Base64File):
+    """``POST /v1/jobs`` with a JSON body instead of a multipart upload."""
+
+
 class RunRequest(BaseModel):
     """What the router sends a backend deployment along with the document. Small and serialisable."""
 

@@ -279,6 +279,9 @@ class ErrorCode(str, Enum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     JOB_NOT_FINISHED = "job_not_finished"
+    JOB_CANCELLED = "job_cancelled"
+    JOB_FINISHED = "job_finished"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     INTERNAL_ERROR = "internal_error"
 
     def __str__(self) -> str:
@@ -410,21 +413,36 @@ class BackendList(_Model):
     )
 
 
-JobState = Literal["queued", "running", "succeeded", "failed", "interrupted"]
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_ENDED_STATES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+"""States a job never leaves."""
 
 
 class JobStatus(_Model):
     """``GET /v1/jobs/{id}``: where an asynchronous job stands."""
 
-    job_id: str = Field(description="Job id.")
-    state: JobState = Field(description="queued, running, succeeded, failed, or interrupted (its worker restarted).")
+    job_id: str = Field(description="Job id (32 hex digits).")
+    state: JobState = Field(
+        description="queued (no chunk started yet), running, succeeded, failed (a chunk failed for good: `error`), "
+        "or cancelled (DELETE /v1/jobs/{id}; the pages finished before stay readable)."
+    )
     backend: str = Field(description="Backend processing it.")
     pages_total: int = Field(description="Pages to process.")
     pages_done: int = Field(default=0, description="Pages processed so far.")
+    chunks_total: int = Field(default=0, description="Chunks the pages are split into (jobs.chunk_pages each).")
+    chunks_done: int = Field(default=0, description="Chunks finished so far.")
     created_at: float = Field(description="Submit time, epoch seconds.")
     updated_at: float = Field(description="Last progress, epoch seconds.")
+    started_at: float | None = Field(default=None, description="When the first chunk started, epoch seconds.")
+    finished_at: float | None = Field(default=None, description="When the job ended, epoch seconds.")
     error: ErrorDetail | None = Field(default=None, description="Why it failed.")
     result_url: str | None = Field(default=None, description="Where the result is, once succeeded.")
+    events_url: str | None = Field(default=None, description="Server-sent events of the job (progress, pages, end).")
+    callback: str | None = Field(
+        default=None,
+        description="The end-of-job callback: waiting (for the end), pending, delivered, or failed (after its "
+        "retries); null without one.",
+    )
 
 
 class JobPages(_Model):
@@ -434,9 +452,26 @@ class JobPages(_Model):
     state: JobState = Field(description="The job's state when these pages were read.")
     pages_done: int = Field(description="Pages processed so far.")
     pages_total: int = Field(description="Pages to process.")
-    start: int = Field(description="Position (0-based, in processing order) of the first page in `pages`.")
-    pages: list[PageResult] = Field(description="Finished pages from `start` on, in document order.")
+    start: int = Field(description="Position (0-based, in the order pages finished) of the first page in `pages`.")
+    pages: list[PageResult] = Field(
+        description="Finished pages from `start` on, in the order they finished: chunks run in parallel, so a "
+        "later page can come first; each carries its `index`. Positions never change once given."
+    )
     error: ErrorDetail | None = Field(default=None, description="Why the job failed, when it did.")
+
+
+class JobPageEvent(_Model):
+    """Data of a ``page`` event of ``GET /v1/jobs/{id}/events``: one finished page."""
+
+    job_id: str = Field(description="Job id.")
+    position: int = Field(description="0-based position of the page in the order pages finished (as in /pages).")
+    page: PageResult = Field(description="The page, as it will be in the result.")
+
+
+JOB_EVENT_KINDS: tuple[str, ...] = ("status", "page", "progress", "end")
+"""Event names of the job stream: ``status`` (once, on connecting: the job's status, no id), ``page`` (a finished
+page, :class:`JobPageEvent`), ``progress`` (after each finished chunk: the job's status), ``end`` (the final
+status; the stream closes after it)."""
 
 
 # --- fields as JSON (POST /v1/extract) -------------------------------------------------------------------------

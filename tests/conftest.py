@@ -70,15 +70,21 @@ def serve_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def deploy_app(serve_url: str) -> Iterator[Callable[[str, dict[str, Any]], str]]:
-    """``deploy_app(name, args) -> base_url``: run ``build_app(args)`` as application ``name`` at ``/name``."""
+def deploy_app(serve_url: str, tmp_path_factory) -> Iterator[Callable[[str, dict[str, Any]], str]]:
+    """``deploy_app(name, args) -> base_url``: run ``build_app(args)`` as application ``name`` at ``/name``.
+
+    Each application's jobs live in this session's own temp dir (unless its args say where), so test sessions
+    running side by side on one machine never share a job store or queue."""
     from ray import serve
 
     from orchestrator.builder import build_app
 
     deployed: dict[str, str] = {}
+    jobs_dir = tmp_path_factory.mktemp("jobs")
 
     def _deploy(name: str, args: dict[str, Any]) -> str:
+        if args.get("jobs_enabled", True):
+            args = {**args, "jobs": {"state_dir": str(jobs_dir / "{app}"), **args.get("jobs", {})}}
         if name not in deployed:
             serve.run(build_app(args), name=name, route_prefix=f"/{name}")
             deployed[name] = f"{serve_url}/{name}"
@@ -175,7 +181,7 @@ def strict_url(deploy_app, strict_gates) -> str:
                 "max_request_timeout_s": 60,
                 "status_ttl_s": 0,
             },
-            "jobs": {"chunk_pages": 2},
+            "jobs": {"chunk_pages": 2, "window_chunks": 1},  # one chunk at a time: progress is seen between
             "allow_custom_engines": True,  # the fake engines
         },
     )

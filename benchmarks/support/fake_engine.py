@@ -128,6 +128,7 @@ class FakeEngine(OCREngine):
 
     def run(self, doc: Document, pages: list[PageImage], options: EngineOptions) -> EngineRun:
         assert isinstance(options, FakeOptions)
+        started = time.time()
         if self.config.refuse is not None:
             raise OCRError(self.config.refuse, f"the fake engine refuses every request ({self.config.refuse.value})")
         if options.hold:
@@ -156,8 +157,30 @@ class FakeEngine(OCREngine):
             results.append(
                 PageResult(index=page.index, width=w, height=h, dpi=page.dpi, markdown=markdown, blocks=blocks)
             )
-        raw: dict[str, Any] = {"pages": len(pages), "pid": os.getpid()}
+        raw: dict[str, Any] = {
+            "pages": len(pages),
+            "pid": os.getpid(),
+            "node_id": _node_id(),
+            "started": started,
+            "ended": time.time(),
+        }
         return EngineRun(pages=results, raw=raw, source_markdown="\n\n".join(p.markdown for p in results))
+
+    def _wait_for_gate(self, name: str) -> None:
+        """Block until ``gate_dir/name`` exists; say so with a ``gate_dir/name.waiting.<id>`` file meanwhile."""
+        if self.config.gate_dir is None:
+            raise OCRError(ErrorCode.INVALID_OPTION, "this fake backend has no gate_dir: 'hold' cannot work")
+        gates = Path(self.config.gate_dir)
+        waiting = gates / f"{name}.waiting.{uuid.uuid4().hex}"
+        waiting.touch()
+        deadline = time.monotonic() + self.config.hold_timeout_s
+        try:
+            while not (gates / name).exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gate {name!r} stayed closed for {self.config.hold_timeout_s:.0f} s")
+                time.sleep(0.05)
+        finally:
+            waiting.unlink(missing_ok=True)
 
 
 def _start_workers(count: int) -> tuple[dict[str, Any], list[Any]]:
@@ -194,18 +217,12 @@ def _start_workers(count: int) -> tuple[dict[str, Any], list[Any]]:
     seen = ray.get([w.where.remote() for w in workers], timeout=60)
     return {"placement_group_bundles": bundles, "tp_workers": seen}, workers
 
-    def _wait_for_gate(self, name: str) -> None:
-        """Block until ``gate_dir/name`` exists; say so with a ``gate_dir/name.waiting.<id>`` file meanwhile."""
-        if self.config.gate_dir is None:
-            raise OCRError(ErrorCode.INVALID_OPTION, "this fake backend has no gate_dir: 'hold' cannot work")
-        gates = Path(self.config.gate_dir)
-        waiting = gates / f"{name}.waiting.{uuid.uuid4().hex}"
-        waiting.touch()
-        deadline = time.monotonic() + self.config.hold_timeout_s
-        try:
-            while not (gates / name).exists():
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gate {name!r} stayed closed for {self.config.hold_timeout_s:.0f} s")
-                time.sleep(0.05)
-        finally:
-            waiting.unlink(missing_ok=True)
+
+def _node_id() -> str | None:
+    """The Ray node this replica runs on (None outside Ray): where a job's chunk ran, for the cluster tests."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:
+        return None

@@ -27,7 +27,8 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,18 @@ from shared.errors import OCRError
 from shared.merge import merge_responses
 from shared.openai_api import ChatCompletion, ChatCompletionChunk
 from shared.requests import ChunkingMode, ChunkingOptions
-from shared.schema import BackendList, ErrorCode, ErrorResponse, ExtractResponse, OCRResponse, RenderResponse
+from shared.schema import (
+    BackendList,
+    ErrorCode,
+    ErrorResponse,
+    ExtractResponse,
+    JobPageEvent,
+    JobPages,
+    JobStatus,
+    OCRResponse,
+    PageResult,
+    RenderResponse,
+)
 from shared.tokens import BUNDLED_TOKENIZERS, bundled_counter
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -401,6 +413,127 @@ class OCRClient:
         body.update({k: v for k, v in extra.items() if v is not None})
         return RenderResponse.model_validate(self._json(self._post("/v1/render", json=body)))
 
+    # --- the job API (long and bulk documents) -------------------------------------------------------------
+
+    def submit_job(
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        backend: str = "auto",
+        pages: str | None = None,
+        dpi: float | None = None,
+        options: dict[str, Any] | None = None,
+        include_boxes_image: bool = True,
+        include_raw: bool = False,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobStatus:
+        """Submit a document as a job (``POST /v1/jobs``); returns at once with its status.
+
+        ``idempotency_key`` makes a retried submit the same job (the service remembers the key with the job).
+
+        Raises:
+            ServiceError: an error answer (after retrying overload answers).
+        """
+        form = ocr_form(
+            backend=backend,
+            pages=pages,
+            dpi=dpi,
+            options=options,
+            include_boxes_image=include_boxes_image,
+            include_raw=include_raw,
+        )
+        if callback_url:
+            form["callback_url"] = callback_url
+        r = self._post("/v1/jobs", files={"file": (filename, data)}, data=form, idempotency_key=idempotency_key)
+        return JobStatus.model_validate(self._json(r))
+
+    def job(self, job_id: str) -> JobStatus:
+        """A job's status (``GET /v1/jobs/{id}``)."""
+        return JobStatus.model_validate(self._json(self._get(f"/v1/jobs/{job_id}")))
+
+    def job_pages(self, job_id: str, start: int = 0) -> JobPages:
+        """Pages a job has finished, in the order they finished, from position ``start`` on."""
+        return JobPages.model_validate(self._json(self._get(f"/v1/jobs/{job_id}/pages", params={"start": start})))
+
+    def job_result(self, job_id: str) -> OCRResponse:
+        """A succeeded job's whole answer, pages in document order."""
+        return OCRResponse.model_validate(self._json(self._get(f"/v1/jobs/{job_id}/result")))
+
+    def cancel_job(self, job_id: str) -> JobStatus:
+        """Cancel a job (``DELETE /v1/jobs/{id}``): nothing more runs; the pages finished stay readable."""
+        return JobStatus.model_validate(self._json(self._send("DELETE", f"/v1/jobs/{job_id}", retry=True)))
+
+    def job_events(self, job_id: str, *, last_event_id: int | None = None, reconnects: int = 5) -> Iterator[JobEvent]:
+        """The job's server-sent events until its ``end`` (``GET /v1/jobs/{id}/events``), reconnecting with
+        ``Last-Event-ID`` when the stream breaks, so no event is missed or seen twice.
+
+        Raises:
+            ServiceError: an error answer (an unknown job: 404).
+            httpx.HTTPError: the stream broke more than ``reconnects`` times in a row.
+        """
+        last = last_event_id
+        failures = 0
+        while True:
+            headers = {"Last-Event-ID": str(last)} if last is not None else {}
+            try:
+                with self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        self._json(r)  # raises ServiceError
+                    for event in _parse_sse(r.iter_lines()):
+                        failures = 0
+                        if event.id is not None:
+                            last = event.id
+                        yield event
+                        if event.event == "end":
+                            return
+            except httpx.HTTPError:
+                failures += 1
+                if failures > reconnects:
+                    raise
+                time.sleep(min(2.0**failures, 30.0))
+
+    def run_job(
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        on_page: Callable[[PageResult], None] | None = None,
+        poll_s: float = 1.0,
+        **submit: Any,
+    ) -> OCRResponse:
+        """Submit a job, follow it (server-sent events; polling its status where events are not served), and
+        return its result. ``progress(done, total)`` after each chunk; ``on_page(page)`` as each page finishes.
+
+        Raises:
+            ServiceError: an error answer, or the job failed or was cancelled (its error, or ``job_cancelled``).
+        """
+        status = self.submit_job(data, filename, **submit)
+        if progress:
+            progress(status.pages_done, status.pages_total)
+        try:
+            for event in self.job_events(status.job_id):
+                if isinstance(event.data, JobPageEvent) and on_page:
+                    on_page(event.data.page)
+                elif isinstance(event.data, JobStatus):
+                    status = event.data
+                    if progress:
+                        progress(status.pages_done, status.pages_total)
+        except ServiceError as e:
+            if e.status != 404 or e.error.error.code != "not_found" or "events" not in str(e):
+                raise
+            while status.state in ("queued", "running"):  # a service without the events route: poll
+                time.sleep(poll_s)
+                status = self.job(status.job_id)
+                if progress:
+                    progress(status.pages_done, status.pages_total)
+        if status.state != "succeeded":
+            status = self.job(status.job_id)
+        return self.job_result(status.job_id)  # the service's own answer for a failed or cancelled job
+
     def _get(self, path: str, **kwargs: Any) -> httpx.Response:
         """GET ``path``: always safe to send again, retried as the module's docstring says."""
         return self._send("GET", path, retry=True, **kwargs)
@@ -415,13 +548,13 @@ class OCRClient:
         """One call: the answer of its last try.
 
         Args:
-            retry: Whether the call may be sent again (a GET, a POST with an ``Idempotency-Key``); without it the
-                first answer, or the first transport error, is final.
+            retry: Whether the call may be sent again (a GET or DELETE, a POST with an ``Idempotency-Key``); without
+                it the first answer, or the first transport error, is final.
 
         Raises:
             httpx.TransportError: the last try got no answer.
         """
-        if retry and method != "GET" and IDEMPOTENCY_HEADER not in kwargs.get("headers", {}):
+        if retry and method not in ("GET", "DELETE") and IDEMPOTENCY_HEADER not in kwargs.get("headers", {}):
             raise ValueError(f"a {method} is sent again only with an {IDEMPOTENCY_HEADER} header")
         for attempt in range(self.max_retries + 1):
             last = not retry or attempt == self.max_retries
@@ -577,3 +710,29 @@ def _retry_after_s(r: httpx.Response) -> float | None:
 def _backoff_s(attempt: int) -> float:
     """A growing wait for a try that got no answer, or no ``Retry-After``: 0.5 s, 1 s, 2 s... up to 8 s."""
     return min(0.5 * 2**attempt, 8.0)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One server-sent event of a job: ``status`` / ``progress`` / ``end`` carry a :class:`JobStatus`, ``page`` a
+    :class:`JobPageEvent`; ``id`` is what to resume after (None for ``status``)."""
+
+    id: int | None
+    event: str
+    data: JobStatus | JobPageEvent
+
+
+def _parse_sse(lines: Iterable[str]) -> Iterator[JobEvent]:
+    """Events from the lines of a text/event-stream (comments and ``retry:`` skipped)."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "event" in fields and "data" in fields:
+                kind = fields["event"]
+                model = JobPageEvent if kind == "page" else JobStatus
+                data = model.model_validate_json(fields["data"])
+                yield JobEvent(int(fields["id"]) if fields.get("id", "").isdigit() else None, kind, data)
+            fields = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(":")
+            fields[key] = value[1:] if value.startswith(" ") else value

@@ -193,6 +193,14 @@ def ocr(
     boxes: Annotated[bool, typer.Option(help="Ask for boxes images.")] = True,
     raw: Annotated[bool, typer.Option(help="Ask for the backend's raw output.")] = False,
     chunk_pages: Annotated[int, typer.Option(min=1, help="Pages per request (progress is shown per chunk).")] = 4,
+    job: Annotated[
+        bool,
+        typer.Option(
+            "--job",
+            help="Send it as one job (durable, fanned out over the backend's replicas; progress from its "
+            "event stream) instead of one request per chunk.",
+        ),
+    ] = False,
     api_key: Annotated[str | None, typer.Option(envvar=API_KEY_VAR, help="API key, when the service has one.")] = None,
     chunks: Annotated[
         str,
@@ -219,7 +227,9 @@ def ocr(
         progress = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
         with _reported_failures():
             try:
-                if chunking.chunking == "none":
+                if job:
+                    result = client.run_job(file.read_bytes(), file.name, progress=progress, **common)
+                elif chunking.chunking == "none":
                     result = client.ocr_file(file, chunk_pages=chunk_pages, progress=progress, **common)
                 else:
                     result = client.ocr_chunks(file, chunking, chunk_pages=chunk_pages, progress=progress, **common)

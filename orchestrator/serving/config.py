@@ -32,7 +32,7 @@ from shared.documents import DocumentLimits
 ROUTER_NAME = "router"
 """Serve deployment name of the router (the HTTP ingress)."""
 JOBS_NAME = "jobs"
-"""Serve deployment name of the job runner."""
+"""Serve deployment name of the job consumer (chunks from the queue to the backends)."""
 RESERVED_NAMES = (ROUTER_NAME, JOBS_NAME)
 
 
@@ -303,8 +303,12 @@ class AppArgs(_Strict):
     jobs_enabled: bool = Field(default=True, description="Deploy the asynchronous job API (/v1/jobs).")
     jobs: JobSettings = Field(default_factory=JobSettings, description="Job API settings.")
     jobs_deployment: DeploymentOptions = Field(
-        default_factory=lambda: DeploymentOptions(num_replicas=1, ray_actor_options={"num_cpus": 0.1}),
-        description="Ray Serve options of the job runner. Keep one replica: job state lives in it.",
+        default_factory=lambda: DeploymentOptions(
+            num_replicas=1, max_ongoing_requests=8, ray_actor_options={"num_cpus": 0.1}
+        ),
+        description="Ray Serve options of the job consumer: any number of replicas, each running "
+        "max_ongoing_requests chunks at once (the queue's overall bound is replicas x that). With a Redis store, "
+        "an autoscaling_config without a policy scales on the queue's length (AsyncInferenceAutoscalingPolicy).",
     )
 
     @model_validator(mode="before")
@@ -330,8 +334,13 @@ class AppArgs(_Strict):
         for reserved in RESERVED_NAMES:
             if reserved in self.backends:
                 raise ValueError(f"'{reserved}' is reserved for a deployment of the app; rename that backend")
-        if self.jobs_deployment.num_replicas not in (None, 1) or self.jobs_deployment.autoscaling_config:
-            raise ValueError("jobs_deployment must have exactly one replica (job state lives in it)")
+        scaling = self.jobs_deployment.autoscaling_config
+        queue_readable = self.jobs.store.startswith(("redis", "env:"))  # env:NAME: known only in the replicas
+        if self.jobs_enabled and scaling and "policy" not in scaling and not queue_readable:
+            raise ValueError(
+                "jobs_deployment.autoscaling_config scales consumers on the queue's length, which is read from "
+                "Redis: set jobs.store to a redis:// URL, or give the autoscaling_config a policy of your own"
+            )
         default = self.router.default_backend
         if default != "auto" and default not in enabled and default not in self.router.cascades:
             raise ValueError(f"default_backend {default!r} is not an enabled backend or cascade ({enabled})")

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from deployments.backend import call_backend, call_method, shared_document
+from orchestrator.jobs import idempotency
+from orchestrator.jobs.service import JobService
+from orchestrator.jobs.settings import JobSettings
 from orchestrator.serving.cascade import CascadePolicy, merge_cascade, plan_escalations
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.render import render_response
@@ -28,7 +32,15 @@ from shared.documents import PAGED_TYPES, STRUCTURED_TYPES, Document, may_need_i
 from shared.errors import OCRError
 from shared.extraction import resolve_schema, validation_errors
 from shared.metrics import agreement
-from shared.requests import CompareOptions, ExtractOptions, ExtractRunRequest, OCROptions, RenderRequest, RunRequest
+from shared.requests import (
+    CompareOptions,
+    ExtractOptions,
+    ExtractRunRequest,
+    JobOptions,
+    OCROptions,
+    RenderRequest,
+    RunRequest,
+)
 from shared.schema import (
     BackendStatus,
     CompareEntry,
@@ -67,10 +79,15 @@ class Router:
         self,
         backends: Mapping[str, Any],
         settings: RouterSettings | dict[str, Any] | None = None,
-        jobs: Any = None,
+        jobs: JobService | JobSettings | dict[str, Any] | None = None,
+        consumer: Any = None,
     ) -> None:
         self.backends = dict(backends)
-        self.jobs = jobs  # handle of the jobs deployment (async API), None when not deployed
+        # the job API (None when not deployed): state in the job store, work through the queue to ``consumer``
+        self.jobs = (
+            jobs if isinstance(jobs, JobService) or jobs is None else JobService(JobSettings.model_validate(jobs))
+        )
+        self.consumer = consumer  # the job consumer deployment: bound so Serve deploys it; never called from here
         self.settings = (
             settings if isinstance(settings, RouterSettings) else RouterSettings.model_validate(settings or {})
         )
@@ -373,10 +390,20 @@ class Router:
             request_id=request_id, document=doc.info(), entries=entries, agreement=pairs, pages=pages
         )
 
-    # --- asynchronous jobs -------------------------------------------------------------------------------------
+    # --- asynchronous jobs (orchestrator.jobs.service does the work) ------------------------------------------
 
-    async def submit_job(self, data: bytes, filename: str, opts: OCROptions, request_id: str) -> JobStatus:
-        """Validate now, process later in the jobs deployment; returns the job's status."""
+    async def submit_job(
+        self,
+        data: bytes,
+        filename: str,
+        opts: JobOptions,
+        request_id: str,
+        *,
+        tenant: str = "",
+        idempotency_key: str | None = None,
+    ) -> tuple[JobStatus, bool]:
+        """Validate now, process later through the job queue; returns (the job's status, whether it was a replay
+        of an earlier request with the same Idempotency-Key)."""
         jobs = self._jobs()
         doc = await asyncio.to_thread(
             self.validate, data, filename, pages=opts.pages, dpi=opts.dpi, max_pages=self.settings.limits.max_job_pages
@@ -389,19 +416,56 @@ class Router:
                 accepted=sorted(self.backends),
             )
         name = await self._resolve(requested, doc.media_type, [])
-        return await jobs.submit.remote(name, doc, self.run_request(request_id, time.time(), opts, opts.options))
+        run = self.run_request(request_id, time.time(), opts, opts.options)
+        fp = idempotency.fingerprint("jobs", doc.sha256, filename, opts.model_dump()) if idempotency_key else None
+        return await jobs.submit(
+            doc,
+            name,
+            run,
+            callback_url=opts.callback_url,
+            tenant=tenant,
+            idempotency_key=idempotency_key,
+            fingerprint=fp,
+        )
 
     async def job(self, job_id: str) -> JobStatus:
-        return _answer(await self._jobs().get.remote(job_id))
+        return await self._jobs().status(job_id)
 
     async def job_result(self, job_id: str) -> OCRResponse:
-        return _answer(await self._jobs().result.remote(job_id))
+        return await self._jobs().result(job_id)
 
     async def job_pages(self, job_id: str, start: int = 0) -> JobPages:
         """Pages a job has finished so far, from position ``start`` on (for clients showing them as they come)."""
-        return _answer(await self._jobs().pages.remote(job_id, start))
+        return await self._jobs().pages(job_id, start)
 
-    def _jobs(self) -> Any:
+    async def cancel_job(self, job_id: str) -> JobStatus:
+        return await self._jobs().cancel(job_id)
+
+    async def job_events(
+        self, job_id: str, after: int, decorate: Callable[[JobStatus], JobStatus]
+    ) -> AsyncIterator[bytes]:
+        return await self._jobs().events(job_id, after, decorate)
+
+    async def ocr_once(
+        self, data: bytes, filename: str, opts: OCROptions, request_id: str, *, tenant: str, key: str
+    ) -> tuple[OCRResponse, bool]:
+        """:meth:`ocr`, run once per Idempotency-Key: a retry gets the first request's answer (or waits for it).
+        Returns (answer, whether it was a replay). Without the job store the key cannot be kept: the request runs,
+        with a warning saying so."""
+        if self.jobs is None:
+            result = await self.ocr(data, filename, opts, request_id)
+            result.warnings.append("Idempotency-Key ignored: this application has no job store (jobs_enabled: false)")
+            return result, False
+        fp = idempotency.fingerprint("ocr", hashlib.sha256(data).hexdigest(), filename, opts.model_dump())
+        return await self.jobs.once(
+            tenant=tenant,
+            key=key,
+            fp=fp,
+            timeout_s=self.timeout_s(opts.timeout_s),
+            work=lambda: self.ocr(data, filename, opts, request_id),
+        )
+
+    def _jobs(self) -> JobService:
         if self.jobs is None:
             raise OCRError(ErrorCode.NOT_FOUND, "the job API is not deployed in this application")
         return self.jobs
@@ -571,13 +635,6 @@ def recheck_extraction(result: ExtractResponse, schema: dict[str, Any]) -> None:
     if errors and result.valid:
         result.errors.extend(f"router: {e}" for e in errors)
     result.valid = result.valid and not errors
-
-
-def _answer(answer: Any) -> Any:
-    """A deployment's answer, or its error value raised as ``OCRError``."""
-    if isinstance(answer, ErrorDetail):
-        raise OCRError.from_detail(answer)
-    return answer
 
 
 def _since(started: float) -> float:

@@ -236,11 +236,42 @@ def test_a_long_pdf_goes_through_the_job_api_with_progress_and_every_page(strict
     page.wait_for_function("() => document.querySelector('.single-view .page-image').naturalWidth > 0")
 
 
+def test_stop_offers_to_cancel_the_job_and_the_pages_read_stay(strict_url, page, tmp_path):
+    """Stop during a job asks whether to cancel it in the service; cancelling leaves the pages read on the page."""
+    import httpx
+
+    page.goto(f"{strict_url}/ui/")
+    page.wait_for_selector("#key-panel:not([hidden])")
+    page.fill("#api-key", STRICT_KEY)
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector("#backend-list .backend")
+    choose(page, ["steady"])
+    page.click("#backend-options summary:has-text('steady options')")
+    page.fill("#opt-steady-sleep_s", "1")
+    n = 20
+    upload(page, tmp_path, "long.pdf", samples.multi_page_pdf([samples.one_column_page(width=400)[0]] * n, dpi=72))
+    with page.expect_response(lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST") as submitted:
+        page.click("#run")
+    job_id = submitted.value.json()["job_id"]
+    page.wait_for_function("() => document.querySelectorAll('.single-view .page-button').length > 0", timeout=120_000)
+    page.click("#cancel")
+    assert page.is_visible("#stop-choice") and "goes on in the service" in page.inner_text("#stop-choice")
+    page.click("#cancel-job")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "Job cancelled after" in page.inner_text("#error")
+    status = httpx.get(f"{strict_url}/v1/jobs/{job_id}", headers={"x-api-key": STRICT_KEY}).json()
+    assert status["state"] == "cancelled" and status["pages_done"] < n
+    assert page.locator(".single-view .page-button").count() >= 1  # what was read stays shown
+    shot(page, "job-cancel")
+
+
 def test_api_docs_render_offline(rapidocr_url, page):
     page.goto(f"{rapidocr_url}/docs")
     page.wait_for_selector(".swagger-ui .opblock-summary-path")
     paths = page.locator(".opblock-summary-path").all_inner_texts()
-    assert {"/v1/ocr", "/v1/compare", "/v1/jobs/{job_id}/pages", "/v1/page-image"} <= {p.strip() for p in paths}
+    assert {"/v1/ocr", "/v1/compare", "/v1/jobs/{job_id}/pages", "/v1/jobs/{job_id}/events", "/v1/page-image"} <= {
+        p.strip() for p in paths
+    }
     page.locator(".opblock-summary-path", has_text="/v1/backends").first.click()  # an operation opens
     page.wait_for_selector(".opblock.is-open .try-out__btn")
     shot(page, "docs")

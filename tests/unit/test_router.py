@@ -21,7 +21,7 @@ from orchestrator.serving.router import Router
 from orchestrator.serving.selection import choose_backend
 from shared import samples
 from shared.errors import OCRError
-from shared.requests import OCROptions
+from shared.requests import JobOptions, OCROptions
 from shared.schema import BackendStatus, ErrorResponse, OCRResponse
 
 
@@ -327,11 +327,16 @@ def test_a_cascade_with_nothing_to_escalate_never_calls_the_stronger_backend():
     assert result.escalations == [] and strong.ocr.calls == 0 and result.pages[0].backend == "cheap"
 
 
-def test_a_cascade_is_refused_for_jobs_with_a_clear_error():
+def test_a_cascade_is_refused_for_jobs_with_a_clear_error(tmp_path):
+    from orchestrator.jobs.service import JobService
+    from orchestrator.jobs.settings import JobSettings
+    from tests.support.hand_queue import HandQueue
+
     settings = RouterSettings(cascades={"c": {"first": "a", "then": "b"}})
-    router = Router({"a": FakeHandle("a"), "b": FakeHandle("b")}, settings, jobs=object())
+    jobs = JobService(JobSettings(state_dir=str(tmp_path / "{app}")), queue=HandQueue())
+    router = Router({"a": FakeHandle("a"), "b": FakeHandle("b")}, settings, jobs=jobs)
     with pytest.raises(OCRError) as e:
-        run(router.submit_job(PNG, "p.png", OCROptions(backend="c"), "r"))
+        run(router.submit_job(PNG, "p.png", JobOptions(backend="c"), "r"))
     assert e.value.code == "invalid_option" and "synchronously" in e.value.message
 
 

@@ -6,7 +6,6 @@ cheaply: what is served, with which headers, under a route prefix, and nothing o
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 import pytest
@@ -15,15 +14,17 @@ from PIL import Image
 
 from benchmarks.support.fake_engine import FakeEngine
 from deployments.backend import options_schema
-from orchestrator.jobs.worker import JobWorker
+from orchestrator.jobs.consumer import JobConsumer
+from orchestrator.jobs.service import JobService
+from orchestrator.jobs.settings import JobSettings
 from orchestrator.serving.api import create_api
 from orchestrator.serving.api.routes.ui import DOCS_ASSETS, DOCS_FILES, WEB_DIR
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
 from shared import samples
 from shared.documents import open_document
-from shared.requests import RunRequest
 from shared.schema import ErrorResponse, JobPages
+from tests.support.hand_queue import HandQueue
 from tests.unit.test_router import FakeHandle
 
 
@@ -119,30 +120,36 @@ def test_options_schema_carries_the_deployments_defaults():
     assert FakeEngine.Options.model_json_schema()["properties"]["sleep_s"]["default"] == 0.0  # class untouched
 
 
-def test_job_pages_arrive_chunk_by_chunk(tmp_path):
+def test_job_pages_arrive_chunk_by_chunk_and_each_page_once(tmp_path):
     """A client polling /v1/jobs/{id}/pages sees each chunk's pages as soon as it is done, then the rest."""
-
-    async def scenario() -> list[JobPages]:
-        worker = JobWorker({"a": FakeHandle("a", delay_s=0.05)}, {"state_dir": str(tmp_path), "chunk_pages": 2})
-        pdf = samples.multi_page_pdf([samples.one_column_page()[0]] * 5)
-        status = await worker.submit("a", open_document(pdf), RunRequest(request_id="r", received_at=0.0))
-        seen: list[JobPages] = []
-        for _ in range(200):
-            got = await worker.pages(status.job_id, sum(len(s.pages) for s in seen))
-            seen.append(got)
-            if got.state == "succeeded":
-                return seen
-            await asyncio.sleep(0.01)
-        raise AssertionError("job did not finish")
-
-    seen = asyncio.new_event_loop().run_until_complete(scenario())
+    settings = JobSettings(state_dir=str(tmp_path / "{app}"), chunk_pages=2, window_chunks=2)
+    queue = HandQueue()
+    backend = FakeHandle("a")
+    router = Router({"a": backend}, RouterSettings(), jobs=JobService(settings, queue=queue))
+    consumer = JobConsumer({"a": backend}, settings, queue=queue, background=False)
+    client = TestClient(create_api(router))
+    pdf = samples.multi_page_pdf([Image.new("RGB", (120, 90), "white")] * 5, dpi=72)
+    r = client.post("/v1/jobs", files={"file": ("d.pdf", pdf)}, data={"backend": "a"})
+    assert r.status_code == 202 and r.headers["location"] == f"/v1/jobs/{r.json()['job_id']}"
+    job_id = r.json()["job_id"]
+    seen: list[JobPages] = []
+    while True:
+        got = JobPages.model_validate(
+            client.get(f"/v1/jobs/{job_id}/pages", params={"start": len(sum((s.pages for s in seen), []))}).json()
+        )
+        seen.append(got)
+        if got.state == "succeeded":
+            break
+        assert queue.deliver(consumer, limit=1) == ["done"]  # one chunk at a time
     pages = [p.index for s in seen for p in s.pages]
-    assert pages == [0, 1, 2, 3, 4]  # each page once, in order, across polls
+    assert sorted(pages) == [0, 1, 2, 3, 4] and len(pages) == 5  # each page once across polls
     assert any(0 < s.pages_done < 5 and s.pages for s in seen)  # some arrived before the end
     assert seen[-1].pages_done == seen[-1].pages_total == 5
+    assert client.get(f"/v1/jobs/{job_id}").json()["result_url"] == f"/v1/jobs/{job_id}/result"
 
 
 def test_job_pages_of_an_unknown_job_is_not_found(tmp_path):
-    worker = JobWorker({}, {"state_dir": str(tmp_path)})
-    answer = asyncio.new_event_loop().run_until_complete(worker.pages("nope"))
-    assert answer.code == "not_found"
+    settings = JobSettings(state_dir=str(tmp_path / "{app}"))
+    router = Router({"a": FakeHandle("a")}, RouterSettings(), jobs=JobService(settings, queue=HandQueue()))
+    r = TestClient(create_api(router)).get(f"/v1/jobs/{'0' * 32}/pages")
+    assert r.status_code == 404 and ErrorResponse.model_validate(r.json()).error.code == "not_found"

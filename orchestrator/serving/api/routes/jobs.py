@@ -1,54 +1,81 @@
-"""The asynchronous job API: submit a long document, poll its progress in pages, fetch the result."""
+"""The asynchronous job API: submit a long document, follow it (status, pages, events), cancel it, fetch the result."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key
+from orchestrator.jobs.events import parse_last_event_id
+from orchestrator.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
+from orchestrator.jobs.idempotency import REPLAYED_HEADER, check_key, tenant_of
+from orchestrator.serving.api.deps import API_KEY_HEADER, RequestIdDep, RouterDep, check_api_key
 from orchestrator.serving.api.responses import json_response
 from orchestrator.serving.api.routes.ocr import ERROR_RESPONSES
 from orchestrator.serving.api.uploads import read_upload, request_body
-from shared.requests import OCRJSONRequest, OCROptions
-from shared.schema import JobPages, JobStatus, OCRResponse
+from shared.errors import OCRError
+from shared.requests import JobJSONRequest, JobOptions
+from shared.schema import ErrorCode, ErrorResponse, JobPages, JobStatus, OCRResponse
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(check_api_key)])
 
+CONFLICT = {"model": ErrorResponse, "description": "Job not finished, cancelled, or already ended"}
 
-def _with_result_url(request: Request, status: JobStatus) -> JobStatus:
-    """The API, not the worker, knows where a result is served (paths relative to the app, as Location is)."""
-    if status.state != "succeeded":
-        return status
-    return status.model_copy(update={"result_url": str(request.app.url_path_for("job_result", job_id=status.job_id))})
+
+def with_urls(request: Request, status: JobStatus) -> JobStatus:
+    """The API, not the job store, knows where things are served (paths relative to the app, as Location is)."""
+    urls = {"events_url": str(request.app.url_path_for("job_events", job_id=status.job_id))}
+    if status.state == "succeeded":
+        urls["result_url"] = str(request.app.url_path_for("job_result", job_id=status.job_id))
+    return status.model_copy(update=urls)
 
 
 @router.post(
     "",
     status_code=202,
     response_model=JobStatus,
-    responses=ERROR_RESPONSES,
-    summary="Submit a document for asynchronous OCR (same fields as /v1/ocr); poll the returned job",
-    openapi_extra=request_body(OCROptions, OCRJSONRequest),
+    responses={
+        **ERROR_RESPONSES,
+        422: {
+            "model": ErrorResponse,
+            "description": "Unreadable document, or an Idempotency-Key reused for a different request",
+        },
+    },
+    summary="Submit a document for asynchronous OCR (the fields of /v1/ocr, and callback_url); follow the job",
+    openapi_extra=request_body(JobOptions, JobJSONRequest),
 )
 async def submit(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
+    key = check_key(request.headers.get(IDEMPOTENCY_HEADER))
     data, filename, opts = await read_upload(
-        request, max_bytes=svc.settings.limits.max_bytes, model=OCROptions, json_model=OCRJSONRequest
+        request, max_bytes=svc.settings.limits.max_bytes, model=JobOptions, json_model=JobJSONRequest
     )
-    status = await svc.submit_job(data, filename, opts, rid)
+    status, replayed = await svc.submit_job(
+        data, filename, opts, rid, tenant=tenant_of(request.headers.get(API_KEY_HEADER)), idempotency_key=key
+    )
     location = str(request.app.url_path_for("job_status", job_id=status.job_id))
-    return json_response(status, status_code=202, headers={"Location": location})
+    headers = {"Location": location, **({REPLAYED_HEADER: "true"} if replayed else {})}
+    return json_response(with_urls(request, status), status_code=202, headers=headers)
 
 
 @router.get("/{job_id}", response_model=JobStatus, responses=ERROR_RESPONSES, summary="Progress of a job")
-async def job_status(job_id: str, request: Request, svc: RouterDep) -> JobStatus:
-    return _with_result_url(request, await svc.job(job_id))
+async def job_status(job_id: str, request: Request, svc: RouterDep) -> Response:
+    return json_response(with_urls(request, await svc.job(job_id)))
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=JobStatus,
+    responses={**ERROR_RESPONSES, 409: CONFLICT},
+    summary="Cancel a job: no chunk starts after this; the pages finished stay readable (409 if it already ended)",
+)
+async def cancel_job(job_id: str, request: Request, svc: RouterDep) -> Response:
+    return json_response(with_urls(request, await svc.cancel_job(job_id)))
 
 
 @router.get(
     "/{job_id}/result",
     response_model=OCRResponse,
-    responses={**ERROR_RESPONSES, 409: {"model": ERROR_RESPONSES[404]["model"], "description": "Job not finished"}},
-    summary="Result of a job (409 job_not_finished until it has succeeded)",
+    responses={**ERROR_RESPONSES, 409: CONFLICT},
+    summary="Result of a job (409 job_not_finished until it has succeeded, job_cancelled if it was cancelled)",
 )
 async def job_result(job_id: str, svc: RouterDep) -> Response:
     return json_response(await svc.job_result(job_id))
@@ -58,11 +85,41 @@ async def job_result(job_id: str, svc: RouterDep) -> Response:
     "/{job_id}/pages",
     response_model=JobPages,
     responses=ERROR_RESPONSES,
-    summary="Pages a job has finished so far, from position `start` on (show results as they come)",
+    summary="Pages a job has finished so far, in the order they finished, from position `start` on",
 )
 async def job_pages(
     job_id: str,
     svc: RouterDep,
-    start: int = Query(default=0, ge=0, description="Skip the first `start` finished pages (those already seen)."),
+    start: int = Query(default=0, ge=0, le=10**9, description="Skip the first `start` finished pages (those seen)."),
 ) -> Response:
     return json_response(await svc.job_pages(job_id, start))
+
+
+@router.get(
+    "/{job_id}/events",
+    responses={
+        **ERROR_RESPONSES,
+        200: {"content": {"text/event-stream": {}}, "description": "Server-sent events: status, page, progress, end"},
+    },
+    summary="The job's progress and pages as server-sent events, until it ends (resume with Last-Event-ID)",
+)
+async def job_events(
+    job_id: str,
+    request: Request,
+    svc: RouterDep,
+    last_event_id: str | None = Query(
+        default=None,
+        description="Resume after this event id (what the Last-Event-ID header says, for clients "
+        "that cannot set headers).",
+    ),
+) -> Response:
+    try:
+        after = parse_last_event_id(request.headers.get("last-event-id", last_event_id))
+    except ValueError as e:
+        raise OCRError(ErrorCode.INVALID_OPTION, str(e), accepted={"Last-Event-ID": "0 to 1000000000"}) from None
+    stream = await svc.job_events(job_id, after, lambda status: with_urls(request, status))
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key
+from orchestrator.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
+from orchestrator.jobs.idempotency import REPLAYED_HEADER, check_key, tenant_of
+from orchestrator.serving.api.deps import API_KEY_HEADER, RequestIdDep, RouterDep, check_api_key
 from orchestrator.serving.api.responses import json_response
 from orchestrator.serving.api.uploads import read_upload, request_body
 from shared.requests import OCRJSONRequest, OCROptions
@@ -23,7 +25,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Unknown backend",
         413: "Upload, page count or page size over the limits",
         415: "Not a document type the backend reads",
-        422: "Unreadable, truncated or encrypted document",
+        422: "Unreadable, truncated or encrypted document; an Idempotency-Key reused for another request",
         503: "Backend overloaded, unavailable or missing its models (see Retry-After)",
         504: "Timed out",
     }.items()
@@ -38,7 +40,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     openapi_extra=request_body(OCROptions, OCRJSONRequest),
 )
 async def ocr(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
+    key = check_key(request.headers.get(IDEMPOTENCY_HEADER))
     data, filename, opts = await read_upload(
         request, max_bytes=svc.settings.limits.max_bytes, model=OCROptions, json_model=OCRJSONRequest
     )
-    return json_response(await svc.ocr(data, filename, opts, rid))
+    if key is None:
+        return json_response(await svc.ocr(data, filename, opts, rid))
+    tenant = tenant_of(request.headers.get(API_KEY_HEADER))
+    result, replayed = await svc.ocr_once(data, filename, opts, rid, tenant=tenant, key=key)
+    return json_response(result, headers={REPLAYED_HEADER: "true"} if replayed else None)

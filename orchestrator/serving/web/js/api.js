@@ -33,8 +33,8 @@ export class Api {
     return `${this.root}${path}`;
   }
 
-  async request(path, { method = "GET", body = null, signal = null, expect = "json" } = {}) {
-    const headers = {};
+  async request(path, { method = "GET", body = null, signal = null, expect = "json", headers: extra = {} } = {}) {
+    const headers = { ...extra };
     if (this.key) headers["x-api-key"] = this.key;
     let response;
     try {
@@ -45,6 +45,7 @@ export class Api {
     }
     if (!response.ok) throw await errorOf(response, this);
     if (expect === "blob") return response.blob();
+    if (expect === "response") return response;
     return response.json();
   }
 
@@ -70,6 +71,16 @@ export class Api {
 
   job(jobId, signal) {
     return this.request(`/v1/jobs/${encodeURIComponent(jobId)}`, { signal });
+  }
+
+  /** The job's event stream (a Response whose body is text/event-stream), resumed after `lastEventId`. */
+  jobEvents(jobId, lastEventId, signal) {
+    const headers = lastEventId === null ? {} : { "Last-Event-ID": String(lastEventId) };
+    return this.request(`/v1/jobs/${encodeURIComponent(jobId)}/events`, { signal, headers, expect: "response" });
+  }
+
+  cancelJob(jobId, signal) {
+    return this.request(`/v1/jobs/${encodeURIComponent(jobId)}`, { method: "DELETE", signal });
   }
 
   jobResult(jobId, signal) {

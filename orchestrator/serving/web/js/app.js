@@ -17,7 +17,7 @@ const api = new Api(root);
 const pageImages = new PageImages(api);
 const picker = new BackendPicker($("backend-list"), $("backend-options"), () => refreshRunButton());
 
-const state = { file: null, sniffed: null, running: null, jobTouched: false };
+const state = { file: null, sniffed: null, running: null, jobTouched: false, job: null };
 
 // --- API key ------------------------------------------------------------------------------------------------
 
@@ -109,7 +109,27 @@ $("run-form").addEventListener("submit", (e) => {
   if (!$("run").disabled) run();
 });
 
-$("cancel").addEventListener("click", () => state.running?.abort());
+// Stop: a plain request is dropped at once; a job is asked about, since it would go on in the service.
+$("cancel").addEventListener("click", () => {
+  if (state.job && ["queued", "running"].includes(state.job.state)) $("stop-choice").hidden = false;
+  else state.running?.abort();
+});
+$("keep-job").addEventListener("click", () => {
+  $("stop-choice").hidden = true;
+  state.stopNote = `Stopped watching. The job goes on in the service (job ${state.job?.job_id}).`;
+  state.running?.abort();
+});
+$("cancel-job").addEventListener("click", async () => {
+  $("stop-choice").hidden = true;
+  const job = state.job;
+  try {
+    const cancelled = await api.cancelJob(job.job_id);
+    state.stopNote = `Job cancelled after ${cancelled.pages_done} of ${cancelled.pages_total} pages; the pages read stay shown.`;
+  } catch (e) {
+    state.stopNote = `The job could not be cancelled: ${e.message}`;
+  }
+  state.running?.abort();
+});
 
 function commonForm() {
   const form = new FormData();
@@ -137,13 +157,16 @@ async function run() {
     else await runSingle(chosen[0], dpi, controller.signal);
     $("results").focus({ preventScroll: true });
   } catch (e) {
-    if (e.name === "AbortError") showMessage("Stopped. (A job already submitted goes on in the service.)");
+    if (e.name === "AbortError") showMessage(state.stopNote || "Stopped.");
     else showError(e);
   } finally {
     clearInterval(timer);
     $("progress").hidden = true;
     $("cancel").hidden = true;
+    $("stop-choice").hidden = true;
     state.running = null;
+    state.job = null;
+    state.stopNote = null;
     refreshRunButton();
   }
 }
@@ -177,6 +200,7 @@ async function runSingle(backend, dpi, signal) {
 let jobTotal = null;
 
 function jobProgress(status) {
+  state.job = status;
   jobTotal = status.pages_total;
   const bar = $("progress-bar");
   bar.max = Math.max(1, status.pages_total);

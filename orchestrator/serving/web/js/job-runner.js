@@ -1,11 +1,14 @@
-// A long document through the job API: submit, then poll the pages finished so far (GET /v1/jobs/{id}/pages)
-// and hand them on as they come, then fetch the complete response. Against a server without the pages route it
-// polls the job's status for the progress bar and shows the pages at the end.
+// A long document through the job API: submit, then follow the job's server-sent events
+// (GET /v1/jobs/{id}/events: each page as it finishes, progress after each chunk, the end) and hand the pages on
+// as they come, then fetch the complete response. The stream is read with fetch (EventSource cannot send the API
+// key) and resumed after Last-Event-ID if it breaks. Against a server without the events route it polls the
+// pages finished so far (GET /v1/jobs/{id}/pages), or only the job's status where that route is missing too.
 
 import { ApiError } from "./api.js";
 
 const FIRST_POLL_MS = 400;
 const MAX_POLL_MS = 2000;
+const RECONNECTS = 5;
 
 /**
  * @param {Api} api
@@ -16,6 +19,77 @@ const MAX_POLL_MS = 2000;
 export async function runJob(api, form, { signal, onStatus = () => {}, onPages = () => {} }) {
   const submitted = await api.submitJob(form, signal);
   onStatus(submitted);
+  let status;
+  try {
+    status = await followEvents(api, submitted, { signal, onStatus, onPages });
+  } catch (e) {
+    if (!(e instanceof NoEvents)) throw e;
+    status = await poll(api, submitted, { signal, onStatus, onPages });
+  }
+  if (status.state === "succeeded") return api.jobResult(submitted.job_id, signal);
+  const err = status.error || { code: status.state === "cancelled" ? "job_cancelled" : "internal_error", message: `the job was ${status.state}` };
+  throw new ApiError({ status: 0, code: err.code, message: `The job ${status.state} after ${status.pages_done} of ${status.pages_total} pages: ${err.message}`, accepted: err.accepted ?? null });
+}
+
+class NoEvents extends Error {}
+
+async function followEvents(api, submitted, { signal, onStatus, onPages }) {
+  let lastId = null;
+  let failures = 0;
+  for (;;) {
+    let response;
+    try {
+      response = await api.jobEvents(submitted.job_id, lastId, signal);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404 && !e.message.includes(submitted.job_id)) throw new NoEvents();
+      if (e.name === "AbortError" || e instanceof ApiError) throw e;
+      if (++failures > RECONNECTS) throw new NoEvents();
+      await sleep(Math.min(1000 * 2 ** failures, 10000), signal);
+      continue;
+    }
+    try {
+      for await (const event of sseEvents(response.body, signal)) {
+        failures = 0;
+        if (event.id !== null) lastId = event.id;
+        const data = JSON.parse(event.data);
+        if (event.event === "page") onPages([data.page]);
+        else onStatus(data);
+        if (event.event === "end") return data;
+      }
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+    }
+    if (++failures > RECONNECTS) throw new NoEvents(); // the stream keeps breaking (a buffering proxy?): poll
+    await sleep(Math.min(1000 * 2 ** failures, 10000), signal);
+  }
+}
+
+/** Events of a text/event-stream body: {id, event, data}. */
+async function* sseEvents(body, signal) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  signal?.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const fields = {};
+      for (const line of block.split("\n")) {
+        if (!line || line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const key = colon < 0 ? line : line.slice(0, colon);
+        fields[key] = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      }
+      if (fields.event && fields.data !== undefined) yield { id: fields.id ?? null, event: fields.event, data: fields.data };
+    }
+  }
+}
+
+async function poll(api, submitted, { signal, onStatus, onPages }) {
   let seen = 0;
   let pagesRoute = true;
   let wait = FIRST_POLL_MS;
@@ -40,11 +114,7 @@ export async function runJob(api, form, { signal, onStatus = () => {}, onPages =
     const moved = status.pages_done !== lastDone;
     lastDone = status.pages_done;
     onStatus(status);
-    if (status.state === "succeeded") return api.jobResult(submitted.job_id, signal);
-    if (status.state === "failed" || status.state === "interrupted") {
-      const err = status.error || { code: "internal_error", message: `the job was ${status.state}` };
-      throw new ApiError({ status: 0, code: err.code, message: `The job ${status.state} after ${status.pages_done} of ${status.pages_total} pages: ${err.message}`, accepted: err.accepted ?? null });
-    }
+    if (!["queued", "running"].includes(status.state)) return status;
     wait = moved ? FIRST_POLL_MS : Math.min(MAX_POLL_MS, wait * 1.5);
   }
 }
