@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.support.fake_engine import FAKE
 from shared import samples
 from shared.schema import OCRResponse
 from tests.support.callback_receiver import callback_receiver
-from tests.support.fake_engine import FAKE
 from tests.support.redis_server import RedisServer, have_redis
 
 pytestmark = pytest.mark.cluster
@@ -246,6 +246,7 @@ def fake_jobs(serve_url, tmp_path_factory) -> Iterator[tuple[httpx.Client, Any]]
                     **FAST,
                 },
                 "jobs_deployment": {"max_ongoing_requests": 1, **TINY},
+                "allow_custom_engines": True,  # the fake engines
             },
         )
         try:
@@ -439,6 +440,7 @@ def test_callbacks_are_refused_where_no_host_is_allowed(serve_url, tmp_path):
             "backends": {"fake": {"engine": FAKE, "deployment": TINY}},
             "jobs": {"state_dir": str(tmp_path / "{app}")},
             "jobs_deployment": TINY,
+            "allow_custom_engines": True,  # the fake engine
         },
     )
     try:

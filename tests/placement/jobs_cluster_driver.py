@@ -46,7 +46,7 @@ NODE_ARGS: dict[str, dict[str, Any]] = {
     "node-b": {"num_cpus": 2, "resources": {"ocr_node": 1}},
 }
 COMMON_NODE_ARGS: dict[str, Any] = {"object_store_memory": 100 * MIB}
-FAKE = "tests.support.fake_engine:FakeEngine"
+FAKE = "benchmarks.support.fake_engine:FakeEngine"
 
 
 def tiny_pdf(n: int) -> bytes:
@@ -168,6 +168,7 @@ class Scenario:
             "router_deployment": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
             "jobs": {"store": self.redis.url, "chunk_pages": 1, "heartbeat_s": 1, "stale_s": 4, "sweep_s": 1, **jobs},
             "jobs_deployment": {"ray_actor_options": {"num_cpus": 0.1}, **jobs_deployment},
+            "allow_custom_engines": True,  # the fake engine
         }
 
     def submit(self, client: httpx.Client, pages: int, sleep_s: float) -> str:

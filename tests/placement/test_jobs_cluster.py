@@ -9,7 +9,6 @@ import json
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.placement.jobs_cluster_driver import REPORT_PREFIX
-from tests.placement.test_gpu_placement import REPO, _driver_env
+from tests.support.private_ray import REPO, private_ray_env
 from tests.support.redis_server import have_redis
 
 DRIVER = Path(__file__).with_name("jobs_cluster_driver.py")
@@ -30,14 +29,11 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 def report() -> Iterator[dict[str, Any]]:
     if not have_redis():
         pytest.fail("redis-server is not installed (scripts/test.sh installs Debian's redis-server)")
-    import shutil
-
-    tmp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths must stay under 107 chars
-    try:
+    with private_ray_env("rj") as env:
         proc = subprocess.Popen(
             [sys.executable, str(DRIVER)],
             cwd=REPO,
-            env=_driver_env(tmp),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -51,8 +47,6 @@ def report() -> Iterator[dict[str, Any]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     lines = [line for line in out.splitlines() if line.startswith(REPORT_PREFIX)]
     if not lines:
         pytest.fail(f"jobs cluster driver printed no report (rc {proc.returncode}); stderr tail:\n{err[-4000:]}")
