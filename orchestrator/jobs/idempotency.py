@@ -9,8 +9,8 @@ request is refused (422 ``idempotency_key_reused``), never answered with someone
 - ``POST /v1/ocr``: the first request runs as usual (straight to the backend, or the cascade) and its answer is
   kept ``idempotency_ttl_s``; a retry while it runs waits for that answer, a later one gets it at once. A client
   error (4xx) is kept too (the same request gets the same refusal); a server-side failure (5xx) is not, so the
-  retry runs again. If the router running the first request dies, its claim lapses after the request's time
-  limit and a retry runs the request itself. Cascades are covered the same way: the whole answer is what is kept.
+  retry runs again. The router running the first request renews its claim every few seconds while it works;
+  if it dies, the claim lapses within ``LEASE_S`` and a retry runs the request itself. Cascades are covered the same way: the whole answer is what is kept.
 
 Why not run a keyed ``/v1/ocr`` as a job: a synchronous request would then wait in the job queue behind bulk
 work (the per-job window keeps it fair, not first), lose ``auto``'s retry on another backend and cascades, and
@@ -35,7 +35,7 @@ from shared.schema import ErrorCode, OCRResponse
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_CHARS = 255
-LEASE_MARGIN_S = 30.0
+LEASE_S = 10.0  # how long a claim outlives its router's last renewal
 
 
 def check_key(value: str | None) -> str | None:
@@ -101,7 +101,7 @@ async def run_once(
     wait = 0.1
     while True:
         now = time.time()
-        claim = {"fp": fp, "owner": me, "lease_until": now + timeout_s + LEASE_MARGIN_S}
+        claim = {"fp": fp, "owner": me, "lease_until": now + LEASE_S}
         if await asyncio.to_thread(store.put_json, name, claim, ttl_s):
             break
         existing = await asyncio.to_thread(store.get_json, name)
@@ -127,6 +127,7 @@ async def run_once(
             )
         await asyncio.sleep(wait)
         wait = min(wait * 1.5, 1.0)
+    renewing = asyncio.create_task(_renew(store, name, me, ttl_s))
     try:
         result = await work()
     except OCRError as e:
@@ -139,11 +140,26 @@ async def run_once(
     except BaseException:
         await asyncio.to_thread(store.kv.delete, name)
         raise
+    finally:
+        renewing.cancel()
     answer_key = name + ":answer"
     blob = zlib.compress(result.model_dump_json().encode(), 1)
     await asyncio.to_thread(store.kv.put, answer_key, blob, ttl_s)
     await asyncio.to_thread(store.update_json, name, lambda r: {**(r or claim), "answer": answer_key}, ttl_s)
     return result, False
+
+
+async def _renew(store: JobStore, name: str, me: str, ttl_s: float) -> None:
+    """Keep this router's claim alive while its request runs, so that only a dead router's claim lapses."""
+
+    def step(current: dict | None) -> dict | None:
+        if current is None or current.get("owner") != me or "answer" in current or "error" in current:
+            return None
+        return {**current, "lease_until": time.time() + LEASE_S}
+
+    while True:
+        await asyncio.sleep(LEASE_S / 3)
+        await asyncio.to_thread(store.update_json, name, step, ttl_s)
 
 
 def _take_over(store: JobStore, name: str, seen: dict, claim: dict) -> bool:

@@ -420,6 +420,35 @@ def test_a_keyed_ocr_runs_once_and_retries_get_its_answer(rig):
     assert e.value.code == ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
+def test_a_keyed_ocr_whose_router_died_is_run_by_the_retry_but_a_living_ones_is_waited_for(rig, monkeypatch):
+    """The claim is renewed while its request runs: a long request keeps it, a dead router loses it at once."""
+    _, _, backend, service, _ = rig
+    monkeypatch.setattr(idempotency, "LEASE_S", 0.3)
+    calls = []
+
+    async def work():
+        calls.append(1)
+        await asyncio.sleep(1.0)  # three leases long: only renewal keeps it from being taken over
+        doc = open_document(_pdf(1))
+        return await backend.ocr.fn(doc, RunRequest(request_id="r", received_at=time.time()))
+
+    async def both():
+        kw = {"tenant": "t", "key": "long", "fp": "fp", "timeout_s": 30, "work": work}
+        first = asyncio.create_task(service.once(**kw))
+        await asyncio.sleep(0.1)
+        return await asyncio.gather(first, service.once(**kw))
+
+    (_, replay_a), (_, replay_b) = run(both())
+    assert len(calls) == 1 and [replay_a, replay_b] == [False, True]
+
+    # a router that claimed the key and died: nobody renews its claim
+    name = idempotency.record_key("t", "ocr", "dead")
+    service.store.put_json(name, {"fp": "fp", "owner": "dead-router", "lease_until": time.time() + 0.3}, 60)
+    started = time.monotonic()
+    _, replayed = run(service.once(tenant="t", key="dead", fp="fp", timeout_s=30, work=work))
+    assert not replayed and len(calls) == 2 and time.monotonic() - started < 5
+
+
 def test_callback_urls_must_name_an_allowed_host_and_bodies_are_signed():
     hosts = ["hooks.example.com", "127.0.0.1:8999"]
     assert check_callback_url("https://hooks.example.com/x?y=1", hosts)
