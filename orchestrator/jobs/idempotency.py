@@ -10,7 +10,8 @@ request is refused (422 ``idempotency_key_reused``), never answered with someone
   kept ``idempotency_ttl_s``; a retry while it runs waits for that answer, a later one gets it at once. A client
   error (4xx) is kept too (the same request gets the same refusal); a server-side failure (5xx) is not, so the
   retry runs again. The router running the first request renews its claim every few seconds while it works;
-  if it dies, the claim lapses within ``LEASE_S`` and a retry runs the request itself. Cascades are covered the same way: the whole answer is what is kept.
+  if it dies, the claim lapses within ``LEASE_S`` and a retry runs the request itself. Cascades are covered the
+  same way: the whole answer is what is kept.
 
 Why not run a keyed ``/v1/ocr`` as a job: a synchronous request would then wait in the job queue behind bulk
 work (the per-job window keeps it fair, not first), lose ``auto``'s retry on another backend and cascades, and
