@@ -60,6 +60,7 @@ class MinerUEngine(OCREngine):
     needs_pixels = False  # it reads doc.data; page sizes are enough to place its boxes
     Config = MinerUConfig
     Options = MinerUOptions
+    metric_options = ("tier",)
 
     def __init__(self, config: MinerUConfig | dict[str, Any] | None = None) -> None:
         super().__init__(config)

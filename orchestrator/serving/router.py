@@ -43,6 +43,7 @@ from shared.requests import (
 )
 from shared.schema import (
     BackendStatus,
+    Capabilities,
     CompareEntry,
     CompareFailure,
     CompareResponse,
@@ -142,6 +143,12 @@ class Router:
         except Exception as e:  # replica starting, dead or unreachable
             return BackendStatus(name=name, engine="?", status="unavailable", detail=f"{type(e).__name__}: {e}"[:300])
 
+    def metric_mode(self, name: str, options: dict[str, Any]) -> str:
+        """The latency metric's ``mode`` label: the request's value of the backend's mode/tier option, as its last
+        known status declares it (``default`` before it answered one)."""
+        values = [options.get(o) for o in capabilities_of(self._statuses.get(name)).metric_options]
+        return str(next((v for v in values if v), "default"))
+
     def auto_rule(self) -> list[str]:
         return auto_candidates(list(self.backends), self.settings.auto_order)
 
@@ -209,7 +216,7 @@ class Router:
             self.metrics.failure(opts.backend, ErrorCode.INTERNAL_ERROR)
             raise
         with phase("metrics"):
-            self.metrics.success(result, opts.options)
+            self.metrics.success(result, self.metric_mode(result.backend, opts.options))
         return result
 
     async def _ocr(self, data: bytes, filename: str, opts: OCROptions, request_id: str) -> OCRResponse:
@@ -513,7 +520,7 @@ class Router:
     async def _extractor(self, requested: str | None, media_type: str) -> str:
         """The backend that extracts: the one named (if it can), else the first ready one that can, in auto order."""
         statuses = await self.statuses()
-        capable = [n for n in self.auto_rule() if statuses.get(n) is not None and statuses[n].info.get("extract")]
+        capable = [n for n in self.auto_rule() if capabilities_of(statuses.get(n)).extracts]
         if requested not in (None, AUTO):
             if requested not in self.backends:
                 raise OCRError(
@@ -522,10 +529,10 @@ class Router:
                     accepted=sorted(self.backends),
                 )
             status = statuses.get(requested)
-            if status is not None and status.status == "ready" and not status.info.get("extract"):
+            if status is not None and status.status == "ready" and not capabilities_of(status).extracts:
                 raise OCRError(
                     ErrorCode.INVALID_OPTION,
-                    f"backend {requested!r} cannot extract fields (it has no constrained decoding); "
+                    f"backend {requested!r} cannot extract fields (its engine does not declare the capability); "
                     + (f"backends that can: {', '.join(capable)}" if capable else "no deployed backend can"),
                     accepted={"backends": capable},
                 )
@@ -539,7 +546,7 @@ class Router:
         if not capable:
             raise OCRError(
                 ErrorCode.INVALID_OPTION,
-                "no deployed backend can extract fields: it needs DeepSeek-OCR on the vLLM engine (structured outputs)",
+                "no deployed backend can extract fields (none declares the capability: it needs constrained decoding)",
                 accepted={"backends": []},
             )
         ready = [n for n in capable if statuses[n].status == "ready"]
@@ -604,7 +611,7 @@ class Router:
         warnings: list[str] = []
         for name in self.auto_rule():
             status = statuses.get(name)
-            if status is None or status.status != "ready" or not status.info.get("count_tokens"):
+            if status is None or status.status != "ready" or not capabilities_of(status).counts_tokens:
                 continue
             try:
                 answer = await call_method(
@@ -615,6 +622,11 @@ class Router:
                 break
             return answer.counts, f"backend:{name} ({answer.tokenizer})", warnings
         return [estimate_tokens(t) for t in texts], ESTIMATE_NAME, warnings
+
+
+def capabilities_of(status: BackendStatus | None) -> Capabilities:
+    """What a backend declared it can do (nothing when it has not answered)."""
+    return status.capabilities if status is not None and status.capabilities is not None else Capabilities()
 
 
 def recheck_extraction(result: ExtractResponse, schema: dict[str, Any]) -> None:

@@ -152,7 +152,7 @@ def test_health_before_and_after_start():
         "deepseek-ai/DeepSeek-OCR",
     )
     assert health.info["variant"] == "ocr" and health.info["modes_honoured"] == ["gundam"]  # vLLM runs Gundam only
-    assert health.info["max_new_tokens"] == 300 and health.info["extract"] is True
+    assert health.info["max_new_tokens"] == 300 and engine.capabilities().extracts is True
     ocr2 = engine_with(FakeRunner()).health()
     assert ocr2.model.version == "DeepSeek-OCR-2" and ocr2.model.id == "deepseek-ai/DeepSeek-OCR-2"
 

@@ -24,7 +24,7 @@ from shared.extraction import (
     resolve_schema,
 )
 from shared.requests import ExtractOptions, ExtractRunRequest
-from shared.schema import BackendStatus, ModelInfo, Timings
+from shared.schema import BackendStatus, Capabilities, ModelInfo, Timings
 
 SCHEMA = {
     "type": "object",
@@ -158,7 +158,7 @@ def _status(name: str, *, extract: bool, ready: bool = True) -> BackendStatus:
         engine="deepseek" if extract else "rapidocr",
         status="ready" if ready else "unavailable",
         media_types=["image/png", "application/pdf"],
-        info={"extract": extract},
+        capabilities=Capabilities(extracts=extract),
     )
 
 

@@ -22,7 +22,7 @@ from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
 from shared import samples
 from shared.errors import HTTP_STATUS, OCRError
-from shared.schema import BackendStatus, ErrorCode, ErrorResponse
+from shared.schema import BackendStatus, Capabilities, ErrorCode, ErrorResponse
 from tests.support.hand_queue import HandQueue
 from tests.unit.test_router import FakeHandle, _Method
 
@@ -52,7 +52,7 @@ class Failing:
             engine="stub",
             status=self.status,  # type: ignore[arg-type]
             media_types=["image/png", "application/pdf"],
-            info={"extract": True, "count_tokens": True},
+            capabilities=Capabilities(extracts=True, counts_tokens=True),
         )
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from orchestrator.serving.router import Router
 
 DESCRIPTION = """
-One API over several OCR backends (DeepSeek-OCR, MinerU, RapidOCR) served by Ray Serve.
+One API over several OCR backends served by Ray Serve (`GET /v1/backends` lists them and what each can do).
 `POST /v1/ocr` takes a document and a backend name (or `auto`) and answers in one schema: markdown, layout
 blocks with boxes, and a boxes image per page. Every error is an `ErrorResponse`.
 """

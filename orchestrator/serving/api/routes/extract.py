@@ -19,7 +19,8 @@ router = APIRouter(prefix="/v1", tags=["extract"], dependencies=[Depends(check_a
     "/extract",
     response_model=ExtractResponse,
     responses=documented(*DOCUMENT_ERRORS, *BACKEND_ERRORS),
-    summary="Extract fields as JSON constrained to a schema (DeepSeek-OCR on vLLM), with the OCR for audit",
+    summary="Extract fields as JSON constrained to a schema (on a backend whose capabilities say it extracts), "
+    "with the OCR for audit",
     openapi_extra=request_body(ExtractOptions, ExtractJSONRequest),
 )
 async def extract(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:

@@ -1,4 +1,4 @@
-"""``POST /v1/render``: text in, page images out, with what they cost in vision tokens per DeepSeek mode."""
+"""``POST /v1/render``: text in, page images out, with what they cost in vision tokens per resolution mode."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["render"], dependencies=[Depends(check_ap
     "/render",
     response_model=RenderResponse,
     responses=documented(ErrorCode.INVALID_OPTION, *BACKEND_ERRORS),
-    summary="Render text into pages for a DeepSeek mode: vision tokens per mode, text tokens, compression ratio",
+    summary="Render text into pages for a resolution mode: vision tokens per mode, text tokens, compression ratio",
 )
 async def render(req: RenderRequest, svc: RouterDep, rid: RequestIdDep) -> Response:
     return json_response(await svc.render(req, rid))
