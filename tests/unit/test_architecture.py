@@ -227,3 +227,19 @@ def test_the_serving_code_names_no_engine():
         if any(kind in text.lower().replace("-", "") for kind in ENGINE_KINDS)
     ]
     assert not problems, "\n".join(sorted(problems))
+
+
+MAX_SERVING_CLASS_LINES = 200
+
+
+def test_no_class_in_the_serving_package_outgrows_one_job():
+    """The router is a thin ingress over a backend directory and one service per endpoint: a class that grows past
+    this is taking on a second endpoint's work (split it, as ``services/`` does)."""
+    problems = []
+    for module, path in MODULES.items():
+        if not module.startswith("orchestrator.serving"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_SERVING_CLASS_LINES:
+                problems.append(f"{module}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not problems, "\n".join(problems)

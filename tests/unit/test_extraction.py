@@ -10,7 +10,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from backends.extraction import PageAnswer, assemble, instruction
-from orchestrator.serving.router import Router, recheck_extraction
+from orchestrator.serving.router import Router
+from orchestrator.serving.services.extract import recheck_extraction
 from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError
@@ -148,7 +149,7 @@ def _router(statuses: dict[str, BackendStatus]) -> Router:
     async def fake_statuses(**_):
         return statuses
 
-    router.statuses = fake_statuses  # type: ignore[method-assign]
+    router.directory.statuses = fake_statuses  # type: ignore[method-assign]
     return router
 
 
@@ -164,20 +165,20 @@ def _status(name: str, *, extract: bool, ready: bool = True) -> BackendStatus:
 
 def test_extractor_choice_and_refusals_list_the_backends_that_can():
     both = _router({"rapidocr": _status("rapidocr", extract=False), "ds": _status("ds", extract=True)})
-    assert asyncio.run(both._extractor(None, "image/png")) == "ds"
-    assert asyncio.run(both._extractor("ds", "image/png")) == "ds"
+    assert asyncio.run(both.extract_service.extractor(None, "image/png")) == "ds"
+    assert asyncio.run(both.extract_service.extractor("ds", "image/png")) == "ds"
     with pytest.raises(OCRError) as e:
-        asyncio.run(both._extractor("rapidocr", "image/png"))
+        asyncio.run(both.extract_service.extractor("rapidocr", "image/png"))
     assert e.value.status == 400 and e.value.accepted == {"backends": ["ds"]}
     with pytest.raises(OCRError) as e:
-        asyncio.run(both._extractor("nope", "image/png"))
+        asyncio.run(both.extract_service.extractor("nope", "image/png"))
     assert e.value.status == 404
     with pytest.raises(OCRError) as e:
-        asyncio.run(both._extractor(None, "text/html"))
+        asyncio.run(both.extract_service.extractor(None, "text/html"))
     assert e.value.status == 415
     none = _router({"rapidocr": _status("rapidocr", extract=False)})
     with pytest.raises(OCRError) as e:
-        asyncio.run(none._extractor(None, "image/png"))
+        asyncio.run(none.extract_service.extractor(None, "image/png"))
     assert e.value.status == 400 and e.value.accepted == {"backends": []}
 
 

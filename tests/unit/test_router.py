@@ -349,10 +349,10 @@ def test_shadow_reads_run_after_the_answer_and_within_their_bounds():
         first = await router.ocr(PNG, "p.png", OCROptions(backend="primary"), "r1")
         assert first.backend == "primary" and shadow.finished == 0  # answered; its shadow read is still held
         await router.ocr(PNG, "p.png", OCROptions(backend="primary"), "r2")  # over max_in_flight: dropped
-        assert shadow.finished == 0 and router.shadow.in_flight == 1
+        assert shadow.finished == 0 and router.ocr_service.shadow.sampler.in_flight == 1
         held.set()
-        await asyncio.gather(*router._shadow_tasks)
-        assert shadow.ocr.calls == 1 and shadow.finished == 1 and router.shadow.in_flight == 0
+        await asyncio.gather(*router.ocr_service.shadow.tasks)
+        assert shadow.ocr.calls == 1 and shadow.finished == 1 and router.ocr_service.shadow.sampler.in_flight == 0
         assert shadow.docs[0].sha256 == first.document.sha256
         assert shadow.runs[0].options == {} and not shadow.runs[0].include_boxes_image  # its own way, no images
 
@@ -366,7 +366,7 @@ def test_a_busy_shadow_backend_is_left_alone_for_the_backoff():
         router = Router({"primary": FakeHandle("primary"), "shadow": shadow}, settings)
         for i in range(3):
             await router.ocr(PNG, "p.png", OCROptions(backend="primary"), f"r{i}")
-            await asyncio.gather(*router._shadow_tasks)
+            await asyncio.gather(*router.ocr_service.shadow.tasks)
         assert shadow.ocr.calls == 1  # refused once, then backed off
 
     run(scenario())

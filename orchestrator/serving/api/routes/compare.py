@@ -26,4 +26,4 @@ async def compare(request: Request, svc: RouterDep, rid: RequestIdDep) -> Respon
     data, filename, opts = await read_upload(
         request, max_bytes=svc.settings.limits.max_bytes, model=CompareOptions, json_model=CompareJSONRequest
     )
-    return json_response(await svc.compare(data, filename, opts, rid))
+    return json_response(await svc.compare_service.compare(data, filename, opts, rid))

@@ -27,4 +27,4 @@ async def extract(request: Request, svc: RouterDep, rid: RequestIdDep) -> Respon
     data, filename, opts = await read_upload(
         request, max_bytes=svc.settings.limits.max_bytes, model=ExtractOptions, json_model=ExtractJSONRequest
     )
-    return json_response(await svc.extract(data, filename, opts, rid))
+    return json_response(await svc.extract_service.extract(data, filename, opts, rid))

@@ -43,7 +43,7 @@ async def submit(request: Request, svc: RouterDep, rid: RequestIdDep) -> Respons
     data, filename, opts = await read_upload(
         request, max_bytes=svc.settings.limits.max_bytes, model=JobOptions, json_model=JobJSONRequest
     )
-    status, replayed = await svc.submit_job(
+    status, replayed = await svc.job_proxy.submit(
         data, filename, opts, rid, tenant=tenant_of(request.headers.get(API_KEY_HEADER)), idempotency_key=key
     )
     location = str(request.app.url_path_for("job_status", job_id=status.job_id))
@@ -53,7 +53,7 @@ async def submit(request: Request, svc: RouterDep, rid: RequestIdDep) -> Respons
 
 @router.get("/{job_id}", response_model=JobStatus, responses=documented(JOB), summary="Progress of a job")
 async def job_status(job_id: str, request: Request, svc: RouterDep) -> Response:
-    return json_response(with_urls(request, await svc.job(job_id)))
+    return json_response(with_urls(request, await svc.job_proxy.status(job_id)))
 
 
 @router.delete(
@@ -63,7 +63,7 @@ async def job_status(job_id: str, request: Request, svc: RouterDep) -> Response:
     summary="Cancel a job: no chunk starts after this; the pages finished stay readable (409 if it already ended)",
 )
 async def cancel_job(job_id: str, request: Request, svc: RouterDep) -> Response:
-    return json_response(with_urls(request, await svc.cancel_job(job_id)))
+    return json_response(with_urls(request, await svc.job_proxy.cancel(job_id)))
 
 
 @router.get(
@@ -73,7 +73,7 @@ async def cancel_job(job_id: str, request: Request, svc: RouterDep) -> Response:
     summary="Result of a job (409 job_not_finished until it has succeeded, job_cancelled if it was cancelled)",
 )
 async def job_result(job_id: str, svc: RouterDep) -> Response:
-    return json_response(await svc.job_result(job_id))
+    return json_response(await svc.job_proxy.result(job_id))
 
 
 @router.get(
@@ -87,7 +87,7 @@ async def job_pages(
     svc: RouterDep,
     start: int = Query(default=0, ge=0, le=10**9, description="Skip the first `start` finished pages (those seen)."),
 ) -> Response:
-    return json_response(await svc.job_pages(job_id, start))
+    return json_response(await svc.job_proxy.pages(job_id, start))
 
 
 @router.get(
@@ -112,7 +112,7 @@ async def job_events(
         after = parse_last_event_id(request.headers.get("last-event-id", last_event_id))
     except ValueError as e:
         raise OCRError(ErrorCode.INVALID_OPTION, str(e), accepted={"Last-Event-ID": "0 to 1000000000"}) from None
-    stream = await svc.job_events(job_id, after, lambda status: with_urls(request, status))
+    stream = await svc.job_proxy.events(job_id, after, lambda status: with_urls(request, status))
     return StreamingResponse(
         stream,
         media_type="text/event-stream",

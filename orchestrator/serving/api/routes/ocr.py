@@ -30,7 +30,7 @@ async def ocr(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
         request, max_bytes=svc.settings.limits.max_bytes, model=OCROptions, json_model=OCRJSONRequest
     )
     if key is None:
-        return json_response(await svc.ocr(data, filename, opts, rid))
+        return json_response(await svc.ocr_service.ocr(data, filename, opts, rid))
     tenant = tenant_of(request.headers.get(API_KEY_HEADER))
-    result, replayed = await svc.ocr_once(data, filename, opts, rid, tenant=tenant, key=key)
+    result, replayed = await svc.ocr_service.ocr_once(data, filename, opts, rid, tenant=tenant, key=key)
     return json_response(result, headers={REPLAYED_HEADER: "true"} if replayed else None)

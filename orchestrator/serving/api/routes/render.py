@@ -21,4 +21,4 @@ router = APIRouter(prefix="/v1", tags=["render"], dependencies=[Depends(check_ap
     summary="Render text into pages for a resolution mode: vision tokens per mode, text tokens, compression ratio",
 )
 async def render(req: RenderRequest, svc: RouterDep, rid: RequestIdDep) -> Response:
-    return json_response(await svc.render(req, rid))
+    return json_response(await svc.render_service.render(req, rid))
