@@ -110,17 +110,7 @@ class BackendDeployment:
             )
         token = self.meter.start()
         try:
-            result = await asyncio.to_thread(
-                run_document,
-                self.engine,
-                doc,
-                backend=self.spec.name,
-                request_id=request.request_id,
-                options=request.options,
-                include_boxes_image=request.include_boxes_image,
-                include_raw=request.include_raw,
-                received_at=request.received_at,
-            )
+            result = await asyncio.to_thread(run_document, self.engine, doc, request, backend=self.spec.name)
         finally:
             spent = self.meter.stop(token)
         if self.meter.resources:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from orchestrator.serving.timing import phase
 from shared.documents import PAGED_TYPES, STRUCTURED_TYPES, Document, DocumentLimits, may_need_inspection, open_document
-from shared.requests import CompareOptions, OCROptions, RunRequest
 
 KNOWN_TYPES = PAGED_TYPES | STRUCTURED_TYPES
 INLINE_VALIDATE_BYTES = 1 << 20
@@ -39,16 +37,3 @@ async def validated(
         if len(data) <= INLINE_VALIDATE_BYTES and not may_need_inspection(data):
             return validate(limits, data, filename, pages=pages, dpi=dpi)
         return await asyncio.to_thread(validate, limits, data, filename, pages=pages, dpi=dpi)
-
-
-def run_request(
-    request_id: str, received: float, opts: OCROptions | CompareOptions, options: dict[str, Any]
-) -> RunRequest:
-    """What a backend deployment is told about the request, besides the document."""
-    return RunRequest(
-        request_id=request_id,
-        received_at=received,
-        include_boxes_image=opts.include_boxes_image,
-        include_raw=getattr(opts, "include_raw", False),
-        options=options,
-    )

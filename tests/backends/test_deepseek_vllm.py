@@ -30,6 +30,7 @@ from backends.deepseek.vllm_inputs import (
     token_budget,
 )
 from shared.errors import OCRError
+from shared.requests import RunRequest
 from tests.support.skip_policy import NEEDS_CUDA
 
 EOS = "<｜end▁of▁sentence｜>"
@@ -288,7 +289,7 @@ def test_real_vllm_on_a_dev_pdf():
 
         pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])
         resp = run_document(
-            engine, open_document(pdf, name="three_pages.pdf"), backend="deepseek-ocr", request_id="gpu"
+            engine, open_document(pdf, name="three_pages.pdf"), RunRequest(request_id="gpu"), backend="deepseek-ocr"
         )
         assert len(resp.pages) == resp.document.page_count
         assert all(p.usage.output_tokens and p.usage.vision_tokens for p in resp.pages)

@@ -26,6 +26,7 @@ from benchmarks.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_en
 from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError
+from shared.requests import RunRequest
 from tests.support.vllm_serving import REQUIRES_VLLM
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, REQUIRES_VLLM]  # in this process: no Ray cluster
@@ -47,7 +48,9 @@ def cpu_env(monkeypatch):
 
 def _page(engine: DeepSeekEngine, **options):
     doc = open_document(samples.encode(PAGE), name="page.png")
-    return run_document(engine, doc, backend="deepseek-ocr", request_id="moe", options={"max_new_tokens": 6, **options})
+    return run_document(
+        engine, doc, RunRequest(request_id="moe", options={"max_new_tokens": 6, **options}), backend="deepseek-ocr"
+    )
 
 
 def test_the_moe_decoder_runs_on_vllm(moe_model, cpu_env):

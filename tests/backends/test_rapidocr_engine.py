@@ -10,6 +10,7 @@ from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.metrics import ned
+from shared.requests import OutputOptions, RunRequest
 from tests.conftest import dev_file
 
 
@@ -21,7 +22,14 @@ def engine() -> RapidOCREngine:
 
 
 def ocr(engine, data: bytes, **kw):
-    return run_document(engine, open_document(data), backend="rapidocr", request_id="t", **kw)
+    return run_document(
+        engine,
+        open_document(data),
+        RunRequest(
+            request_id="t", output=OutputOptions(**{k: kw.pop(k) for k in OutputOptions.model_fields if k in kw}), **kw
+        ),
+        backend="rapidocr",
+    )
 
 
 def test_health_reports_model_versions_and_settings(engine):

@@ -10,6 +10,7 @@ from benchmarks.support.layout_samples import report_page
 from shared import samples
 from shared.documents import open_document
 from shared.metrics import document_teds, ned
+from shared.requests import OutputOptions, RunRequest
 from tests.conftest import dev_file
 
 
@@ -21,7 +22,14 @@ def engine() -> RapidOCREngine:
 
 
 def ocr(engine, data: bytes, **kw):
-    return run_document(engine, open_document(data), backend="rapidocr", request_id="t", **kw)
+    return run_document(
+        engine,
+        open_document(data),
+        RunRequest(
+            request_id="t", output=OutputOptions(**{k: kw.pop(k) for k in OutputOptions.model_fields if k in kw}), **kw
+        ),
+        backend="rapidocr",
+    )
 
 
 @pytest.mark.parametrize("bordered", [True, False], ids=["bordered", "borderless"])

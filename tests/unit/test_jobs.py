@@ -577,3 +577,12 @@ def test_the_callback_is_queued_at_the_end_delivered_signed_and_rechecked_agains
                           queue=queue, background=False)  # fmt: skip
         assert queue.deliver(off) == ["done", "failed"]
         assert len(receiver.calls) == 2 and run(service.status(second.job_id)).callback == "failed"
+
+
+def test_a_run_stored_with_flat_output_options_still_loads():
+    """Job records written before RunRequest nested its output options (a store outlives an upgrade)."""
+    from shared.requests import RunRequest
+
+    run = RunRequest.model_validate({"request_id": "r", "received_at": 1.0, "include_raw": True, "options": {}})
+    assert run.output.include_raw and run.output.include_boxes_image
+    assert RunRequest.model_validate(run.model_dump()) == run

@@ -87,10 +87,8 @@ class FakeHandle:
         return run_document(
             self.engine,
             doc,
+            run,
             backend=self.name,
-            request_id=run.request_id,
-            options=run.options,
-            received_at=run.received_at,
         )
 
     async def _describe(self):
@@ -354,7 +352,7 @@ def test_shadow_reads_run_after_the_answer_and_within_their_bounds():
         await asyncio.gather(*router.ocr_service.shadow.tasks)
         assert shadow.ocr.calls == 1 and shadow.finished == 1 and router.ocr_service.shadow.sampler.in_flight == 0
         assert shadow.docs[0].sha256 == first.document.sha256
-        assert shadow.runs[0].options == {} and not shadow.runs[0].include_boxes_image  # its own way, no images
+        assert shadow.runs[0].options == {} and not shadow.runs[0].output.include_boxes_image  # its own way, no images
 
     run(scenario())
 
@@ -383,3 +381,15 @@ def test_compare_takes_a_cascade_beside_backends_and_lists_cascades_when_a_name_
     with pytest.raises(OCRError) as e:
         run(router.compare(PNG, "p.png", CompareOptions(backends=["nope"]), "r"))
     assert e.value.code == "unknown_backend" and "c" in e.value.accepted
+
+
+def test_the_output_options_reach_the_backend_whole_and_answer_as_asked():
+    from shared.requests import CompareOptions, OutputOptions
+
+    a = FakeHandle("a")
+    router = Router({"a": a})
+    answer = run(router.ocr(PNG, "p.png", OCROptions(backend="a", include_raw=True, include_boxes_image=False), "r"))
+    assert a.runs[0].output == OutputOptions(include_raw=True, include_boxes_image=False)
+    assert answer.raw_result is not None and answer.pages[0].boxes_image is None
+    run(router.compare(PNG, "p.png", CompareOptions(backends=["a"]), "c"))
+    assert a.runs[1].output == OutputOptions(include_boxes_image=False)  # compare's own default; no raw field

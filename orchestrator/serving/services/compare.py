@@ -8,13 +8,13 @@ import time
 
 from deployments.backend import call_backend, shared_document
 from orchestrator.serving.directory import BackendDirectory
-from orchestrator.serving.intake import run_request, validated
+from orchestrator.serving.intake import validated
 from orchestrator.serving.services.cascades import run_cascade
 from orchestrator.serving.telemetry import RouterMetrics
 from shared.agreement import compare_pages
 from shared.errors import OCRError
 from shared.metrics import agreement
-from shared.requests import CompareOptions
+from shared.requests import CompareOptions, RunRequest
 from shared.schema import (
     CompareEntry,
     CompareFailure,
@@ -59,7 +59,9 @@ class CompareService:
         sent = shared_document(doc, len(names))  # one copy in the object store for all of them
 
         async def one(name: str) -> CompareEntry:
-            run = run_request(f"{request_id}:{name}", received, opts, opts.options.get(name, {}))
+            run = RunRequest.of(
+                opts, request_id=f"{request_id}:{name}", received_at=received, options=opts.options.get(name, {})
+            )
             started = time.perf_counter()
             try:
                 if name in cascades:  # a cascade beside its own backends: is it as good, for less?

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Callable
 from orchestrator.jobs import idempotency
 from orchestrator.jobs.service import JobService
 from orchestrator.serving.directory import BackendDirectory
-from orchestrator.serving.intake import run_request, validate
+from orchestrator.serving.intake import validate
 from shared.errors import OCRError
-from shared.requests import JobOptions
+from shared.requests import JobOptions, RunRequest
 from shared.schema import ErrorCode, JobPages, JobStatus, OCRResponse
 
 
@@ -49,7 +49,7 @@ class JobProxy:
                 accepted=sorted(self.directory.backends),
             )
         name = await self.directory.resolve(requested, doc.media_type, [])
-        run = run_request(request_id, time.time(), opts, opts.options)
+        run = RunRequest.of(opts, request_id=request_id, received_at=time.time(), options=opts.options)
         fp = idempotency.fingerprint("jobs", doc.sha256, filename, opts.model_dump()) if idempotency_key else None
         return await jobs.submit(
             doc,

@@ -10,14 +10,14 @@ from deployments.backend import call_backend
 from orchestrator.jobs import idempotency
 from orchestrator.jobs.service import JobService
 from orchestrator.serving.directory import BackendDirectory
-from orchestrator.serving.intake import run_request, validated
+from orchestrator.serving.intake import validated
 from orchestrator.serving.selection import AUTO
 from orchestrator.serving.services.cascades import run_cascade
 from orchestrator.serving.services.shadow import ShadowReads
 from orchestrator.serving.telemetry import RouterMetrics
 from orchestrator.serving.timing import phase, record
 from shared.errors import OCRError
-from shared.requests import OCROptions
+from shared.requests import OCROptions, RunRequest
 from shared.schema import ErrorCode, OCRResponse
 
 logger = logging.getLogger("ray.serve")
@@ -55,7 +55,7 @@ class OCRService:
         received = time.time()
         doc = await validated(self.settings.limits, data, filename, pages=opts.pages, dpi=opts.dpi)
         requested = opts.backend or self.settings.default_backend
-        run = run_request(request_id, received, opts, opts.options)
+        run = RunRequest.of(opts, request_id=request_id, received_at=received, options=opts.options)
         timeout_s = self.directory.timeout_s(opts.timeout_s)
         policy = self.settings.cascades.get(requested)
         if policy is not None:

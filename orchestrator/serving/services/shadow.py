@@ -13,7 +13,7 @@ from orchestrator.serving.telemetry import RouterMetrics
 from shared.documents import Document
 from shared.errors import OCRError
 from shared.metrics import agreement
-from shared.requests import RunRequest
+from shared.requests import OutputOptions, RunRequest
 from shared.schema import ErrorCode, OCRResponse
 
 logger = logging.getLogger("ray.serve")
@@ -50,8 +50,7 @@ class ShadowReads:
         shadow_run = run.model_copy(
             update={
                 "request_id": f"{run.request_id}:shadow",
-                "include_boxes_image": False,
-                "include_raw": False,
+                "output": OutputOptions(include_boxes_image=False, include_raw=False),
                 "options": {},  # the client's options were for the primary's engine; the shadow reads its own way
             }
         )
