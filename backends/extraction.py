@@ -19,7 +19,7 @@ from backends.base import EngineOptions, EngineRun, OCREngine
 from shared.documents import PAGED_TYPES, Document, PageImage, render_pages
 from shared.errors import OCRError
 from shared.evidence import find_evidence
-from shared.extraction import default_instruction, merge_answers, read_answer, validation_errors
+from shared.json_schemas import default_instruction, merge_answers, read_answer, validation_errors
 from shared.requests import ExtractRunRequest
 from shared.schema import (
     ErrorCode,

@@ -26,7 +26,7 @@ from backends.deepseek.config import (
 from backends.deepseek.grounding import parse_page
 from backends.deepseek.modes import Variant, honoured_modes, page_costs, resolve_mode, vision_tokens
 from backends.deepseek.prompts import build_prompt
-from backends.deepseek.runtime import Generation, Runner, RunPlan
+from backends.deepseek.runner import Generation, Runner, RunPlan
 from backends.deepseek.source import ModelSource, resolve_source
 from backends.deepseek.vllm_errors import classify_request_error
 from backends.extraction import ExtractionRun, ExtractTask, PageAnswer
@@ -193,11 +193,11 @@ class DeepSeekEngine(OCREngine):
                     f"{self._source.hf_config.get('model_type')!r}); use deepseek-community/DeepSeek-OCR-2 on "
                     "transformers, or engine: vllm for DeepSeek's own repos",
                 )
-            from backends.deepseek.hf_engine import HFRunner
+            from backends.deepseek.hf_runner import HFRunner
 
             runner: Runner = HFRunner(self.cfg, self._source)
         else:
-            from backends.deepseek.vllm_engine import VLLMRunner
+            from backends.deepseek.vllm_runner import VLLMRunner
 
             self._adapters = resolve_adapters(
                 self.cfg.adapters,

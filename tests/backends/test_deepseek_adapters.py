@@ -12,7 +12,7 @@ from backends.deepseek.adapters import resolve_adapters
 from backends.deepseek.config import DeepSeekConfig, DeepSeekOptions
 from backends.deepseek.engine import DeepSeekEngine
 from backends.deepseek.modes import V1_MODES
-from backends.deepseek.runtime import Generation
+from backends.deepseek.runner import Generation
 from backends.deepseek.vllm_inputs import build_requests, engine_kwargs, lora_kwargs, sampling_kwargs
 from backends.extraction import ExtractTask
 from shared import samples

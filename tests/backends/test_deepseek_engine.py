@@ -11,7 +11,7 @@ from PIL import Image
 
 from backends.deepseek import DeepSeekEngine
 from backends.deepseek.modes import ModeSpec, vision_tokens
-from backends.deepseek.runtime import Generation, RunPlan
+from backends.deepseek.runner import Generation, RunPlan
 from backends.deepseek.source import resolve_source
 from backends.pipeline import run_document
 from shared import samples

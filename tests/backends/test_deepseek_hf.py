@@ -16,13 +16,13 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import backends.deepseek.hf_engine as hf_engine  # noqa: E402
+import backends.deepseek.hf_runner as hf_engine  # noqa: E402
 from backends.deepseek import DeepSeekEngine  # noqa: E402
 from backends.deepseek.config import DeepSeekConfig  # noqa: E402
-from backends.deepseek.hf_engine import HFRunner, _ngram_guard, choose_attention, images_kwargs  # noqa: E402
 from backends.deepseek.hf_generate import flash_attention_status  # noqa: E402
+from backends.deepseek.hf_runner import HFRunner, _ngram_guard, choose_attention, images_kwargs  # noqa: E402
 from backends.deepseek.modes import V2_MODES, vision_tokens  # noqa: E402
-from backends.deepseek.runtime import RunPlan  # noqa: E402
+from backends.deepseek.runner import RunPlan  # noqa: E402
 from backends.deepseek.source import resolve_source  # noqa: E402
 from backends.pipeline import run_document  # noqa: E402
 from benchmarks.support.tiny_deepseek import build_tiny_model  # noqa: E402

@@ -16,9 +16,8 @@ from PIL import Image
 
 from backends.deepseek import DeepSeekConfig, DeepSeekEngine
 from backends.deepseek.modes import V1_MODES, V2_MODES
-from backends.deepseek.runtime import RunPlan
+from backends.deepseek.runner import RunPlan
 from backends.deepseek.source import ModelSource
-from backends.deepseek.vllm_engine import VLLMRunner
 from backends.deepseek.vllm_inputs import (
     PROMPT_TEXT_TOKENS,
     build_requests,
@@ -29,6 +28,7 @@ from backends.deepseek.vllm_inputs import (
     sampling_kwargs,
     token_budget,
 )
+from backends.deepseek.vllm_runner import VLLMRunner
 from shared.errors import OCRError
 from shared.requests import RunRequest
 from tests.support.skip_policy import NEEDS_CUDA

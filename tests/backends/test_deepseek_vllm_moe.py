@@ -81,7 +81,7 @@ def test_without_the_refusal_vllms_cpu_build_dies_in_the_triton_moe_lora_kernel(
     """The refusal above is vLLM's limit, not ours: let the engine start, and the first page kills it in
     TritonExperts (vLLM's engine core logs the root cause). When a vLLM release runs MoE-LoRA on a CPU, this
     test fails, and the refusal in backends.deepseek.vllm_compat.check_moe_lora should go."""
-    import backends.deepseek.vllm_engine as vllm_engine
+    import backends.deepseek.vllm_runner as vllm_engine
 
     monkeypatch.setattr(vllm_engine, "check_moe_lora", lambda *args, **kwargs: None)
     adapter = build_tiny_lora(tmp_path / "lora", base=moe_model, seed=1)

@@ -12,7 +12,7 @@ from backends.rapidocr import RapidOCREngine
 from shared import samples
 from shared.documents import open_document
 from shared.evidence import find_evidence
-from shared.extraction import load_preset, validation_errors
+from shared.json_schemas import load_preset, validation_errors
 from shared.requests import OutputOptions, RunRequest
 from shared.schema import OCRResponse
 from tests.support.invoice_samples import Sample, invoice, receipt

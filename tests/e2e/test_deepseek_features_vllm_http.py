@@ -25,7 +25,7 @@ from benchmarks.support.tiny_vllm_bytes import build_byte_vllm_model
 from orchestrator.client import OCRClient
 from orchestrator.ops.cli import app
 from shared import samples
-from shared.extraction import load_preset
+from shared.json_schemas import load_preset
 from shared.schema import ExtractResponse
 from tests.conftest import METRICS_PORT
 from tests.support.signals import wait_for_total

@@ -15,7 +15,7 @@ from orchestrator.serving.services.extract import recheck_extraction
 from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError
-from shared.extraction import (
+from shared.json_schemas import (
     PRESETS,
     check_schema,
     default_instruction,

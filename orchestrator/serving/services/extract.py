@@ -11,7 +11,7 @@ from orchestrator.serving.intake import validated
 from orchestrator.serving.selection import AUTO
 from orchestrator.serving.telemetry import RouterMetrics
 from shared.errors import OCRError
-from shared.extraction import resolve_schema, validation_errors
+from shared.json_schemas import resolve_schema, validation_errors
 from shared.requests import ExtractOptions, ExtractRunRequest
 from shared.schema import ErrorCode, ExtractResponse
 
