@@ -389,6 +389,9 @@ class BlockMatch(_Model):
     iou: float = Field(description="Intersection over union of their normalised boxes.")
     agreement: float = Field(description="1 - NED of their texts (OmniDocBench normalisation); 1 = same text.")
     teds: float | None = Field(default=None, description="TEDS of the two tables, when both blocks are tables.")
+    agrees: bool = Field(
+        default=True, description="Whether their texts agree at least as much as the page's disagree_below."
+    )
 
 
 class PageComparison(_Model):
@@ -398,6 +401,14 @@ class PageComparison(_Model):
     matches: list[BlockMatch] = Field(description="Matched blocks of every pair of backends.")
     unmatched: dict[str, list[int]] = Field(
         description="Per backend, indices of its blocks that no other backend has a block for (by box overlap)."
+    )
+    disagree_below: float = Field(
+        default=0.8, description="Text agreement under which a matched block disagrees (the service's rule)."
+    )
+    disagreements: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Per backend, indices of its blocks no other backend agrees with: unmatched, or every match "
+        "of theirs below disagree_below. What the web page marks.",
     )
 
 
