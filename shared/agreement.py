@@ -100,9 +100,9 @@ def compare_pages(results: Mapping[str, OCRResponse]) -> list[PageComparison]:
                 matched[a].add(i)
                 matched[b].add(j)
         unmatched = {name: [i for i in range(len(bl)) if i not in matched[name]] for name, bl in blocks.items()}
-        page = PageComparison(index=index, matches=matches, unmatched=unmatched, disagree_below=DISAGREE_BELOW)
-        page.disagreements = {name: disagreements(page, name) for name in blocks}
-        out.append(page)
+        compared = PageComparison(index=index, matches=matches, unmatched=unmatched, disagree_below=DISAGREE_BELOW)
+        compared.disagreements = {name: disagreements(compared, name) for name in blocks}
+        out.append(compared)
     return out
 
 
