@@ -78,7 +78,7 @@ def _sample_files() -> list[tuple[str, bytes]]:
     files = [(p.name, p.read_bytes()) for p in sorted(DEV_PDFS.glob("*.pdf"))]
     if files:
         return files
-    from shared import samples
+    from orchestrator.ops import samples
 
     return [("generated.pdf", samples.multi_page_pdf(samples.numbered_pages(4)[0]))]
 

@@ -65,7 +65,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def generated_pdf(rng: random.Random, pages: int) -> bytes:
-    from shared.textpdf import article_pages
+    from backends.textpdf import article_pages
 
     def sentence() -> str:
         return " ".join(rng.choice(WORDS) for _ in range(rng.randint(12, 24))).capitalize() + "."

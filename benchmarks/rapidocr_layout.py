@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from backends.rapidocr import RapidOCREngine  # noqa: E402
 from backends.rapidocr.compose import ComposeSettings, left_out  # noqa: E402
 from benchmarks.support.layout_samples import report_page  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 from shared.boxes import draw_boxes  # noqa: E402
 from shared.documents import open_document, render_pages  # noqa: E402
 from shared.metrics import document_teds, ned, word_list, word_recall  # noqa: E402

@@ -54,7 +54,7 @@ def rss_mb() -> float:
 def workload(n: int, seed: int = 0) -> list[tuple[str, bytes]]:
     """``n`` pages: corpus pages in turn (when present), generated pages of random sizes and report pages."""
     from benchmarks.support.layout_samples import report_page
-    from shared import samples
+    from orchestrator.ops import samples
 
     rng = random.Random(seed)
     corpus = sorted(CORPUS.glob("*")) if CORPUS.is_dir() else []

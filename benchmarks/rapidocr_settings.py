@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's cod
 
 from backends.pipeline import run_document  # noqa: E402
 from backends.rapidocr import FAST_PARAMS, RapidOCREngine  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.metrics import ned  # noqa: E402
 from shared.requests import OutputOptions, RunRequest

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's cod
 
 from benchmarks.support import ray_worker_env  # noqa: E402
 from benchmarks.support.fake_engine import FAKE  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 from shared.requests import OutputOptions, RunRequest
 
 SMALLEST_RUN = "--requests 3 --pages 1 --pdf-runs 1"
@@ -111,9 +111,9 @@ def main() -> None:
 
     from backends.pipeline import run_document
     from backends.registry import create_engine
+    from backends.textpdf import article_pages
     from orchestrator.builder import build_app
     from shared.documents import open_document, render_pages
-    from shared.textpdf import article_pages
 
     mineru_config = {"default_tier": "flash", "tiers": ["flash"]}
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)

@@ -90,7 +90,7 @@ class DocumentRunner:
         Raises:
             OCRError: a tier's warm-up failed (``backend_unavailable`` for a device or engine failure).
         """
-        from shared.textpdf import article_pages
+        from backends.textpdf import article_pages
 
         sentence = "MinerU warm-up page with enough extractable text to be classified as a born-digital document."
         data = article_pages([[sentence, sentence]], titles=["Warm-up"])

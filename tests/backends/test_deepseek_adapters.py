@@ -15,7 +15,7 @@ from backends.deepseek.modes import V1_MODES
 from backends.deepseek.runner import Generation
 from backends.deepseek.vllm_inputs import build_requests, engine_kwargs, lora_kwargs, sampling_kwargs
 from backends.extraction import ExtractTask
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import PageImage, open_document
 from shared.errors import OCRError
 

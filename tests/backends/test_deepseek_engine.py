@@ -14,7 +14,7 @@ from backends.deepseek.modes import ModeSpec, vision_tokens
 from backends.deepseek.runner import Generation, RunPlan
 from backends.deepseek.source import resolve_source
 from backends.pipeline import run_document
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import PageImage, open_document
 from shared.errors import OCRError
 from shared.requests import OutputOptions, RunRequest

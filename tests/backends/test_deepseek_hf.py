@@ -26,7 +26,7 @@ from backends.deepseek.runner import RunPlan  # noqa: E402
 from backends.deepseek.source import resolve_source  # noqa: E402
 from backends.pipeline import run_document  # noqa: E402
 from benchmarks.support.tiny_deepseek import build_tiny_model  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.requests import OutputOptions, RunRequest  # noqa: E402

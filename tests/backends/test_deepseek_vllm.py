@@ -285,7 +285,7 @@ def test_real_vllm_on_a_dev_pdf():
     engine = DeepSeekEngine({"engine": "vllm", "model": model, "max_model_len": 8192, "gpu_memory_utilization": 0.85})
     engine.start()
     try:
-        from shared import samples
+        from orchestrator.ops import samples
 
         pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])
         resp = run_document(

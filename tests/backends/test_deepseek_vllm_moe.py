@@ -23,7 +23,7 @@ from backends.deepseek import DeepSeekEngine
 from backends.pipeline import run_document
 from benchmarks.support.tiny_lora import build_tiny_lora
 from benchmarks.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.requests import RunRequest

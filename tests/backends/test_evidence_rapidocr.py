@@ -9,7 +9,7 @@ import pytest
 
 from backends.pipeline import run_document
 from backends.rapidocr import RapidOCREngine
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.evidence import find_evidence
 from shared.json_schemas import load_preset, validation_errors

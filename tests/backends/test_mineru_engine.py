@@ -22,11 +22,11 @@ pytest.importorskip("mineru", reason="the mineru extra is not installed")
 from backends.mineru import MinerUEngine  # noqa: E402
 from backends.pipeline import run_document  # noqa: E402
 from backends.registry import create_engine  # noqa: E402
+from backends.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.metrics import ned  # noqa: E402
 from shared.requests import OutputOptions, RunRequest
-from shared.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 from tests.conftest import dev_file  # noqa: E402
 
 PARAGRAPHS = [

@@ -6,7 +6,7 @@ import pytest
 
 from backends.pipeline import run_document
 from backends.rapidocr import FAST_PARAMS, RapidOCREngine
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.metrics import ned

@@ -7,7 +7,7 @@ import pytest
 from backends.pipeline import run_document
 from backends.rapidocr import RapidOCREngine
 from benchmarks.support.layout_samples import report_page
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.metrics import document_teds, ned
 from shared.requests import OutputOptions, RunRequest

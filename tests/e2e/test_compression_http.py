@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from orchestrator.client import OCRClient
 from orchestrator.evaluation.compression import run_compression
+from orchestrator.ops import samples
 from orchestrator.ops.cli import app
-from shared import samples
 from shared.tokens import ESTIMATE_NAME, estimate_tokens
 
 pytestmark = pytest.mark.cluster

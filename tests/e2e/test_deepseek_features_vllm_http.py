@@ -23,8 +23,8 @@ from benchmarks.support.tiny_lora import build_tiny_lora
 from benchmarks.support.tiny_vllm import tiny_engine_config
 from benchmarks.support.tiny_vllm_bytes import build_byte_vllm_model
 from orchestrator.client import OCRClient
+from orchestrator.ops import samples
 from orchestrator.ops.cli import app
-from shared import samples
 from shared.json_schemas import load_preset
 from shared.schema import ExtractResponse
 from tests.conftest import METRICS_PORT

@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import DocumentLimits, open_document, page_sizes, render_pages, sniff_media_type
 from shared.errors import OCRError
 from shared.pages import parse_page_range
@@ -184,8 +184,8 @@ def test_page_sizes_match_rendered_pages_without_rendering(dpi):
 
 
 def test_pages_without_text_layer_are_the_scanned_ones():
+    from backends.textpdf import article_pages
     from shared.textlayer import pages_without_text
-    from shared.textpdf import article_pages
 
     digital = article_pages([["Born digital text."], ["Second page text."]], titles=["One", "Two"])
     assert pages_without_text(digital, "application/pdf", [0, 1]) == []

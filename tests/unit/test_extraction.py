@@ -10,9 +10,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from backends.extraction import PageAnswer, assemble, instruction
+from orchestrator.ops import samples
 from orchestrator.serving.router import Router
 from orchestrator.serving.services.extract import recheck_extraction
-from shared import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.json_schemas import (

@@ -28,7 +28,7 @@ from orchestrator.jobs.records import JobRecord, plan_chunks, recover
 from orchestrator.jobs.service import JobService, check_job_id
 from orchestrator.jobs.settings import JobSettings
 from orchestrator.jobs.store import JobStore
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.requests import RunRequest

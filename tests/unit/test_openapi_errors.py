@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from orchestrator.jobs.consumer import JobConsumer
 from orchestrator.jobs.service import JobService
 from orchestrator.jobs.settings import JobSettings
+from orchestrator.ops import samples
 from orchestrator.serving.api import create_api
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
-from shared import samples
 from shared.errors import HTTP_STATUS, OCRError
 from shared.schema import BackendStatus, Capabilities, ErrorCode, ErrorResponse
 from tests.support.hand_queue import HandQueue

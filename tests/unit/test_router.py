@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from backends.base import EngineHealth
 from backends.pipeline import run_document
 from benchmarks.support.fake_engine import FakeEngine
+from orchestrator.ops import samples
 from orchestrator.serving.api import create_api
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
 from orchestrator.serving.selection import choose_backend
-from shared import samples
 from shared.errors import OCRError
 from shared.requests import JobOptions, OCROptions
 from shared.schema import BackendStatus, ErrorResponse, OCRResponse
