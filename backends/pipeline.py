@@ -15,7 +15,7 @@ from typing import Any
 
 from backends.base import OCREngine
 from shared.boxes import draw_boxes, png_base64
-from shared.documents import PAGED_TYPES, Document, PageImage, page_sizes, render_page, render_pages
+from shared.documents import PAGED_TYPES, Document, PageImage, page_sizes, rasterize_page, rasterize_pages
 from shared.requests import RunRequest
 from shared.schema import OCRResponse, PageResult, Timings, Usage
 
@@ -40,7 +40,7 @@ def run_document(engine: OCREngine, doc: Document, request: RunRequest, *, backe
     if doc.media_type in PAGED_TYPES and not engine.needs_pixels:
         batches = _chunks(iter(page_sizes(doc)), max(1, engine.batch_pages))
     elif doc.media_type in PAGED_TYPES:
-        batches = _chunks(render_pages(doc), max(1, engine.batch_pages))
+        batches = _chunks(rasterize_pages(doc), max(1, engine.batch_pages))
     else:  # structured formats (DOCX, HTML...): one call, the engine reads doc.data itself
         batches = iter([[]])
 
@@ -55,7 +55,7 @@ def run_document(engine: OCREngine, doc: Document, request: RunRequest, *, backe
         images = {p.index: p.image for p in batch}
         for result in out.pages:
             if wanted.include_boxes_image and result.index in images:
-                image = images[result.index] or render_page(doc, result.index).image
+                image = images[result.index] or rasterize_page(doc, result.index).image
                 if image is not None:
                     result.boxes_image = png_base64(draw_boxes(image, result.blocks))
             pages.append(result)

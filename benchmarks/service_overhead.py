@@ -113,7 +113,7 @@ def main() -> None:
     from backends.registry import create_engine
     from backends.textpdf import article_pages
     from orchestrator.builder import build_app
-    from shared.documents import open_document, render_pages
+    from shared.documents import open_document, rasterize_pages
 
     mineru_config = {"default_tier": "flash", "tiers": ["flash"]}
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
@@ -198,7 +198,7 @@ def main() -> None:
         answer = run_document(
             fake, doc, RunRequest(request_id="x", output=OutputOptions(include_boxes_image=False)), backend="fake"
         )
-        pages = list(render_pages(doc))
+        pages = list(rasterize_pages(doc))
         opts = fake.parse_options({})
         run = RunRequest(request_id="x", output=OutputOptions(include_boxes_image=False))
         print("  the same pieces alone, in this process (ms per call):")

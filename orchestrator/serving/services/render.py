@@ -6,7 +6,7 @@ import asyncio
 
 from deployments.backend import call_method
 from orchestrator.serving.directory import BackendDirectory, capabilities_of
-from orchestrator.serving.render import render_response
+from orchestrator.serving.render_answer import render_response
 from shared.errors import OCRError
 from shared.requests import RenderRequest
 from shared.schema import RenderResponse
