@@ -26,8 +26,8 @@ from backends.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.metrics import ned  # noqa: E402
-from shared.requests import OutputOptions, RunRequest
 from tests.conftest import dev_file  # noqa: E402
+from tests.support.runs import run_request
 
 PARAGRAPHS = [
     [
@@ -69,11 +69,7 @@ def _run(engine, data: bytes, name: str, *, page_range: str | None = None, optio
     return run_document(
         engine,
         doc,
-        RunRequest(
-            request_id="test",
-            output=OutputOptions(**{k: kw.pop(k) for k in OutputOptions.model_fields if k in kw}),
-            **kw,
-        ),
+        run_request("test", **kw),
         backend="mineru",
     )
 

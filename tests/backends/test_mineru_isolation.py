@@ -29,6 +29,7 @@ from shared.documents import Document, open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.processes import descendants  # noqa: E402
 from shared.requests import OutputOptions, RunRequest
+from tests.support.runs import run_request
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,11 +60,7 @@ def _run(engine, data: bytes, name: str, **kw):
     return run_document(
         engine,
         doc,
-        RunRequest(
-            request_id="test",
-            output=OutputOptions(**{k: kw.pop(k) for k in OutputOptions.model_fields if k in kw}),
-            **kw,
-        ),
+        run_request("test", **kw),
         backend="mineru",
     )
 

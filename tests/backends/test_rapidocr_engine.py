@@ -10,8 +10,8 @@ from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.metrics import ned
-from shared.requests import OutputOptions, RunRequest
 from tests.conftest import dev_file
+from tests.support.runs import run_request
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,7 @@ def ocr(engine, data: bytes, **kw):
     return run_document(
         engine,
         open_document(data),
-        RunRequest(
-            request_id="t", output=OutputOptions(**{k: kw.pop(k) for k in OutputOptions.model_fields if k in kw}), **kw
-        ),
+        run_request("t", **kw),
         backend="rapidocr",
     )
 
