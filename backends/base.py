@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.documents import PAGED_TYPES, Document, PageImage
 from shared.errors import OCRError, validation_problems
-from shared.schema import ErrorCode, ModelInfo, PageResult
+from shared.schema import Capabilities, ErrorCode, ModeCost, ModelInfo, PageResult
 
 
 class EngineConfig(BaseModel):
@@ -82,6 +82,8 @@ class OCREngine(abc.ABC):
     the runner renders each page once, afterwards, only to draw its boxes — a long PDF is never held in memory."""
     Config: ClassVar[type[EngineConfig]] = EngineConfig
     Options: ClassVar[type[EngineOptions]] = EngineOptions
+    metric_options: ClassVar[tuple[str, ...]] = ()
+    """Per-request options whose value labels the router's latency metric (a mode, a tier)."""
 
     def __init__(self, config: EngineConfig | dict[str, Any] | None = None) -> None:
         self.config = config if isinstance(config, self.Config) else self.Config.model_validate(config or {})
@@ -101,6 +103,30 @@ class OCREngine(abc.ABC):
 
     def model_info(self) -> ModelInfo:
         return self.health().model
+
+    def capabilities(self) -> Capabilities:
+        """What this engine instance can do, published in ``GET /v1/backends``. Engines that extract to a schema
+        (``backends.extraction.Extractor``) or count tokens (:meth:`count_tokens`) say so by overriding this."""
+        return Capabilities(
+            reads=sorted(self.media_types),
+            metric_options=list(self.metric_options),
+            vision_token_modes=[c.mode for c in self.vision_token_costs([])],
+        )
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens of each text by the model's own tokenizer, for engines whose capabilities say ``counts_tokens``.
+
+        Raises:
+            OCRError: ``invalid_option`` on an engine without a model tokenizer.
+        """
+        raise OCRError(ErrorCode.INVALID_OPTION, f"the {self.kind} engine has no model tokenizer")
+
+    @classmethod
+    def vision_token_costs(cls, sizes: list[tuple[int, int]]) -> list[ModeCost]:
+        """What pages of ``sizes`` (width, height) cost in vision tokens in each of the engine's resolution modes
+        (``compression_ratio`` left empty); [] for engines that do not read pages as vision tokens. Pure: called
+        on the class, with no model loaded."""
+        return []
 
     def close(self) -> None:
         """Release what ``start()`` took (GPU memory, engine processes, threads). Called when the replica stops.

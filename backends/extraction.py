@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from backends.base import EngineOptions, EngineRun, OCREngine
-from shared.documents import PAGED_TYPES, Document, PageImage, render_pages
+from shared.documents import PAGED_TYPES, Document, PageImage, rasterize_pages
 from shared.errors import OCRError
 from shared.evidence import find_evidence
-from shared.extraction import default_instruction, merge_answers, read_answer, validation_errors
+from shared.json_schemas import default_instruction, merge_answers, read_answer, validation_errors
 from shared.requests import ExtractRunRequest
 from shared.schema import (
     ErrorCode,
@@ -135,7 +135,7 @@ def run_extraction(engine: OCREngine, doc: Document, *, backend: str, request: E
     warnings: list[str] = []
     model: ModelInfo | None = None
     enforced_by = ""
-    for batch in _chunks(render_pages(doc), max(1, engine.batch_pages)):
+    for batch in _chunks(rasterize_pages(doc), max(1, engine.batch_pages)):
         run = engine.extract(doc, batch, options, task)
         answers.extend(run.answers)
         if run.ocr is not None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from backends.base import OCREngine
 from shared.boxes import draw_boxes, png_base64
-from shared.documents import PAGED_TYPES, Document, PageImage, page_sizes, render_page, render_pages
+from shared.documents import PAGED_TYPES, Document, PageImage, page_sizes, rasterize_page, rasterize_pages
+from shared.requests import RunRequest
 from shared.schema import OCRResponse, PageResult, Timings, Usage
 
 logger = logging.getLogger(__name__)
@@ -26,28 +27,20 @@ def _chunks(pages: Iterator[PageImage], size: int) -> Iterator[list[PageImage]]:
         yield batch
 
 
-def run_document(
-    engine: OCREngine,
-    doc: Document,
-    *,
-    backend: str,
-    request_id: str,
-    options: dict[str, Any] | None = None,
-    include_boxes_image: bool = True,
-    include_raw: bool = False,
-    received_at: float | None = None,
-) -> OCRResponse:
-    """OCR ``doc`` with ``engine`` and return the unified response.
+def run_document(engine: OCREngine, doc: Document, request: RunRequest, *, backend: str) -> OCRResponse:
+    """OCR ``doc`` with ``engine`` as ``request`` asks (carried whole from the router) and return the unified
+    response.
 
     Raises:
         OCRError: bad options (``invalid_option``) or a page that cannot be decoded (``invalid_document``).
     """
     started = time.time()
-    opts = engine.parse_options(options)
+    opts = engine.parse_options(request.options)
+    wanted = request.output
     if doc.media_type in PAGED_TYPES and not engine.needs_pixels:
         batches = _chunks(iter(page_sizes(doc)), max(1, engine.batch_pages))
     elif doc.media_type in PAGED_TYPES:
-        batches = _chunks(render_pages(doc), max(1, engine.batch_pages))
+        batches = _chunks(rasterize_pages(doc), max(1, engine.batch_pages))
     else:  # structured formats (DOCX, HTML...): one call, the engine reads doc.data itself
         batches = iter([[]])
 
@@ -61,8 +54,8 @@ def run_document(
         model = out.model or model
         images = {p.index: p.image for p in batch}
         for result in out.pages:
-            if include_boxes_image and result.index in images:
-                image = images[result.index] or render_page(doc, result.index).image
+            if wanted.include_boxes_image and result.index in images:
+                image = images[result.index] or rasterize_page(doc, result.index).image
                 if image is not None:
                     result.boxes_image = png_base64(draw_boxes(image, result.blocks))
             pages.append(result)
@@ -78,10 +71,10 @@ def run_document(
     vision_total = sum(vision) if vision else None
     output_total = sum(output) if output else None
     raw_result: Any = None
-    if include_raw:
+    if wanted.include_raw:
         raw_result = raws[0] if len(raws) == 1 else raws
     return OCRResponse(
-        request_id=request_id,
+        request_id=request.request_id,
         backend=backend,
         model=model or engine.model_info(),
         document=doc.info(),
@@ -90,9 +83,9 @@ def run_document(
         pages=pages,
         raw_result=raw_result,
         timings=Timings(
-            queue_s=round(max(0.0, started - received_at), 4) if received_at else 0.0,
+            queue_s=round(max(0.0, started - request.received_at), 4),
             inference_s=round(finished - started, 4),
-            total_s=round(finished - (received_at or started), 4),
+            total_s=round(finished - min(request.received_at, started), 4),
         ),
         usage=Usage(
             pages=len(pages),

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from backends.base import EngineConfig, OCREngine
 from shared.errors import OCRError, validation_problems
-from shared.schema import ErrorCode
+from shared.schema import ErrorCode, ModeCost
 
 ENGINES: dict[str, str] = {
     "rapidocr": "backends.rapidocr:RapidOCREngine",
@@ -71,6 +71,12 @@ def engine_class(kind: str) -> type[OCREngine]:
     if not (isinstance(cls, type) and issubclass(cls, OCREngine)):
         raise OCRError(ErrorCode.UNKNOWN_BACKEND, f"{target!r} is not an OCREngine subclass", accepted=sorted(ENGINES))
     return cls
+
+
+def vision_token_costs(sizes: list[tuple[int, int]]) -> list[ModeCost]:
+    """What pages of ``sizes`` cost in every resolution mode of every registered engine that reads pages as
+    vision tokens (``OCREngine.vision_token_costs``), in registry order; pure arithmetic, no model loaded."""
+    return [cost for kind in ENGINES for cost in engine_class(kind).vision_token_costs(sizes)]
 
 
 def create_engine(kind: str, config: dict[str, Any] | None = None) -> OCREngine:

@@ -33,6 +33,7 @@ from backends.registry import create_engine  # noqa: E402
 from orchestrator.serving.cascade import CascadePolicy, merge_cascade, plan_escalations  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.metrics import document_teds, ned, word_recall  # noqa: E402
+from shared.requests import OutputOptions, RunRequest  # noqa: E402
 from shared.textlayer import pages_without_text  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "corpus" / "manifest.jsonl"
@@ -118,10 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_document(
                     engine,
                     open_document(d["data"], accepted=engine.media_types),
+                    RunRequest(request_id="bench", output=OutputOptions(include_boxes_image=False), options=options),
                     backend=reader,
-                    request_id="bench",
-                    options=options,
-                    include_boxes_image=False,
                 )
             except Exception as e:  # a reader that refuses a page is a figure too
                 rows[d["id"]][reader] = {"error": str(e)[:120]}

@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from backends.deepseek import DeepSeekEngine  # noqa: E402
-from shared.documents import Document, PageImage, open_document, render_pages  # noqa: E402
+from shared.documents import Document, PageImage, open_document, rasterize_pages  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 
 DEV_PDFS = ROOT.parent / "shared" / "data" / "dev" / "pdfs"
@@ -78,7 +78,7 @@ def _sample_files() -> list[tuple[str, bytes]]:
     files = [(p.name, p.read_bytes()) for p in sorted(DEV_PDFS.glob("*.pdf"))]
     if files:
         return files
-    from shared import samples
+    from orchestrator.ops import samples
 
     return [("generated.pdf", samples.multi_page_pdf(samples.numbered_pages(4)[0]))]
 
@@ -93,7 +93,7 @@ def load_pages(inputs: list[Path], n_pages: int, dpi: float) -> tuple[Document, 
         for name, content in files:
             doc = open_document(content, name=name, dpi=dpi)
             first_doc = first_doc or doc
-            for page in render_pages(doc):
+            for page in rasterize_pages(doc):
                 pages.append(PageImage(index=len(pages), image=page.image, dpi=page.dpi))
                 if len(pages) == n_pages:
                     break

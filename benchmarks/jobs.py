@@ -42,7 +42,7 @@ SMALLEST_RUN = "--runs 1 --pages 4 --chunk-pages 2 --page-s 0.01 --rapidocr-page
 def fixed_pdf(n: int) -> bytes:
     from PIL import Image
 
-    from shared import samples
+    from orchestrator.ops import samples
 
     return samples.multi_page_pdf([Image.new("RGB", (200, 150), "white")] * n, dpi=72)
 
@@ -132,7 +132,7 @@ def fixed_latency(base: str, opts: argparse.Namespace, state: str) -> list[str]:
 
 
 def rapidocr(base: str, opts: argparse.Namespace, state: str) -> list[str]:
-    from shared import samples
+    from orchestrator.ops import samples
     from shared.metrics import ned
 
     images, texts = samples.numbered_pages(opts.rapidocr_pages)

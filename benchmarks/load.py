@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's cod
 
 from benchmarks.support import ray_worker_env  # noqa: E402
 from benchmarks.support.fake_engine import FAKE  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 
 SMALLEST_RUN = "--clients 1 --seconds 2"
 """Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""

@@ -40,9 +40,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this clone's code and benchmarks.support
 
+from backends.textpdf import article_pages  # noqa: E402
 from benchmarks.support import hostile_documents as hostile  # noqa: E402
-from shared import samples  # noqa: E402
-from shared.textpdf import article_pages  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 
 SMALLEST_RUN = "--clients 1 --seconds 1"
 """Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""

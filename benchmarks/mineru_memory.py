@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from shared.requests import OutputOptions, RunRequest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this clone's code
 DEV_PDFS = ROOT.parent / "shared" / "data" / "dev" / "pdfs"
@@ -63,7 +65,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def generated_pdf(rng: random.Random, pages: int) -> bytes:
-    from shared.textpdf import article_pages
+    from backends.textpdf import article_pages
 
     def sentence() -> str:
         return " ".join(rng.choice(WORDS) for _ in range(rng.randint(12, 24))).capitalize() + "."
@@ -105,7 +107,9 @@ def measure(docs: int, every: int, malloc_trim: bool, render_processes: int | No
     pages = 0
     for i, (name, data) in enumerate(items, start=1):
         doc = open_document(data, name=name, accepted=engine.media_types)
-        response = run_document(engine, doc, backend="mineru", request_id=str(i), include_boxes_image=True)
+        response = run_document(
+            engine, doc, RunRequest(request_id=str(i), output=OutputOptions(include_boxes_image=True)), backend="mineru"
+        )
         pages += len(response.pages)
         if i % every == 0 or i == len(items):
             workers = descendants(pid)

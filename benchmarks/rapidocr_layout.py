@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 from backends.rapidocr import RapidOCREngine  # noqa: E402
 from backends.rapidocr.compose import ComposeSettings, left_out  # noqa: E402
 from benchmarks.support.layout_samples import report_page  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 from shared.boxes import draw_boxes  # noqa: E402
-from shared.documents import open_document, render_pages  # noqa: E402
+from shared.documents import open_document, rasterize_pages  # noqa: E402
 from shared.metrics import document_teds, ned, word_list, word_recall  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "corpus" / "manifest.jsonl"
@@ -120,7 +120,7 @@ def read(engine: RapidOCREngine, doc: Doc, *, boxes: dict[str, Any], observation
     expected: dict[str, Counter[str]] = {"layout": Counter(), "text": Counter(), "unchecked": Counter()}
     got: dict[str, Counter[str]] = {name: Counter() for name in WAYS}
     seconds: dict[str, float] = {}
-    for page in render_pages(open_document(doc.data)):
+    for page in rasterize_pages(open_document(doc.data)):
         assert page.image is not None
         started = time.perf_counter()
         readings, timings, seen = engine.read_ways(page.image, WAYS, index=page.index, dpi=page.dpi)

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backends.rapidocr.config import FAST_PARAMS  # noqa: E402
+from shared.requests import RunRequest  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "corpus" / "pages"
 SMALLEST_RUN = "--pages 2 --every 1 --settings default"
@@ -53,7 +54,7 @@ def rss_mb() -> float:
 def workload(n: int, seed: int = 0) -> list[tuple[str, bytes]]:
     """``n`` pages: corpus pages in turn (when present), generated pages of random sizes and report pages."""
     from benchmarks.support.layout_samples import report_page
-    from shared import samples
+    from orchestrator.ops import samples
 
     rng = random.Random(seed)
     corpus = sorted(CORPUS.glob("*")) if CORPUS.is_dir() else []
@@ -95,7 +96,7 @@ def measure(setting: str, pages: int, every: int) -> dict[str, Any]:
     samples = [{"pages": 0, "rss_mb": round(rss_mb(), 1), "elapsed_s": 0.0}]
     started = time.perf_counter()
     for i, (name, data) in enumerate(workload(pages), start=1):
-        run_document(engine, open_document(data, name=name), backend="rapidocr", request_id=str(i))
+        run_document(engine, open_document(data, name=name), RunRequest(request_id=str(i)), backend="rapidocr")
         if i % every == 0 or i == pages:
             samples.append(
                 {"pages": i, "rss_mb": round(rss_mb(), 1), "elapsed_s": round(time.perf_counter() - started)}

@@ -19,9 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's cod
 
 from backends.pipeline import run_document  # noqa: E402
 from backends.rapidocr import FAST_PARAMS, RapidOCREngine  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.metrics import ned  # noqa: E402
+from shared.requests import OutputOptions, RunRequest
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "images"
 SETTINGS = {
@@ -71,12 +72,20 @@ def main() -> None:
         cells = []
         for _, data, truth in docs:
             doc = open_document(data)
-            run_document(engine, doc, backend="r", request_id="w", options=LINES, include_boxes_image=False)
+            run_document(
+                engine,
+                doc,
+                RunRequest(request_id="w", output=OutputOptions(include_boxes_image=False), options=LINES),
+                backend="r",
+            )
             times, text = [], ""
             for _ in range(args.runs):
                 t = time.perf_counter()
                 text = run_document(
-                    engine, doc, backend="r", request_id="x", options=LINES, include_boxes_image=False
+                    engine,
+                    doc,
+                    RunRequest(request_id="x", output=OutputOptions(include_boxes_image=False), options=LINES),
+                    backend="r",
                 ).markdown
                 times.append(time.perf_counter() - t)
             cells.append(f"{statistics.median(times):8.2f}s / {ned(text, truth):.3f}")

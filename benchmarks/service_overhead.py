@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this clone's cod
 
 from benchmarks.support import ray_worker_env  # noqa: E402
 from benchmarks.support.fake_engine import FAKE  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
+from shared.requests import OutputOptions, RunRequest
 
 SMALLEST_RUN = "--requests 3 --pages 1 --pdf-runs 1"
 """Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""
@@ -110,10 +111,9 @@ def main() -> None:
 
     from backends.pipeline import run_document
     from backends.registry import create_engine
+    from backends.textpdf import article_pages
     from orchestrator.builder import build_app
-    from shared.documents import open_document, render_pages
-    from shared.requests import RunRequest
-    from shared.textpdf import article_pages
+    from shared.documents import open_document, rasterize_pages
 
     mineru_config = {"default_tier": "flash", "tiers": ["flash"]}
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
@@ -148,7 +148,7 @@ def main() -> None:
 
         def direct(i: int) -> None:
             doc = open_document(tiny, name="t.png")  # what the router does before it calls the backend
-            run = RunRequest(request_id=str(i), received_at=time.time(), include_boxes_image=False)
+            run = RunRequest(request_id=str(i), output=OutputOptions(include_boxes_image=False))
             handle.ocr.remote(doc, run).result()
 
         http_t, handle_t = [], []
@@ -195,16 +195,23 @@ def main() -> None:
         fake = create_engine(FAKE)
         fake.start()
         doc = open_document(tiny, name="t.png")
-        answer = run_document(fake, doc, backend="fake", request_id="x", include_boxes_image=False)
-        pages = list(render_pages(doc))
+        answer = run_document(
+            fake, doc, RunRequest(request_id="x", output=OutputOptions(include_boxes_image=False)), backend="fake"
+        )
+        pages = list(rasterize_pages(doc))
         opts = fake.parse_options({})
-        run = RunRequest(request_id="x", received_at=time.time(), include_boxes_image=False)
+        run = RunRequest(request_id="x", output=OutputOptions(include_boxes_image=False))
         print("  the same pieces alone, in this process (ms per call):")
         for label, fn in [
             ("open_document (validate)", lambda: open_document(tiny, name="t.png")),
             (
                 "run_document (pipeline + fake engine)",
-                lambda: run_document(fake, doc, backend="fake", request_id="x", include_boxes_image=False),
+                lambda: run_document(
+                    fake,
+                    doc,
+                    RunRequest(request_id="x", output=OutputOptions(include_boxes_image=False)),
+                    backend="fake",
+                ),
             ),
             ("  fake engine.run alone", lambda: fake.run(doc, pages, opts)),
             ("pickle round trip: document + RunRequest", lambda: pickle.loads(pickle.dumps((doc, run)))),
@@ -234,14 +241,14 @@ def main() -> None:
         ratios: list[float] = []
         own: list[float] = []  # client time minus the backend's pipeline time: what the service itself adds
         with httpx.Client(base_url=url, timeout=300) as client:
-            run_document(engine, open_document(page_docs[0]), backend="rapidocr", request_id="w")
+            run_document(engine, open_document(page_docs[0]), RunRequest(request_id="w"), backend="rapidocr")
             client.post("/v1/ocr", files={"file": ("p.png", page_docs[0])}, data={"backend": "rapidocr"})
             for i, data in enumerate(page_docs):
                 took = {}
                 for path in ("in", "served") if i % 2 == 0 else ("served", "in"):
                     t = time.perf_counter()
                     if path == "in":
-                        run_document(engine, open_document(data), backend="rapidocr", request_id="x")
+                        run_document(engine, open_document(data), RunRequest(request_id="x"), backend="rapidocr")
                     else:
                         r = client.post("/v1/ocr", files={"file": ("p.png", data)}, data={"backend": "rapidocr"})
                         assert r.status_code == 200, r.text
@@ -275,13 +282,15 @@ def main() -> None:
         inproc_t, served_t = [], []
         pdf_phases: dict[str, list[float]] = collections.defaultdict(list)
         with httpx.Client(base_url=url, timeout=300) as client:
-            run_document(mineru, open_document(pdf, name="a.pdf"), backend="mineru", request_id="w")
+            run_document(mineru, open_document(pdf, name="a.pdf"), RunRequest(request_id="w"), backend="mineru")
             client.post("/v1/ocr", files={"file": ("a.pdf", pdf)}, data={"backend": "mineru"})
             for i in range(args.pdf_runs):
                 for path in ("in", "served") if i % 2 == 0 else ("served", "in"):
                     t = time.perf_counter()
                     if path == "in":
-                        run_document(mineru, open_document(pdf, name="a.pdf"), backend="mineru", request_id="x")
+                        run_document(
+                            mineru, open_document(pdf, name="a.pdf"), RunRequest(request_id="x"), backend="mineru"
+                        )
                         inproc_t.append(time.perf_counter() - t)
                     else:
                         r = client.post("/v1/ocr", files={"file": ("a.pdf", pdf)}, data={"backend": "mineru"})

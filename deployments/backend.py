@@ -110,17 +110,7 @@ class BackendDeployment:
             )
         token = self.meter.start()
         try:
-            result = await asyncio.to_thread(
-                run_document,
-                self.engine,
-                doc,
-                backend=self.spec.name,
-                request_id=request.request_id,
-                options=request.options,
-                include_boxes_image=request.include_boxes_image,
-                include_raw=request.include_raw,
-                received_at=request.received_at,
-            )
+            result = await asyncio.to_thread(run_document, self.engine, doc, request, backend=self.spec.name)
         finally:
             spent = self.meter.stop(token)
         if self.meter.resources:
@@ -152,13 +142,12 @@ class BackendDeployment:
 
     async def count_tokens(self, texts: list[str]) -> TokenCount | ErrorDetail:
         """Tokens of each text by the engine's own model tokenizer, for engines that have one."""
-        counter = getattr(self.engine, "count_tokens", None)
         try:
             if self.start_error is not None:
                 raise self.start_error
-            if counter is None:
+            if not self.engine.capabilities().counts_tokens:
                 raise OCRError(ErrorCode.INVALID_OPTION, f"backend {self.spec.name!r} has no model tokenizer")
-            counts = await asyncio.to_thread(counter, texts)
+            counts = await asyncio.to_thread(self.engine.count_tokens, texts)
         except OCRError as e:
             return e.detail()
         return TokenCount(counts=counts, tokenizer=self.engine.model_info().id)
@@ -172,6 +161,7 @@ class BackendDeployment:
                 status="unavailable",
                 media_types=sorted(self.engine.media_types),
                 detail=self.start_error.message,
+                capabilities=self.engine.capabilities(),
                 options_schema=options_schema(self.engine),
             )
         health = await asyncio.to_thread(self.engine.health)
@@ -183,6 +173,7 @@ class BackendDeployment:
             media_types=sorted(self.engine.media_types),
             detail=health.detail,
             info={**health.info, **_placement()},
+            capabilities=self.engine.capabilities(),
             options_schema=options_schema(self.engine),
         )
 

@@ -1,6 +1,6 @@
 """The stable import path of the application builder for Serve configs: ``import_path:
-orchestrator.builder:build_app``. The builder itself lives in :mod:`orchestrator.serving.builder`."""
+orchestrator.builder:build_app``. The builder itself lives in :mod:`orchestrator.serving.application`."""
 
-from orchestrator.serving.builder import build_app
+from orchestrator.serving.application import build_app
 
 __all__ = ["build_app"]

@@ -94,12 +94,15 @@ def compare_pages(results: Mapping[str, OCRResponse]) -> list[PageComparison]:
                         iou=round(overlap, 4),
                         agreement=text_agreement,
                         teds=table_teds,
+                        agrees=text_agreement >= DISAGREE_BELOW,
                     )
                 )
                 matched[a].add(i)
                 matched[b].add(j)
         unmatched = {name: [i for i in range(len(bl)) if i not in matched[name]] for name, bl in blocks.items()}
-        out.append(PageComparison(index=index, matches=matches, unmatched=unmatched))
+        compared = PageComparison(index=index, matches=matches, unmatched=unmatched, disagree_below=DISAGREE_BELOW)
+        compared.disagreements = {name: disagreements(compared, name) for name in blocks}
+        out.append(compared)
     return out
 
 

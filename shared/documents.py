@@ -2,7 +2,7 @@
 
 Two steps on purpose. :func:`open_document` is cheap (headers and page sizes only; structured formats are streamed
 once through bounded inspectors, :mod:`shared.containers`) and runs in the router, so bad input is refused before it
-reaches a GPU or a parser. :func:`render_pages` decodes and rasterises, and runs in the backend
+reaches a GPU or a parser. :func:`rasterize_pages` decodes and rasterises, and runs in the backend
 replica that needs the pixels. Both raise :class:`~shared.errors.OCRError` for anything a client did wrong.
 
 The media type is detected from the bytes, never trusted from the client's ``Content-Type`` or file name.
@@ -447,19 +447,19 @@ SIDEWAYS_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 def _exif_turns_sideways(data: bytes) -> bool:
     """Whether a JPEG's EXIF orientation swaps its width and height (read from the header, nothing decoded), so
-    that the sizes here agree with :func:`render_pages`, which applies the orientation."""
+    that the sizes here agree with :func:`rasterize_pages`, which applies the orientation."""
     try:
         return _open_image(data).getexif().get(EXIF_ORIENTATION) in SIDEWAYS_ORIENTATIONS
     except Exception:  # unreadable EXIF: rendering ignores it the same way
         return False
 
 
-def render_page(doc: Document, index: int) -> PageImage:
+def rasterize_page(doc: Document, index: int) -> PageImage:
     """One page of ``doc`` as pixels (for drawing boxes after an engine that did not need them)."""
-    return next(render_pages(dataclasses.replace(doc, page_indices=[index])))
+    return next(rasterize_pages(dataclasses.replace(doc, page_indices=[index])))
 
 
-def render_pages(doc: Document) -> Iterator[PageImage]:
+def rasterize_pages(doc: Document) -> Iterator[PageImage]:
     """Decode the selected pages as RGB images, in order.
 
     Raises:

@@ -500,13 +500,6 @@ class HtmlInspector(HTMLParser):
                     return
 
 
-def inspect_svg_text(where: str, data: bytes, tally: MarkupTally) -> None:
-    """An SVG document on its own (an image part of a package): the XML rules plus SVG's reference rule."""
-    inspector = XmlInspector(where, tally)
-    inspector.feed(data)
-    inspector.close()
-
-
 def _check_relationship(where: str, attributes: dict[str, str]) -> None:
     """An OOXML package relationship: an external target that is not a hyperlink must not be a local file.
 

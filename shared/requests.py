@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,8 +26,22 @@ def json_object(v: Any) -> Any:
     return v
 
 
-class OCROptions(BaseModel):
-    """Options of ``POST /v1/ocr``, common to every backend (multipart form fields or JSON body fields)."""
+class OutputOptions(BaseModel):
+    """What an answer carries besides its text, common to every backend: request fields that travel to the backend
+    whole, as ``RunRequest.output``, and are read by ``backends.pipeline.run_document``. A new one is a field here
+    (``OCROptions`` and ``JobOptions`` inherit it; :meth:`RunRequest.of` passes on every field a request model has)
+    and the client's and CLI's flag. Options the router applies to the answer itself (a chunking of the markdown)
+    belong on ``OCROptions``, not here: they are not the backend's business."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_boxes_image: bool = Field(default=True, description="Return a PNG per page with the boxes drawn.")
+    include_raw: bool = Field(default=False, description="Return the backend's native output as raw_result.")
+
+
+class OCROptions(OutputOptions):
+    """Options of ``POST /v1/ocr``, common to every backend (multipart form fields or JSON body fields); the
+    output options are inherited from :class:`OutputOptions`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,8 +51,6 @@ class OCROptions(BaseModel):
     )
     pages: str | None = Field(default=None, description="1-based page range, e.g. '1-3,7'; all pages when absent.")
     dpi: float | None = Field(default=None, description="Rasterisation DPI for PDF pages (default 144).")
-    include_boxes_image: bool = Field(default=True, description="Return a PNG per page with the boxes drawn.")
-    include_raw: bool = Field(default=False, description="Return the backend's native output as raw_result.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="Backend-specific options (e.g. DeepSeek 'mode'/'prompt', MinerU 'tier')."
     )
@@ -123,15 +136,35 @@ class JobJSONRequest(JobOptions, Base64File):
 
 
 class RunRequest(BaseModel):
-    """What the router sends a backend deployment along with the document. Small and serialisable."""
+    """What the router sends a backend deployment along with the document, carried whole from the route to
+    ``backends.pipeline.run_document``. Small and serialisable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     request_id: str
-    received_at: float = Field(description="Router receive time (epoch seconds), for queue timing.")
-    include_boxes_image: bool = True
-    include_raw: bool = False
-    options: dict[str, Any] = Field(default_factory=dict)
+    received_at: float = Field(
+        default_factory=time.time, description="Router receive time (epoch seconds), for queue timing."
+    )
+    output: OutputOptions = Field(default_factory=OutputOptions, description="What the answer carries.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The engine's own options.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_output(cls, data: Any) -> Any:
+        """Runs stored before the output options were nested (jobs in a job store) carried them flat."""
+        if isinstance(data, dict) and OutputOptions.model_fields.keys() & data.keys():
+            data = dict(data)
+            flat = {k: data.pop(k) for k in OutputOptions.model_fields if k in data}
+            data["output"] = {**flat, **dict(data.get("output") or {})}
+        return data
+
+    @classmethod
+    def of(cls, request: BaseModel, *, request_id: str, received_at: float, options: dict[str, Any]) -> RunRequest:
+        """The run of a client's request (``OCROptions``, ``JobOptions``, ``CompareOptions``): its output options,
+        by field name, and the engine ``options`` meant for this backend."""
+        fields = type(request).model_fields
+        output = {name: getattr(request, name) for name in OutputOptions.model_fields if name in fields}
+        return cls(request_id=request_id, received_at=received_at, output=OutputOptions(**output), options=options)
 
 
 def parse_options(model: type[BaseModel] | None = None, **fields: Any) -> Any:

@@ -306,6 +306,27 @@ class ErrorResponse(_Model):
     error: ErrorDetail = Field(description="What went wrong.")
 
 
+class Capabilities(_Model):
+    """What a backend's engine can do, as the engine declares it (``OCREngine.capabilities``): the router chooses
+    backends for extraction and token counting, and labels metrics, from this alone."""
+
+    reads: list[str] = Field(default_factory=list, description="Media types it reads.")
+    extracts: bool = Field(
+        default=False, description="Extracts fields as JSON constrained to a schema (POST /v1/extract)."
+    )
+    counts_tokens: bool = Field(
+        default=False, description="Counts text tokens with its model's own tokenizer (POST /v1/render)."
+    )
+    metric_options: list[str] = Field(
+        default_factory=list,
+        description="Per-request options whose value labels the latency metric (the engine's mode or tier).",
+    )
+    vision_token_modes: list[str] = Field(
+        default_factory=list,
+        description="Resolution modes whose vision-token cost per page the engine computes (POST /v1/render).",
+    )
+
+
 class BackendStatus(_Model):
     """One entry of ``GET /v1/backends``."""
 
@@ -317,6 +338,9 @@ class BackendStatus(_Model):
     replicas: int | None = Field(default=None, description="Running replicas, when known.")
     detail: str | None = Field(default=None, description="Why it is not ready, when it is not.")
     info: dict[str, Any] = Field(default_factory=dict, description="Engine-specific health facts (versions...).")
+    capabilities: Capabilities | None = Field(
+        default=None, description="What the backend can do (extraction, token counting...), when it answered."
+    )
     options_schema: dict[str, Any] | None = Field(
         default=None,
         description="JSON schema of the backend's per-request `options` (defaults are this deployment's), so a "
@@ -365,6 +389,9 @@ class BlockMatch(_Model):
     iou: float = Field(description="Intersection over union of their normalised boxes.")
     agreement: float = Field(description="1 - NED of their texts (OmniDocBench normalisation); 1 = same text.")
     teds: float | None = Field(default=None, description="TEDS of the two tables, when both blocks are tables.")
+    agrees: bool = Field(
+        default=True, description="Whether their texts agree at least as much as the page's disagree_below."
+    )
 
 
 class PageComparison(_Model):
@@ -374,6 +401,14 @@ class PageComparison(_Model):
     matches: list[BlockMatch] = Field(description="Matched blocks of every pair of backends.")
     unmatched: dict[str, list[int]] = Field(
         description="Per backend, indices of its blocks that no other backend has a block for (by box overlap)."
+    )
+    disagree_below: float = Field(
+        default=0.8, description="Text agreement under which a matched block disagrees (the service's rule)."
+    )
+    disagreements: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Per backend, indices of its blocks no other backend agrees with: unmatched, or every match "
+        "of theirs below disagree_below. What the web page marks.",
     )
 
 
@@ -581,7 +616,7 @@ class ExtractResponse(_Model):
 
 
 class ModeCost(_Model):
-    """What the rendered pages cost in one DeepSeek resolution mode."""
+    """What the rendered pages cost in one resolution mode of a model that reads pages as vision tokens."""
 
     mode: str = Field(description="Resolution mode (tiny, small, base, large, gundam).")
     model: str = Field(description="'DeepSeek-OCR' or 'DeepSeek-OCR-2' (OCR-2 has only base and gundam).")

@@ -13,7 +13,7 @@ Modules, one job each:
   runner, the prompt form, the installed distribution and device.
 * :mod:`~backends.deepseek.vllm_errors` - vLLM's start-up and request failures as typed answers.
 * :mod:`~backends.deepseek.vllm_stats` - vLLM's own scheduler counts (pages running together) for health.
-* :mod:`~backends.deepseek.vllm_engine` / :mod:`~backends.deepseek.hf_engine` - the two thin runners;
+* :mod:`~backends.deepseek.vllm_runner` / :mod:`~backends.deepseek.hf_runner` - the two thin runners;
   :mod:`~backends.deepseek.hf_generate` - the transformers runner's torch side (no pydantic: the GPU smoke
   script runs it on a machine with torch and transformers only).
 * :mod:`~backends.deepseek.engine` - :class:`DeepSeekEngine`, the ``OCREngine`` the registry names.

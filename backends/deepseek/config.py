@@ -61,9 +61,6 @@ REFUSE_ADAPTERS_TRANSFORMERS = (
     "or remove 'adapters'"
 )
 
-LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-"""Ranks vLLM 0.32 accepts for ``max_lora_rank`` (its ``MaxLoRARanks``)."""
-
 
 NATIVE_LAYOUT_TYPES = frozenset({"deepseek_ocr2"})
 """config.json ``model_type`` of transformers' native DeepSeek-OCR-2 conversion (DeepSeek's own repos say

@@ -24,15 +24,15 @@ from backends.deepseek.config import (
     variant_from_hf_config,
 )
 from backends.deepseek.grounding import parse_page
-from backends.deepseek.modes import Variant, honoured_modes, resolve_mode, vision_tokens
+from backends.deepseek.modes import Variant, honoured_modes, page_costs, resolve_mode, vision_tokens
 from backends.deepseek.prompts import build_prompt
-from backends.deepseek.runtime import Generation, Runner, RunPlan
+from backends.deepseek.runner import Generation, Runner, RunPlan
 from backends.deepseek.source import ModelSource, resolve_source
 from backends.deepseek.vllm_errors import classify_request_error
 from backends.extraction import ExtractionRun, ExtractTask, PageAnswer
 from shared.documents import PAGED_TYPES, Document, PageImage
 from shared.errors import OCRError
-from shared.schema import ModelInfo, PageResult, PageUsage
+from shared.schema import Capabilities, ModeCost, ModelInfo, PageResult, PageUsage
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class DeepSeekEngine(OCREngine):
     batch_pages = 64
     Config = DeepSeekConfig
     Options = DeepSeekOptions
+    metric_options = ("mode",)
 
     def __init__(self, config: DeepSeekConfig | dict[str, Any] | None = None, *, runner: Runner | None = None) -> None:
         """Configure (cheap, no I/O).
@@ -192,11 +193,11 @@ class DeepSeekEngine(OCREngine):
                     f"{self._source.hf_config.get('model_type')!r}); use deepseek-community/DeepSeek-OCR-2 on "
                     "transformers, or engine: vllm for DeepSeek's own repos",
                 )
-            from backends.deepseek.hf_engine import HFRunner
+            from backends.deepseek.hf_runner import HFRunner
 
             runner: Runner = HFRunner(self.cfg, self._source)
         else:
-            from backends.deepseek.vllm_engine import VLLMRunner
+            from backends.deepseek.vllm_runner import VLLMRunner
 
             self._adapters = resolve_adapters(
                 self.cfg.adapters,
@@ -226,8 +227,6 @@ class DeepSeekEngine(OCREngine):
             "modes_honoured": list(honoured_modes(self._variant, engine_name)),  # type: ignore[arg-type]
             "batch_pages": self.batch_pages,
             "max_new_tokens": self.cfg.max_new_tokens,
-            "extract": engine_name == "vllm",
-            "count_tokens": True,
             "random_weights": self.cfg.random_weights(),
             "adapters": {name: {"source": source} for name, source in self.cfg.adapters.items()},
         }
@@ -379,6 +378,26 @@ class DeepSeekEngine(OCREngine):
         return ExtractionRun(
             answers=answers, ocr=ocr, model=self._model(plan.adapter), enforced_by=ENFORCED_BY, warnings=warnings
         )
+
+    def capabilities(self) -> Capabilities:
+        """Extraction needs constrained decoding (the vLLM runner); every runner has the model's tokenizer."""
+        runner = self._runner.name if self._runner is not None else self.cfg.engine
+        return super().capabilities().model_copy(update={"extracts": runner == "vllm", "counts_tokens": True})
+
+    @classmethod
+    def vision_token_costs(cls, sizes: list[tuple[int, int]]) -> list[ModeCost]:
+        """Every mode of both models, DeepSeek-OCR first (:func:`backends.deepseek.modes.page_costs`): the models'
+        geometry, not one deployment's (vLLM runs Gundam only)."""
+        return [
+            ModeCost(
+                mode=mode,
+                model=VARIANT_NAMES[variant],
+                vision_tokens=sum(per_page),
+                per_page=per_page,
+                compression_ratio=None,
+            )
+            for mode, variant, per_page in page_costs(sizes)
+        ]
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens of each text by the served model's own tokenizer.

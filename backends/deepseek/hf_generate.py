@@ -1,7 +1,7 @@
 """DeepSeek-OCR-2 on transformers, the part that touches torch: attention choice, loading, one padded batch.
 
 Kept free of the project's config and error types (no pydantic), so the exact code the transformers runner
-(:mod:`backends.deepseek.hf_engine`) serves with is also what ``benchmarks/gpu_smoke.py`` runs on a GPU machine
+(:mod:`backends.deepseek.hf_runner`) serves with is also what ``benchmarks/gpu_smoke.py`` runs on a GPU machine
 that has torch and transformers and nothing else of this project's dependencies. torch and transformers are
 imported inside the functions.
 
@@ -26,7 +26,7 @@ from PIL import Image
 
 from backends.deepseek.modes import ModeSpec, with_geometry
 from backends.deepseek.ngram import banned_next_tokens
-from backends.deepseek.runtime import Generation
+from backends.deepseek.runner import Generation
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,6 @@ PROMPT_BODIES: dict[str, str] = {
 }
 """Text after ``<image>\\n`` for each preset (from the model card)."""
 
-GROUNDED_PRESETS = frozenset({"markdown", "ocr", "locate"})
-"""Presets whose output carries ``<|ref|>/<|det|>`` boxes."""
 
 PROMPT_TEXT_TOKENS = 32
 """Upper estimate of a prompt's text tokens (BOS + preset wording), for context budgets; the image placeholders

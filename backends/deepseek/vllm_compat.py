@@ -36,7 +36,6 @@ TESTED_VLLM = ("0.32.0", "0.33")
 NGRAM_MODULE = "vllm.model_executor.models.deepseek_ocr"
 """Where vLLM defines DeepSeek-OCR's n-gram guard (used for OCR and OCR-2 alike)."""
 V1_NGRAM_NAME = "NGramPerReqLogitsProcessor"
-V1_PROCESSOR_BASE = "vllm.v1.sample.logits_processor:LogitsProcessor"
 V2_PROCESSOR_BASE = "vllm.v1.worker.gpu.sample.logits_processor:LogitsProcessor"
 """Base class the V2 runner's loader requires of every custom logits processor (vLLM >= 0.32)."""
 

@@ -19,7 +19,7 @@ from PIL import Image
 from backends.deepseek.config import DeepSeekConfig
 from backends.deepseek.modes import ModeSpec, Variant, placeholder_tokens, vision_tokens
 from backends.deepseek.prompts import PROMPT_TEXT_TOKENS
-from backends.deepseek.runtime import Generation
+from backends.deepseek.runner import Generation
 
 __all__ = [
     "PROMPT_TEXT_TOKENS",

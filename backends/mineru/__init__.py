@@ -2,7 +2,7 @@
 
 Modules: :mod:`.config` (deployment config and request options), :mod:`.environment` (offline environment, device),
 :mod:`.models` (which models a tier needs, fail-fast check), :mod:`.textlayer` (does a PDF need OCR),
-:mod:`.mapping` (middle JSON -> unified schema), :mod:`.engine` (the ``OCREngine``), :mod:`shared.textpdf` (tiny
+:mod:`.mapping` (middle JSON -> unified schema), :mod:`.engine` (the ``OCREngine``), :mod:`backends.textpdf` (tiny
 born-digital PDFs for warm-up, tests and benchmarks). Nothing here imports ``mineru`` at import time: the
 router and CPU-only installs import the registry without it.
 """

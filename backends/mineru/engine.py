@@ -32,7 +32,7 @@ from typing import Any
 
 from backends.base import EngineHealth, EngineOptions, EngineRun, OCREngine
 from backends.mineru.config import MinerUConfig, MinerUOptions, Tier
-from backends.mineru.environment import PROCESSOR, Runtime, apply_environment, mineru_version
+from backends.mineru.environment import PROCESSOR, Environment, apply_environment, mineru_version
 from backends.mineru.models import check_models, ensure_models, needs_models, tier_readiness
 from backends.mineru.process import (
     ParseDied,
@@ -60,11 +60,12 @@ class MinerUEngine(OCREngine):
     needs_pixels = False  # it reads doc.data; page sizes are enough to place its boxes
     Config = MinerUConfig
     Options = MinerUOptions
+    metric_options = ("tier",)
 
     def __init__(self, config: MinerUConfig | dict[str, Any] | None = None) -> None:
         super().__init__(config)
         self.config: MinerUConfig
-        self._runtime: Runtime | None = None
+        self._environment: Environment | None = None
         self._lock = threading.Lock()
         self._error: str | None = None
         self._started = False
@@ -81,7 +82,7 @@ class MinerUEngine(OCREngine):
             RuntimeError: the parse process could not start (MinerU not importable, warm-up failed).
         """
         try:
-            self._runtime = apply_environment(self.config)
+            self._environment = apply_environment(self.config)
             tier = self.config.default_tier
             if needs_models(tier, needs_ocr=False):
                 check = check_models(tier, needs_ocr=True, config=self.config)
@@ -124,7 +125,7 @@ class MinerUEngine(OCREngine):
     def health(self) -> EngineHealth:
         """Readiness, model id ("mineru-4 <default tier>"), package version, device, per-tier model presence and
         the parse process (pid, processes started and killed, deadline)."""
-        device = self._runtime.device if self._runtime else None
+        device = self._environment.device if self._environment else None
         model = ModelInfo(
             id=f"mineru-4 {self.config.default_tier}",
             version=_package_version(),
@@ -151,16 +152,16 @@ class MinerUEngine(OCREngine):
                 "env": dict(facts.env),
                 "vlm_server": facts.vlm_server,
             }
-        if self._runtime is not None:
-            info["models_dir"] = self._runtime.models_dir
+        if self._environment is not None:
+            info["models_dir"] = self._environment.models_dir
             try:
                 from mineru.model.runtime.device import resolve_small_model_backend
                 from mineru.model.vlm.selector import resolve_vlm_engine
 
                 info["small_backend"] = resolve_small_model_backend(self.config.small_backend)
                 info["vlm"] = self.config.vlm_server_url or resolve_vlm_engine(self.config.vlm_engine)
-                if RUNNER_ENV in self._runtime.env:
-                    info["vllm_model_runner"] = f"v1 ({RUNNER_ENV}={self._runtime.env[RUNNER_ENV]}: {PROCESSOR})"
+                if RUNNER_ENV in self._environment.env:
+                    info["vllm_model_runner"] = f"v1 ({RUNNER_ENV}={self._environment.env[RUNNER_ENV]}: {PROCESSOR})"
                 info["tiers"] = tier_readiness(self.config)
             except Exception as e:  # health answers even if MinerU misbehaves
                 info["tiers_error"] = str(e)

@@ -42,7 +42,7 @@ OFFLINE_ENV: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Runtime:
+class Environment:
     """What the engine runs with, resolved once at start."""
 
     device: str
@@ -95,7 +95,7 @@ def _check_visible(setting: str) -> None:
     check_visible(setting, count=count, what="MinerU")
 
 
-def apply_environment(config: MinerUConfig) -> Runtime:
+def apply_environment(config: MinerUConfig) -> Environment:
     """Set MinerU's process environment from ``config`` (and patch its config if already imported).
 
     Returns:
@@ -125,7 +125,7 @@ def apply_environment(config: MinerUConfig) -> Runtime:
 
     models_dir = os.path.expanduser(mineru_config.model.base_dir)
     logger.info("MinerU runtime: device=%s models_dir=%s (source local, offline)", device, models_dir)
-    return Runtime(device=device, models_dir=models_dir, env=env)
+    return Environment(device=device, models_dir=models_dir, env=env)
 
 
 def local_vlm_engine(config: MinerUConfig) -> str | None:

@@ -63,7 +63,6 @@ FURNITURE_TYPES = frozenset({"header", "footer", "page_number", "aside_text"})
 """MinerU's page-auxiliary types (DocVortex ``PAGE_AUXILIARY_BLOCK_TYPES``): not body text."""
 
 VISUAL_TYPES = frozenset({"image", "table", "chart", "code"})
-BODY_TYPES = frozenset({"image_body", "table_body", "chart_body", "code_body", "algorithm_body"})
 
 
 @dataclass(frozen=True)

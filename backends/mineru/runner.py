@@ -31,7 +31,7 @@ from backends.mineru.environment import vlm_config
 from backends.mineru.errors import ProcessBroken, classify_parse_error, device_fault
 from backends.mineru.mapping import MappingOptions, map_page, merge_pages
 from backends.mineru.models import check_models, ensure_models, needs_models
-from backends.mineru.textlayer import TextLayer, inspect_text_layer
+from backends.mineru.ocr_mode import TextLayer, inspect_text_layer
 from shared.documents import EPUB, HTML, IMAGE_TYPES, OFFICE_TYPES, PDF, STRUCTURED_TYPES, Document, PageImage
 from shared.errors import OCRError
 from shared.schema import PageResult
@@ -90,7 +90,7 @@ class DocumentRunner:
         Raises:
             OCRError: a tier's warm-up failed (``backend_unavailable`` for a device or engine failure).
         """
-        from shared.textpdf import article_pages
+        from backends.textpdf import article_pages
 
         sentence = "MinerU warm-up page with enough extractable text to be classified as a born-digital document."
         data = article_pages([[sentence, sentence]], titles=["Warm-up"])

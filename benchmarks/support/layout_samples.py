@@ -1,6 +1,6 @@
 """Pages with a known layout, made on the spot: tables, running heads, page numbers, figures.
 
-What :mod:`shared.samples` does for plain text, this does for a page *read as a document*: each maker draws an
+What :mod:`orchestrator.ops.samples` does for plain text, this does for a page *read as a document*: each maker draws an
 A4 page at 150 DPI with Pillow and returns it with what a perfect reader gives back — the body text in reading
 order as markdown (running head and page number left out, as the unified markdown leaves them out by default;
 the table as HTML), the table's cells, and the furniture's text. Tests and ``benchmarks/rapidocr_layout.py``

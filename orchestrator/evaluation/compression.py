@@ -224,7 +224,8 @@ def run_compression(
         One row per (mode, backend), in the order given.
     """
     passages = corpus or list(CORPUS)
-    engines = {b.name: b.engine for b in client.backends().backends}  # DeepSeek backends are told the mode
+    # a backend that counts vision tokens per resolution mode is told the mode (its capabilities say which it has)
+    modal = {b.name: b.capabilities.vision_token_modes for b in client.backends().backends if b.capabilities}
     rows = {(m, b): CompressionRow(m, b) for m in modes for b in backends}
     total, done = len(passages) * len(modes) * len(backends), 0
     for mode in modes:
@@ -232,9 +233,9 @@ def run_compression(
             rendering = client.render(text, mode=mode, font=font, font_size_px=font_size_px)
             pngs = [base64.b64decode(p.png or "") for p in rendering.pages]
             drawn = "\n".join(p.text for p in rendering.pages)
-            vision = next(c.vision_tokens for c in rendering.modes if c.mode == mode and c.model == "DeepSeek-OCR")
+            vision = next(c.vision_tokens for c in rendering.modes if c.mode == mode)  # the first model's count
             for backend in backends:
-                told = mode if engines.get(backend) == "deepseek" else None
+                told = mode if mode in modal.get(backend, []) else None
                 started = time.perf_counter()
                 try:
                     read, ran = read_pages(client, backend, pngs, mode=told)

@@ -141,9 +141,9 @@ def _demo_target(cfg, url: str) -> tuple[str, str | None]:
 def _demo(url: str, out: Path, *, api_key: str | None = None) -> None:
     """OCR two generated documents (a two-column scan and a born-digital PDF) with every ready backend that reads
     them, through HTTP; print a table with NED against the known text and write the results."""
+    from backends.textpdf import article_pages
+    from orchestrator.ops.samples import PARAGRAPHS, encode, two_column_page
     from shared.metrics import ned
-    from shared.samples import PARAGRAPHS, encode, two_column_page
-    from shared.textpdf import article_pages
 
     image, scan_truth = two_column_page()
     titles = ["Serving OCR", "Comparing backends"]

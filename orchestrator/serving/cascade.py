@@ -55,13 +55,13 @@ class EscalationRules(BaseModel):
     columns: bool = Field(
         default=False,
         description="Escalate a page whose first answer sets paragraphs side by side (columns: two or more pairs "
-        "of text blocks next to each other), for a first backend that reads columns out of order (MinerU's flash "
-        "tier: README, 'The CPU profile's cascade, by quality').",
+        "of text blocks next to each other), for a first backend that reads columns out of order (a fast tier "
+        "that reads text layers: README, 'The CPU profile's cascade, by quality').",
     )
     no_text_layer: bool = Field(
         default=False,
         description="Send a page without a text layer (a scan, an image) straight to the stronger backend: the "
-        "first one never sees it (right when the first backend reads text layers, like MinerU's flash tier).",
+        "first one never sees it (right when the first backend reads text layers, as a fast tier does).",
     )
     first_failed: bool = Field(
         default=True,

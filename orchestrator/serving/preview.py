@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 
-from shared.documents import PAGED_TYPES, DocumentLimits, open_document, render_page
+from shared.documents import PAGED_TYPES, DocumentLimits, open_document, rasterize_page
 
 PNG_COMPRESS_LEVEL = 1
 """zlib level 1: PNG encoding of an A4 page at 150 DPI takes ~20 ms (100 KB) against ~45 ms (75 KB) at the default 6;
@@ -35,7 +35,7 @@ def page_png(data: bytes, name: str, *, page: int, dpi: float | None, limits: Do
         OCRError: as for an OCR upload; ``unsupported_media_type`` for formats without page images (DOCX...).
     """
     doc = open_document(data, name=name, limits=limits, page_range=str(page), dpi=dpi, accepted=PAGED_TYPES)
-    image = render_page(doc, doc.page_indices[0]).image
+    image = rasterize_page(doc, doc.page_indices[0]).image
     assert image is not None  # paged types always decode to pixels
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)

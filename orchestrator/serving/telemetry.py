@@ -128,7 +128,8 @@ class RouterMetrics:
             logger.debug("metrics disabled: %s", e)
             self.enabled = False
 
-    def success(self, result: OCRResponse, options: dict[str, Any]) -> None:
+    def success(self, result: OCRResponse, mode: str = "default") -> None:
+        """A request answered; ``mode``: the value of its backend's mode or tier option (its metric_options)."""
         if not self.enabled:
             return
         b = {"backend": result.backend}
@@ -136,7 +137,7 @@ class RouterMetrics:
         self.requests.inc(tags={**b, "outcome": "ok", "code": "ok", "adapter": adapter})
         self.latency.observe(
             result.timings.total_s,
-            tags={**b, "mode": str(options.get("mode") or options.get("tier") or "default"), "adapter": adapter},
+            tags={**b, "mode": mode, "adapter": adapter},
         )
         self.queue_wait.observe(result.timings.queue_s, tags=b)
         self.pages.inc(result.usage.pages, tags=b)

@@ -12,7 +12,7 @@ from backends.pipeline import run_document
 from backends.rapidocr import RapidOCREngine
 from shared.chunking import chunk_response
 from shared.documents import open_document
-from shared.requests import ChunkingOptions
+from shared.requests import ChunkingOptions, OutputOptions, RunRequest
 from shared.schema import OCRResponse
 from shared.tokens import bundled_counter
 from tests.conftest import DEV_DATA, dev_file
@@ -41,7 +41,9 @@ def rapidocr_answers() -> dict[str, OCRResponse]:
     for entry in _manifest():
         data = (DEV_DATA / entry["file"]).read_bytes()
         doc = open_document(data, name=entry["file"])
-        answers[entry["id"]] = run_document(engine, doc, backend="rapidocr", request_id="t", include_boxes_image=False)
+        answers[entry["id"]] = run_document(
+            engine, doc, RunRequest(request_id="t", output=OutputOptions(include_boxes_image=False)), backend="rapidocr"
+        )
     engine.close()
     return answers
 
@@ -63,7 +65,10 @@ def mineru_answers(tmp_path_factory) -> dict[str, OCRResponse]:
                 continue  # the scans need MinerU's OCR models, which are not here
             doc = open_document((DEV_DATA / entry["file"]).read_bytes(), name=entry["file"])
             answers[entry["id"]] = run_document(
-                engine, doc, backend="mineru", request_id="t", options={"tier": "flash"}, include_boxes_image=False
+                engine,
+                doc,
+                RunRequest(request_id="t", output=OutputOptions(include_boxes_image=False), options={"tier": "flash"}),
+                backend="mineru",
             )
     finally:
         engine.close()

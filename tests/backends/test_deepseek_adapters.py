@@ -12,10 +12,10 @@ from backends.deepseek.adapters import resolve_adapters
 from backends.deepseek.config import DeepSeekConfig, DeepSeekOptions
 from backends.deepseek.engine import DeepSeekEngine
 from backends.deepseek.modes import V1_MODES
-from backends.deepseek.runtime import Generation
+from backends.deepseek.runner import Generation
 from backends.deepseek.vllm_inputs import build_requests, engine_kwargs, lora_kwargs, sampling_kwargs
 from backends.extraction import ExtractTask
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import PageImage, open_document
 from shared.errors import OCRError
 
@@ -198,7 +198,7 @@ def test_the_answer_names_the_adapter_and_extraction_audits_with_the_base_model(
     assert ocr_page.markdown == "Hi" and [b.type for b in ocr_page.blocks] == ["text"]
     assert ocr_page.blocks[0].bbox == pytest.approx([1 / 999 * 64, 1 / 999 * 64, 9 / 999 * 64, 9 / 999 * 64], abs=0.01)
     assert out.model.adapter == "receipts" and out.model.version == "DeepSeek-OCR"
-    assert engine.health().info["extract"] is True
+    assert engine.capabilities().extracts is True
 
 
 def test_transformers_runner_cannot_extract(tmp_path):
@@ -219,4 +219,4 @@ def test_transformers_runner_cannot_extract(tmp_path):
     with pytest.raises(OCRError) as e:
         engine.extract(doc, pages, DeepSeekOptions(), ExtractTask({"type": "object"}, "x"))
     assert e.value.status == 400 and "vLLM" in e.value.message
-    assert engine.health().info["extract"] is False
+    assert engine.capabilities().extracts is False

@@ -11,12 +11,13 @@ from PIL import Image
 
 from backends.deepseek import DeepSeekEngine
 from backends.deepseek.modes import ModeSpec, vision_tokens
-from backends.deepseek.runtime import Generation, RunPlan
+from backends.deepseek.runner import Generation, RunPlan
 from backends.deepseek.source import resolve_source
 from backends.pipeline import run_document
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import PageImage, open_document
 from shared.errors import OCRError
+from shared.requests import OutputOptions, RunRequest
 from shared.schema import OCRResponse
 
 EOS = "<｜end▁of▁sentence｜>"
@@ -72,7 +73,10 @@ def test_run_document_with_fake_runner_gives_schema_response():
     engine = engine_with(runner)
     doc = open_document(png((1224, 1584)), name="page.png")
     resp = run_document(
-        engine, doc, backend="deepseek-ocr", request_id="r1", options={"mode": "gundam"}, include_raw=True
+        engine,
+        doc,
+        RunRequest(request_id="r1", output=OutputOptions(include_raw=True), options={"mode": "gundam"}),
+        backend="deepseek-ocr",
     )
     OCRResponse.model_validate(resp.model_dump())
     (page,) = resp.pages
@@ -94,7 +98,7 @@ def test_pdf_pages_reach_the_runner_as_one_batch():
     engine = engine_with(runner)
     pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])  # generated: runs without ../shared
     doc = open_document(pdf, name="three_pages.pdf", dpi=72)
-    resp = run_document(engine, doc, backend="deepseek-ocr", request_id="r2")
+    resp = run_document(engine, doc, RunRequest(request_id="r2"), backend="deepseek-ocr")
     assert doc.page_count > 1
     assert [n for n, _ in runner.calls] == [doc.page_count]  # one call with every page
     assert [p.index for p in resp.pages] == list(range(doc.page_count))
@@ -103,9 +107,9 @@ def test_pdf_pages_reach_the_runner_as_one_batch():
 def test_unhonoured_mode_is_reported_not_ignored():
     engine = engine_with(FakeRunner())
     doc = open_document(png(), name="p.png")
-    resp = run_document(engine, doc, backend="deepseek-ocr", request_id="r3", options={"mode": "tiny"})
+    resp = run_document(engine, doc, RunRequest(request_id="r3", options={"mode": "tiny"}), backend="deepseek-ocr")
     assert any("'tiny'" in w and "gundam" in w for w in resp.warnings)
-    resp = run_document(engine, doc, backend="deepseek-ocr", request_id="r4", options={"mode": "gundam"})
+    resp = run_document(engine, doc, RunRequest(request_id="r4", options={"mode": "gundam"}), backend="deepseek-ocr")
     assert resp.warnings == []
 
 
@@ -113,7 +117,9 @@ def test_plan_carries_prompt_mode_and_budget():
     runner = FakeRunner()
     engine = engine_with(runner, variant="ocr", max_new_tokens=512)
     doc = open_document(png(), name="p.png")
-    run_document(engine, doc, backend="d", request_id="r", options={"prompt": "locate", "locate_text": "Total"})
+    run_document(
+        engine, doc, RunRequest(request_id="r", options={"prompt": "locate", "locate_text": "Total"}), backend="d"
+    )
     plan = runner.calls[0][1]
     assert plan.prompt == "<image>\nLocate <|ref|>Total<|/ref|> in the image."
     assert (plan.spec.name, plan.spec.tile_size, plan.max_new_tokens) == ("gundam", 640, 512)
@@ -122,7 +128,7 @@ def test_plan_carries_prompt_mode_and_budget():
 def test_truncated_page_is_flagged_in_page_warnings():
     runner = FakeRunner(text="<|ref|>text<|/ref|><|det|>[[0, 0, 10, 10]]<|/det|>\nabc", finish_reason="length")
     engine = engine_with(runner)
-    resp = run_document(engine, open_document(png(), name="p.png"), backend="d", request_id="r")
+    resp = run_document(engine, open_document(png(), name="p.png"), RunRequest(request_id="r"), backend="d")
     assert any(w.startswith("truncated:") for w in resp.pages[0].warnings)
 
 
@@ -152,7 +158,7 @@ def test_health_before_and_after_start():
         "deepseek-ai/DeepSeek-OCR",
     )
     assert health.info["variant"] == "ocr" and health.info["modes_honoured"] == ["gundam"]  # vLLM runs Gundam only
-    assert health.info["max_new_tokens"] == 300 and health.info["extract"] is True
+    assert health.info["max_new_tokens"] == 300 and engine.capabilities().extracts is True
     ocr2 = engine_with(FakeRunner()).health()
     assert ocr2.model.version == "DeepSeek-OCR-2" and ocr2.model.id == "deepseek-ai/DeepSeek-OCR-2"
 
@@ -283,7 +289,7 @@ def test_random_weights_are_reported_in_health_and_in_every_answer():
     health = engine.health()
     assert health.ready and health.info["random_weights"] is True
     assert health.model.version == "DeepSeek-OCR-2 (random weights)"
-    resp = run_document(engine, open_document(png(), name="p.png"), backend="d", request_id="r")
+    resp = run_document(engine, open_document(png(), name="p.png"), RunRequest(request_id="r"), backend="d")
     assert resp.model.version == "DeepSeek-OCR-2 (random weights)"
     real = engine_with(FakeRunner())
     assert real.health().info["random_weights"] is False and real.model_info().version == "DeepSeek-OCR-2"

@@ -16,19 +16,20 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import backends.deepseek.hf_engine as hf_engine  # noqa: E402
+import backends.deepseek.hf_runner as hf_engine  # noqa: E402
 from backends.deepseek import DeepSeekEngine  # noqa: E402
 from backends.deepseek.config import DeepSeekConfig  # noqa: E402
-from backends.deepseek.hf_engine import HFRunner, _ngram_guard, choose_attention, images_kwargs  # noqa: E402
 from backends.deepseek.hf_generate import flash_attention_status  # noqa: E402
+from backends.deepseek.hf_runner import HFRunner, _ngram_guard, choose_attention, images_kwargs  # noqa: E402
 from backends.deepseek.modes import V2_MODES, vision_tokens  # noqa: E402
-from backends.deepseek.runtime import RunPlan  # noqa: E402
+from backends.deepseek.runner import RunPlan  # noqa: E402
 from backends.deepseek.source import resolve_source  # noqa: E402
 from backends.pipeline import run_document  # noqa: E402
 from benchmarks.support.tiny_deepseek import build_tiny_model  # noqa: E402
-from shared import samples  # noqa: E402
+from orchestrator.ops import samples  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
+from shared.requests import OutputOptions, RunRequest  # noqa: E402
 from shared.schema import OCRResponse  # noqa: E402
 
 CUDA = torch.cuda.is_available()
@@ -71,7 +72,9 @@ def test_run_document_on_a_real_page(engine):
     image, _ = samples.one_column_page()  # generated: runs without ../shared
     data = samples.encode(image)
     doc = open_document(data, name="page.png")
-    resp = run_document(engine, doc, backend="deepseek-ocr", request_id="hf-1", include_raw=True)
+    resp = run_document(
+        engine, doc, RunRequest(request_id="hf-1", output=OutputOptions(include_raw=True)), backend="deepseek-ocr"
+    )
     OCRResponse.model_validate(resp.model_dump(mode="json"))
     (page,) = resp.pages
     assert (page.width, page.height) == image.size
@@ -92,10 +95,8 @@ def test_finish_reason_and_truncation_warning_agree(engine):
         resp = run_document(
             engine,
             open_document(png(size), name="p.png"),
+            RunRequest(request_id="t", output=OutputOptions(include_raw=True), options={"max_new_tokens": 6}),
             backend="d",
-            request_id="t",
-            options={"max_new_tokens": 6},
-            include_raw=True,
         )
         raw = resp.raw_result["pages"][0]
         truncated = any(w.startswith("truncated:") for w in resp.pages[0].warnings)
@@ -113,7 +114,9 @@ def test_pdf_pages_go_through_in_one_call(engine, monkeypatch):
     )
     pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])  # generated: runs without ../shared
     doc = open_document(pdf, name="three_pages.pdf", dpi=36, page_range="1-2")
-    resp = run_document(engine, doc, backend="deepseek-ocr", request_id="pdf", options={"max_new_tokens": 4})
+    resp = run_document(
+        engine, doc, RunRequest(request_id="pdf", options={"max_new_tokens": 4}), backend="deepseek-ocr"
+    )
     assert calls == [2]
     assert [p.index for p in resp.pages] == [0, 1]
     assert all(p.usage.vision_tokens == 256 + 6 * 144 for p in resp.pages)  # every page tiled 2 x 3 (portrait)
@@ -121,9 +124,13 @@ def test_pdf_pages_go_through_in_one_call(engine, monkeypatch):
 
 def test_base_mode_runs_without_tiles_and_unknown_modes_warn(engine):
     doc = open_document(png((300, 200)), name="p.png")
-    resp = run_document(engine, doc, backend="d", request_id="b", options={"mode": "base", "max_new_tokens": 2})
+    resp = run_document(
+        engine, doc, RunRequest(request_id="b", options={"mode": "base", "max_new_tokens": 2}), backend="d"
+    )
     assert resp.pages[0].usage.vision_tokens == 256 and resp.warnings == []
-    resp = run_document(engine, doc, backend="d", request_id="s", options={"mode": "small", "max_new_tokens": 2})
+    resp = run_document(
+        engine, doc, RunRequest(request_id="s", options={"mode": "small", "max_new_tokens": 2}), backend="d"
+    )
     assert resp.pages[0].usage.vision_tokens == 256
     assert resp.warnings and "'small'" in resp.warnings[0]
 

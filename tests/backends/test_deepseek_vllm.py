@@ -16,9 +16,8 @@ from PIL import Image
 
 from backends.deepseek import DeepSeekConfig, DeepSeekEngine
 from backends.deepseek.modes import V1_MODES, V2_MODES
-from backends.deepseek.runtime import RunPlan
+from backends.deepseek.runner import RunPlan
 from backends.deepseek.source import ModelSource
-from backends.deepseek.vllm_engine import VLLMRunner
 from backends.deepseek.vllm_inputs import (
     PROMPT_TEXT_TOKENS,
     build_requests,
@@ -29,7 +28,9 @@ from backends.deepseek.vllm_inputs import (
     sampling_kwargs,
     token_budget,
 )
+from backends.deepseek.vllm_runner import VLLMRunner
 from shared.errors import OCRError
+from shared.requests import RunRequest
 from tests.support.skip_policy import NEEDS_CUDA
 
 EOS = "<｜end▁of▁sentence｜>"
@@ -284,11 +285,11 @@ def test_real_vllm_on_a_dev_pdf():
     engine = DeepSeekEngine({"engine": "vllm", "model": model, "max_model_len": 8192, "gpu_memory_utilization": 0.85})
     engine.start()
     try:
-        from shared import samples
+        from orchestrator.ops import samples
 
         pdf = samples.multi_page_pdf(samples.numbered_pages(3)[0])
         resp = run_document(
-            engine, open_document(pdf, name="three_pages.pdf"), backend="deepseek-ocr", request_id="gpu"
+            engine, open_document(pdf, name="three_pages.pdf"), RunRequest(request_id="gpu"), backend="deepseek-ocr"
         )
         assert len(resp.pages) == resp.document.page_count
         assert all(p.usage.output_tokens and p.usage.vision_tokens for p in resp.pages)

@@ -28,9 +28,9 @@ from backends.deepseek.vllm_compat import (
     is_tested,
     version_tuple,
 )
-from backends.deepseek.vllm_engine import VLLMRunner
 from backends.deepseek.vllm_errors import classify_load_error
 from backends.deepseek.vllm_inputs import engine_kwargs, sampling_kwargs
+from backends.deepseek.vllm_runner import VLLMRunner
 from backends.deepseek.vllm_stats import SchedulerWatch
 from shared.errors import OCRError
 
@@ -203,7 +203,7 @@ def loop_threads() -> list[threading.Thread]:
     ],
 )
 def test_every_failed_start_stops_the_loop_thread_and_the_engine(monkeypatch, tmp_path, error, tokenizer_error, code):
-    import backends.deepseek.vllm_engine as module
+    import backends.deepseek.vllm_runner as module
 
     (tmp_path / "tokenizer.json").write_text("{}")
     fake = FakeVLLM(error, tokenizer_error=tokenizer_error)
@@ -222,7 +222,7 @@ def test_every_failed_start_stops_the_loop_thread_and_the_engine(monkeypatch, tm
 
 
 def test_a_checkpoint_without_tokenizer_is_models_missing_before_vllm_runs(monkeypatch, tmp_path):
-    import backends.deepseek.vllm_engine as module
+    import backends.deepseek.vllm_runner as module
 
     monkeypatch.setattr(module, "import_vllm", lambda: FakeVLLM(None))
     runner = VLLMRunner(DeepSeekConfig(), ModelSource(str(tmp_path), None, True, {}), "ocr")

@@ -23,9 +23,10 @@ from backends.deepseek import DeepSeekEngine
 from backends.pipeline import run_document
 from benchmarks.support.tiny_lora import build_tiny_lora
 from benchmarks.support.tiny_vllm import CPU_ENV, build_tiny_vllm_model, tiny_engine_config
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.errors import OCRError
+from shared.requests import RunRequest
 from tests.support.vllm_serving import REQUIRES_VLLM
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, REQUIRES_VLLM]  # in this process: no Ray cluster
@@ -47,7 +48,9 @@ def cpu_env(monkeypatch):
 
 def _page(engine: DeepSeekEngine, **options):
     doc = open_document(samples.encode(PAGE), name="page.png")
-    return run_document(engine, doc, backend="deepseek-ocr", request_id="moe", options={"max_new_tokens": 6, **options})
+    return run_document(
+        engine, doc, RunRequest(request_id="moe", options={"max_new_tokens": 6, **options}), backend="deepseek-ocr"
+    )
 
 
 def test_the_moe_decoder_runs_on_vllm(moe_model, cpu_env):
@@ -78,7 +81,7 @@ def test_without_the_refusal_vllms_cpu_build_dies_in_the_triton_moe_lora_kernel(
     """The refusal above is vLLM's limit, not ours: let the engine start, and the first page kills it in
     TritonExperts (vLLM's engine core logs the root cause). When a vLLM release runs MoE-LoRA on a CPU, this
     test fails, and the refusal in backends.deepseek.vllm_compat.check_moe_lora should go."""
-    import backends.deepseek.vllm_engine as vllm_engine
+    import backends.deepseek.vllm_runner as vllm_engine
 
     monkeypatch.setattr(vllm_engine, "check_moe_lora", lambda *args, **kwargs: None)
     adapter = build_tiny_lora(tmp_path / "lora", base=moe_model, seed=1)

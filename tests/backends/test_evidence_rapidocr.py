@@ -9,10 +9,11 @@ import pytest
 
 from backends.pipeline import run_document
 from backends.rapidocr import RapidOCREngine
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.evidence import find_evidence
-from shared.extraction import load_preset, validation_errors
+from shared.json_schemas import load_preset, validation_errors
+from shared.requests import OutputOptions, RunRequest
 from shared.schema import OCRResponse
 from tests.support.invoice_samples import Sample, invoice, receipt
 
@@ -27,7 +28,9 @@ def engine() -> RapidOCREngine:
 
 def _read(engine: RapidOCREngine, sample: Sample) -> OCRResponse:
     doc = open_document(samples.encode(sample.image))
-    return run_document(engine, doc, backend="rapidocr", request_id="t", include_boxes_image=False)
+    return run_document(
+        engine, doc, RunRequest(request_id="t", output=OutputOptions(include_boxes_image=False)), backend="rapidocr"
+    )
 
 
 def _inside(box: list[float], drawn: tuple[int, int, int, int]) -> bool:

@@ -22,11 +22,12 @@ pytest.importorskip("mineru", reason="the mineru extra is not installed")
 from backends.mineru import MinerUEngine  # noqa: E402
 from backends.pipeline import run_document  # noqa: E402
 from backends.registry import create_engine  # noqa: E402
+from backends.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 from shared.documents import open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.metrics import ned  # noqa: E402
-from shared.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 from tests.conftest import dev_file  # noqa: E402
+from tests.support.runs import run_request
 
 PARAGRAPHS = [
     [
@@ -64,7 +65,13 @@ def engine(models_dir):
 
 def _run(engine, data: bytes, name: str, *, page_range: str | None = None, options: dict | None = None, **kw):
     doc = open_document(data, name=name, accepted=engine.media_types, page_range=page_range)
-    return run_document(engine, doc, backend="mineru", request_id="test", options=options, **kw)
+    kw["options"] = options or {}
+    return run_document(
+        engine,
+        doc,
+        run_request("test", **kw),
+        backend="mineru",
+    )
 
 
 def _assert_boxes_inside(response) -> None:

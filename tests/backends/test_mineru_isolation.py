@@ -28,6 +28,8 @@ from benchmarks.support import hostile_documents as hostile  # noqa: E402
 from shared.documents import Document, open_document  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
 from shared.processes import descendants  # noqa: E402
+from shared.requests import OutputOptions, RunRequest
+from tests.support.runs import run_request
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +57,12 @@ def engine(models_dir):
 
 def _run(engine, data: bytes, name: str, **kw):
     doc = open_document(data, name=name, accepted=engine.media_types)
-    return run_document(engine, doc, backend="mineru", request_id="test", **kw)
+    return run_document(
+        engine,
+        doc,
+        run_request("test", **kw),
+        backend="mineru",
+    )
 
 
 def _unchecked(data: bytes, name: str, media_type: str) -> Document:
@@ -321,7 +328,10 @@ def test_local_files_stay_unread_even_without_the_router(engine, recorder, canar
     for doc in documents:
         try:
             response = run_document(
-                engine, doc, backend="mineru", request_id="t", include_raw=True, options={"embed_images": True}
+                engine,
+                doc,
+                RunRequest(request_id="t", output=OutputOptions(include_raw=True), options={"embed_images": True}),
+                backend="mineru",
             )
         except OCRError as e:  # refusing is as good as not reading
             assert token not in e.message

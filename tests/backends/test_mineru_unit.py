@@ -18,9 +18,9 @@ pytest.importorskip("mineru", reason="the mineru extra is not installed")
 from backends.mineru.config import MinerUConfig, MinerUOptions  # noqa: E402
 from backends.mineru.engine import MinerUEngine, page_range_expr  # noqa: E402
 from backends.mineru.mapping import MappingOptions, map_page, merge_pages  # noqa: E402
+from backends.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 from shared.documents import PAGED_TYPES, STRUCTURED_TYPES  # noqa: E402
 from shared.errors import OCRError  # noqa: E402
-from shared.textpdf import TextLine, article_pages, text_pdf  # noqa: E402
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from backends.rapidocr import RapidOCREngine
 from backends.rapidocr.compose import ComposeSettings, PageReading, left_out
 from backends.rapidocr.engine import PageObservation
 from backends.rapidocr.regions import RegionLimits, is_prose
-from shared.documents import open_document, render_page
+from shared.documents import open_document, rasterize_page
 from shared.metrics import word_list, word_recall
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
@@ -45,7 +45,7 @@ def recorded(page_id: str) -> tuple[dict, PageObservation]:
 
 
 def image_of(entry: dict, dpi: float):
-    page = render_page(open_document((CORPUS / entry["file"]).read_bytes(), dpi=dpi), 0)
+    page = rasterize_page(open_document((CORPUS / entry["file"]).read_bytes(), dpi=dpi), 0)
     assert page.image is not None
     return page.image
 

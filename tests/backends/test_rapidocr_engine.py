@@ -6,11 +6,12 @@ import pytest
 
 from backends.pipeline import run_document
 from backends.rapidocr import FAST_PARAMS, RapidOCREngine
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.metrics import ned
 from tests.conftest import dev_file
+from tests.support.runs import run_request
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,12 @@ def engine() -> RapidOCREngine:
 
 
 def ocr(engine, data: bytes, **kw):
-    return run_document(engine, open_document(data), backend="rapidocr", request_id="t", **kw)
+    return run_document(
+        engine,
+        open_document(data),
+        run_request("t", **kw),
+        backend="rapidocr",
+    )
 
 
 def test_health_reports_model_versions_and_settings(engine):

@@ -7,10 +7,11 @@ import pytest
 from backends.pipeline import run_document
 from backends.rapidocr import RapidOCREngine
 from benchmarks.support.layout_samples import report_page
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.metrics import document_teds, ned
 from tests.conftest import dev_file
+from tests.support.runs import run_request
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,12 @@ def engine() -> RapidOCREngine:
 
 
 def ocr(engine, data: bytes, **kw):
-    return run_document(engine, open_document(data), backend="rapidocr", request_id="t", **kw)
+    return run_document(
+        engine,
+        open_document(data),
+        run_request("t", **kw),
+        backend="rapidocr",
+    )
 
 
 @pytest.mark.parametrize("bordered", [True, False], ids=["bordered", "borderless"])

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
+from orchestrator.ops import samples
 from orchestrator.serving.api import create_api
-from shared import samples
 from shared.schema import ErrorResponse
 from tests.conftest import STRICT_KEY
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from orchestrator.ops import samples
 from orchestrator.ops.cli import app
-from shared import samples
 from shared.metrics import ned
 
 pytestmark = pytest.mark.cluster

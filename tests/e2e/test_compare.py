@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.evaluation.report import diff_runs
 from orchestrator.evaluation.run import RESULTS, run_accuracy
-from shared import samples
+from orchestrator.ops import samples
 from shared.agreement import disagreements
 from shared.schema import CompareResponse
 from tests.conftest import dev_file

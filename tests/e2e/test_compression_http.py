@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from orchestrator.client import OCRClient
 from orchestrator.evaluation.compression import run_compression
+from orchestrator.ops import samples
 from orchestrator.ops.cli import app
-from shared import samples
 from shared.tokens import ESTIMATE_NAME, estimate_tokens
 
 pytestmark = pytest.mark.cluster
@@ -88,7 +88,7 @@ def test_extract_is_refused_where_no_backend_enforces_a_schema(rapidocr_url):
         schema = client.post("/v1/extract", files={"file": ("p.png", png)}, data={"json_schema": '{"type": "objekt"}'})
         preset = client.post("/v1/extract", files={"file": ("p.png", png)}, data={"preset": "passport"})
     assert auto.status_code == 400 and auto.json()["error"]["accepted"] == {"backends": []}
-    assert "DeepSeek-OCR on the vLLM engine" in auto.json()["error"]["message"]
+    assert "none declares the capability" in auto.json()["error"]["message"]  # no engine named (issue 25)
     assert named.status_code == 400 and "cannot extract" in named.json()["error"]["message"]
     assert schema.status_code == 400 and "not a valid JSON Schema" in schema.json()["error"]["message"]
     assert preset.status_code == 400 and preset.json()["error"]["accepted"]["preset"] == [

@@ -23,9 +23,9 @@ from benchmarks.support.tiny_lora import build_tiny_lora
 from benchmarks.support.tiny_vllm import tiny_engine_config
 from benchmarks.support.tiny_vllm_bytes import build_byte_vllm_model
 from orchestrator.client import OCRClient
+from orchestrator.ops import samples
 from orchestrator.ops.cli import app
-from shared import samples
-from shared.extraction import load_preset
+from shared.json_schemas import load_preset
 from shared.schema import ExtractResponse
 from tests.conftest import METRICS_PORT
 from tests.support.signals import wait_for_total
@@ -87,7 +87,8 @@ def _concurrently(*calls):
 
 def test_adapters_are_listed_and_an_unknown_one_is_refused_with_the_known(features_url):
     with httpx.Client(base_url=features_url, timeout=TIMEOUT) as client:
-        info = backend_listing(client)[BACKEND]["info"]
+        listing = backend_listing(client)[BACKEND]
+        info = listing["info"]
         r = client.post(
             "/v1/ocr",
             files={"file": ("p.png", samples.encode(PAGE))},
@@ -95,7 +96,7 @@ def test_adapters_are_listed_and_an_unknown_one_is_refused_with_the_known(featur
         )
     assert set(info["adapters"]) == {"receipts", "invoices"}
     assert info["adapters"]["receipts"]["rank"] == 8 and "q_proj" in info["adapters"]["receipts"]["target_modules"]
-    assert info["max_loras"] == 2 and info["max_lora_rank"] == 8 and info["extract"] is True
+    assert info["max_loras"] == 2 and info["max_lora_rank"] == 8 and listing["capabilities"]["extracts"] is True
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_option"
     assert r.json()["error"]["accepted"] == {"adapter": ["invoices", "receipts"]}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared import samples
+from orchestrator.ops import samples
 from shared.schema import OCRResponse
 
 pytestmark = pytest.mark.cluster

@@ -12,7 +12,7 @@ import pytest
 
 from backends.deepseek.modes import V2_MODES, placeholder_tokens
 from benchmarks.support.tiny_vllm import build_tiny_vllm_model, tiny_engine_config
-from shared import samples
+from orchestrator.ops import samples
 from tests.support.vllm_serving import PAGE, TIMEOUT, VLLM_MARKS, actor_options, backend_listing, post_ocr
 
 pytestmark = VLLM_MARKS

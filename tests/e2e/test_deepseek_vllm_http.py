@@ -25,8 +25,8 @@ from PIL import Image
 from backends.deepseek.modes import V1_MODES, placeholder_tokens, vision_tokens
 from backends.deepseek.ngram import banned_next_tokens
 from benchmarks.support.tiny_vllm import EOS, build_tiny_vllm_model, tiny_engine_config
+from orchestrator.ops import samples
 from orchestrator.ops.local import REPO_CONFIG, load_config
-from shared import samples
 from shared.schema import OCRResponse
 from tests.conftest import METRICS_PORT
 from tests.support.signals import scrape, until

@@ -13,9 +13,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared import samples
+from backends.textpdf import article_pages
+from orchestrator.ops import samples
 from shared.schema import BackendList, OCRResponse
-from shared.textpdf import article_pages
 from tests.conftest import METRICS_PORT
 from tests.support.mixed_pdf import mixed_pdf
 from tests.support.signals import scrape, wait_for_total

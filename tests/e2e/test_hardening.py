@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.support import hostile_documents as hostile
-from shared import samples
+from orchestrator.ops import samples
 from shared.metrics import ned
 from shared.schema import ErrorResponse, OCRResponse
 from tests.conftest import STRICT_KEY

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from benchmarks.support.fake_engine import FAKE
-from shared import samples
+from orchestrator.ops import samples
 from shared.schema import OCRResponse
 from tests.support.callback_receiver import callback_receiver
 from tests.support.redis_server import RedisServer, have_redis

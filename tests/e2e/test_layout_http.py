@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from benchmarks.support.layout_samples import report_page
-from shared import samples
+from orchestrator.ops import samples
 from shared.metrics import document_teds
 from shared.schema import OCRResponse
 from tests.conftest import dev_file

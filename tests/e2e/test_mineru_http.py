@@ -10,8 +10,8 @@ import httpx
 import pytest
 import yaml
 
+from orchestrator.ops import samples
 from orchestrator.ops.local import PROFILES_DIR
-from shared import samples
 from shared.metrics import ned
 from shared.schema import OCRResponse
 from tests.conftest import dev_file
@@ -51,7 +51,7 @@ def test_multi_page_pdf_through_flash(client):
 
 
 def test_generated_text_pdf_and_docx_through_flash(client):
-    from shared.textpdf import article_pages
+    from backends.textpdf import article_pages
 
     pdf = article_pages(
         [samples.PARAGRAPHS[:3], samples.PARAGRAPHS[3:] + ["The service will add two GPU nodes."]],

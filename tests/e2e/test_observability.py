@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from shared import samples
+from orchestrator.ops import samples
 from shared.schema import OCRResponse
 from tests.conftest import METRICS_PORT
 

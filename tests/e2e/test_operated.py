@@ -37,8 +37,7 @@ from pydantic import ValidationError
 
 from benchmarks.support.fake_engine import FAKE
 from orchestrator.client import OCRClient
-from orchestrator.ops import cli, local
-from shared import samples
+from orchestrator.ops import cli, local, samples
 from shared.metrics import ned
 from shared.schema import ErrorResponse
 from tests.support.private_ray import private_ray_env

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared import samples
+from orchestrator.ops import samples
 from shared.metrics import ned
 from shared.schema import ErrorResponse, OCRResponse
 from tests.conftest import dev_file

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from shared import samples
+from orchestrator.ops import samples
 from tests.conftest import METRICS_PORT, REPO, SIGNALS_APP
 from tests.support.signals import Gate, Scrape, scrape, until, wait_for_total
 

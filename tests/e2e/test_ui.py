@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.support.layout_samples import report_page
-from shared import samples
+from orchestrator.ops import samples
 from shared.agreement import disagreements
 from shared.schema import CompareResponse, OCRResponse
 from tests.conftest import STRICT_KEY

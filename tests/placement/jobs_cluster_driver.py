@@ -52,7 +52,7 @@ FAKE = "benchmarks.support.fake_engine:FakeEngine"
 def tiny_pdf(n: int) -> bytes:
     from PIL import Image
 
-    from shared import samples
+    from orchestrator.ops import samples
 
     return samples.multi_page_pdf([Image.new("RGB", (160, 120), "white")] * n, dpi=72)
 

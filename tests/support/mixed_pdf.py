@@ -11,8 +11,8 @@ import io
 import pypdfium2 as pdfium
 from PIL import Image
 
-from shared import samples
-from shared.textpdf import article_pages
+from backends.textpdf import article_pages
+from orchestrator.ops import samples
 
 
 def mixed_pdf(digital_paragraphs: list[list[str]], scans: list[Image.Image]) -> bytes:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from benchmarks.support.tiny_vllm import CPU_ENV
-from shared import samples
+from orchestrator.ops import samples
 from shared.schema import OCRResponse
 
 REQUIRES_VLLM = pytest.mark.skipif(

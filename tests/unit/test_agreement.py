@@ -61,6 +61,8 @@ def test_identical_blocks_agree_and_a_changed_block_is_flagged():
     assert scores[(2, 2)] < 0.5
     assert page.unmatched == {"a": [], "b": []}
     assert disagreements(page, "a") == [2] and disagreements(page, "b") == [2]
+    assert page.disagreements == {"a": [2], "b": [2]}  # the answer carries the rule's result: the page only draws it
+    assert [m.agrees for m in page.matches] == [True, True, False]
 
 
 def test_a_block_only_one_backend_found_is_unmatched():
@@ -69,6 +71,7 @@ def test_a_block_only_one_backend_found_is_unmatched():
     (page,) = compare_pages({"a": response("a", [a]), "b": response("b", [b])})
     assert page.unmatched == {"a": [1], "b": []}
     assert disagreements(page, "a") == [1] and disagreements(page, "b") == []
+    assert page.disagreements == {"a": [1], "b": []}
 
 
 def test_tables_are_also_scored_by_teds():

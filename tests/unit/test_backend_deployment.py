@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.support.fake_engine import FAKE
 from deployments.backend import BackendDeployment, resident_mb
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.requests import RunRequest

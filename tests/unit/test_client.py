@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from orchestrator.client import OCRClient, ServiceError
 from orchestrator.client.http import IDEMPOTENCY_HEADER
-from shared import samples
+from orchestrator.ops import samples
 
 Answer = httpx.Response | Exception
 

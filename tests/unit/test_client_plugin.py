@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.client import OCRClient, ServiceError
-from shared import samples
+from orchestrator.ops import samples
 from shared.chunking import chunk_response
 from shared.errors import OCRError
 from shared.openai_api import ChatCompletionRequest, completion, openai_error, read_messages, sse, stream_chunks

@@ -9,8 +9,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from shared import samples
-from shared.documents import DocumentLimits, open_document, page_sizes, render_pages, sniff_media_type
+from orchestrator.ops import samples
+from shared.documents import DocumentLimits, open_document, page_sizes, rasterize_pages, sniff_media_type
 from shared.errors import OCRError
 from shared.pages import parse_page_range
 from tests.support.photos import exif_jpeg
@@ -37,7 +37,7 @@ def test_every_image_type_is_sniffed_and_rendered(fmt, media_type):
     data = samples.encode(image, fmt)
     doc = open_document(data, name="whatever.bin")  # the name lies; the bytes decide
     assert doc.media_type == media_type and doc.page_count == 1
-    (page,) = list(render_pages(doc))
+    (page,) = list(rasterize_pages(doc))
     assert page.image.size == (120, 80) and page.image.mode == "RGB"
 
 
@@ -51,7 +51,7 @@ def test_jpeg_exif_orientation_is_applied_so_the_page_comes_out_upright(orientat
     for (col, row), colour in QUADRANTS.items():
         upright.paste(colour, (col * 80, row * 50, col * 80 + 80, row * 50 + 50))
     doc = open_document(exif_jpeg(upright, orientation), name="photo.jpg")
-    [page] = list(render_pages(doc))
+    [page] = list(rasterize_pages(doc))
     assert page.image.size == (160, 100)
     for (col, row), colour in QUADRANTS.items():
         seen = page.image.getpixel((col * 80 + 40, row * 50 + 25))
@@ -65,7 +65,7 @@ def test_pdf_pages_render_at_the_requested_dpi_in_range_order():
     data = samples.multi_page_pdf(images, dpi=150)
     doc = open_document(data, page_range="2-3", dpi=72)
     assert doc.media_type == "application/pdf" and doc.page_count == 4 and doc.page_indices == [1, 2]
-    pages = list(render_pages(doc))
+    pages = list(rasterize_pages(doc))
     assert [p.index for p in pages] == [1, 2]
     w_pt = images[0].width * 72 / 150  # page size in points
     assert abs(pages[0].image.width - w_pt) <= 1  # 72 dpi: one pixel per point
@@ -76,12 +76,12 @@ def test_multi_frame_tiff_frames_are_pages():
     images, _ = samples.numbered_pages(3)
     doc = open_document(samples.multi_frame_tiff(images))
     assert doc.page_count == 3
-    assert [p.index for p in render_pages(doc)] == [0, 1, 2]
+    assert [p.index for p in rasterize_pages(doc)] == [0, 1, 2]
 
 
 def test_transparent_png_is_flattened_on_white():
     image = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
-    (page,) = list(render_pages(open_document(samples.encode(image))))
+    (page,) = list(rasterize_pages(open_document(samples.encode(image))))
     assert page.image.getpixel((5, 5)) == (255, 255, 255)
 
 
@@ -119,7 +119,7 @@ def test_hostile_and_broken_inputs():
     assert code_of(open_document, b"just some text, not a document") == "unsupported_media_type"
     jpeg = samples.encode(Image.new("RGB", (64, 64), "white"), "JPEG")
     for broken in (jpeg[: len(jpeg) // 2], jpeg[:200] + b"\x00garbage" * 50):  # cut short / garbage after header
-        assert code_of(lambda b=broken: list(render_pages(open_document(b)))) == "invalid_document"
+        assert code_of(lambda b=broken: list(rasterize_pages(open_document(b)))) == "invalid_document"
     png = samples.encode(Image.new("RGB", (64, 64), "white"))
     assert code_of(open_document, png, accepted=frozenset({"application/pdf"})) == "unsupported_media_type"
 
@@ -180,12 +180,12 @@ def test_page_sizes_match_rendered_pages_without_rendering(dpi):
         doc = open_document(data, dpi=dpi)
         sized = page_sizes(doc)
         assert all(p.image is None for p in sized)
-        assert [(p.index, p.size) for p in sized] == [(p.index, p.image.size) for p in render_pages(doc)]
+        assert [(p.index, p.size) for p in sized] == [(p.index, p.image.size) for p in rasterize_pages(doc)]
 
 
 def test_pages_without_text_layer_are_the_scanned_ones():
+    from backends.textpdf import article_pages
     from shared.textlayer import pages_without_text
-    from shared.textpdf import article_pages
 
     digital = article_pages([["Born digital text."], ["Second page text."]], titles=["One", "Two"])
     assert pages_without_text(digital, "application/pdf", [0, 1]) == []

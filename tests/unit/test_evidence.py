@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from backends.extraction import PageAnswer, assemble
-from shared import samples
+from orchestrator.ops import samples
 from shared.boxes import make_block
 from shared.documents import open_document
 from shared.evidence import dates, find_evidence, leaves, number_value, numbers

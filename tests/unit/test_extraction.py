@@ -10,11 +10,12 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from backends.extraction import PageAnswer, assemble, instruction
-from orchestrator.serving.router import Router, recheck_extraction
-from shared import samples
+from orchestrator.ops import samples
+from orchestrator.serving.router import Router
+from orchestrator.serving.services.extract import recheck_extraction
 from shared.documents import open_document
 from shared.errors import OCRError
-from shared.extraction import (
+from shared.json_schemas import (
     PRESETS,
     check_schema,
     default_instruction,
@@ -24,7 +25,7 @@ from shared.extraction import (
     resolve_schema,
 )
 from shared.requests import ExtractOptions, ExtractRunRequest
-from shared.schema import BackendStatus, ModelInfo, Timings
+from shared.schema import BackendStatus, Capabilities, ModelInfo, Timings
 
 SCHEMA = {
     "type": "object",
@@ -148,7 +149,7 @@ def _router(statuses: dict[str, BackendStatus]) -> Router:
     async def fake_statuses(**_):
         return statuses
 
-    router.statuses = fake_statuses  # type: ignore[method-assign]
+    router.directory.statuses = fake_statuses  # type: ignore[method-assign]
     return router
 
 
@@ -158,26 +159,26 @@ def _status(name: str, *, extract: bool, ready: bool = True) -> BackendStatus:
         engine="deepseek" if extract else "rapidocr",
         status="ready" if ready else "unavailable",
         media_types=["image/png", "application/pdf"],
-        info={"extract": extract},
+        capabilities=Capabilities(extracts=extract),
     )
 
 
 def test_extractor_choice_and_refusals_list_the_backends_that_can():
     both = _router({"rapidocr": _status("rapidocr", extract=False), "ds": _status("ds", extract=True)})
-    assert asyncio.run(both._extractor(None, "image/png")) == "ds"
-    assert asyncio.run(both._extractor("ds", "image/png")) == "ds"
+    assert asyncio.run(both.extract_service.extractor(None, "image/png")) == "ds"
+    assert asyncio.run(both.extract_service.extractor("ds", "image/png")) == "ds"
     with pytest.raises(OCRError) as e:
-        asyncio.run(both._extractor("rapidocr", "image/png"))
+        asyncio.run(both.extract_service.extractor("rapidocr", "image/png"))
     assert e.value.status == 400 and e.value.accepted == {"backends": ["ds"]}
     with pytest.raises(OCRError) as e:
-        asyncio.run(both._extractor("nope", "image/png"))
+        asyncio.run(both.extract_service.extractor("nope", "image/png"))
     assert e.value.status == 404
     with pytest.raises(OCRError) as e:
-        asyncio.run(both._extractor(None, "text/html"))
+        asyncio.run(both.extract_service.extractor(None, "text/html"))
     assert e.value.status == 415
     none = _router({"rapidocr": _status("rapidocr", extract=False)})
     with pytest.raises(OCRError) as e:
-        asyncio.run(none._extractor(None, "image/png"))
+        asyncio.run(none.extract_service.extractor(None, "image/png"))
     assert e.value.status == 400 and e.value.accepted == {"backends": []}
 
 

@@ -28,7 +28,7 @@ from orchestrator.jobs.records import JobRecord, plan_chunks, recover
 from orchestrator.jobs.service import JobService, check_job_id
 from orchestrator.jobs.settings import JobSettings
 from orchestrator.jobs.store import JobStore
-from shared import samples
+from orchestrator.ops import samples
 from shared.documents import open_document
 from shared.errors import OCRError
 from shared.requests import RunRequest
@@ -477,15 +477,15 @@ def test_callback_urls_must_name_an_allowed_host_and_bodies_are_signed():
 
 
 def test_a_chunk_is_a_small_document_of_its_own_pages_at_their_own_positions():
-    from shared.documents import render_pages
+    from shared.documents import rasterize_pages
 
     images = [Image.new("RGB", (300, 200), (i * 6, 255 - i * 6, 128)) for i in range(40)]
     pdf = open_document(samples.multi_page_pdf(images, dpi=72))
-    whole = {p.index: p.image.tobytes() for p in render_pages(dataclasses.replace(pdf, page_indices=[30, 31]))}
+    whole = {p.index: p.image.tobytes() for p in rasterize_pages(dataclasses.replace(pdf, page_indices=[30, 31]))}
     part = sub_document(pdf, [30, 31])
     assert part.page_indices == [30, 31] and part.page_count == 32
     assert part.size_bytes < pdf.size_bytes / 5  # 30 placeholders cost next to nothing
-    assert {p.index: p.image.tobytes() for p in render_pages(part)} == whole  # the same pixels, same numbers
+    assert {p.index: p.image.tobytes() for p in rasterize_pages(part)} == whole  # the same pixels, same numbers
     answer = run(FakeHandle("f").ocr.fn(part, RunRequest(request_id="r", received_at=0.0)))
     assert [p.index for p in answer.pages] == [30, 31] and answer.pages[0].markdown == "from f page 31"
 
@@ -495,7 +495,7 @@ def test_a_chunk_is_a_small_document_of_its_own_pages_at_their_own_positions():
     tiff = open_document(buf.getvalue())
     part = sub_document(tiff, [1, 3])
     assert part.media_type == "image/tiff" and part.page_indices == [1, 3]
-    rendered = list(render_pages(part))
+    rendered = list(rasterize_pages(part))
     assert [(p.index, p.image.getpixel((0, 0)), p.dpi) for p in rendered] == [
         (1, (80, 80, 80), 200.0),
         (3, (240, 240, 240), 200.0),
@@ -577,3 +577,12 @@ def test_the_callback_is_queued_at_the_end_delivered_signed_and_rechecked_agains
                           queue=queue, background=False)  # fmt: skip
         assert queue.deliver(off) == ["done", "failed"]
         assert len(receiver.calls) == 2 and run(service.status(second.job_id)).callback == "failed"
+
+
+def test_a_run_stored_with_flat_output_options_still_loads():
+    """Job records written before RunRequest nested its output options (a store outlives an upgrade)."""
+    from shared.requests import RunRequest
+
+    run = RunRequest.model_validate({"request_id": "r", "received_at": 1.0, "include_raw": True, "options": {}})
+    assert run.output.include_raw and run.output.include_boxes_image
+    assert RunRequest.model_validate(run.model_dump()) == run

@@ -15,8 +15,8 @@ from openai.types import Model
 from openai.types.chat import ChatCompletion as OpenAIChatCompletion
 from openai.types.chat import ChatCompletionChunk as OpenAIChatCompletionChunk
 
+from orchestrator.ops import samples
 from orchestrator.serving.openai_prompts import KNOWN_PROMPTS, OLMOCR_V4, known, plan_prompt
-from shared import samples
 from shared.errors import OCRError
 from shared.openai_api import (
     ChatCompletionRequest,

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from backends.base import EngineHealth
 from backends.pipeline import run_document
 from benchmarks.support.fake_engine import FakeEngine
+from orchestrator.ops import samples
 from orchestrator.serving.api import create_api
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
 from orchestrator.serving.selection import choose_backend
-from shared import samples
 from shared.errors import OCRError
 from shared.requests import JobOptions, OCROptions
 from shared.schema import BackendStatus, ErrorResponse, OCRResponse
@@ -87,10 +87,8 @@ class FakeHandle:
         return run_document(
             self.engine,
             doc,
+            run,
             backend=self.name,
-            request_id=run.request_id,
-            options=run.options,
-            received_at=run.received_at,
         )
 
     async def _describe(self):
@@ -349,12 +347,12 @@ def test_shadow_reads_run_after_the_answer_and_within_their_bounds():
         first = await router.ocr(PNG, "p.png", OCROptions(backend="primary"), "r1")
         assert first.backend == "primary" and shadow.finished == 0  # answered; its shadow read is still held
         await router.ocr(PNG, "p.png", OCROptions(backend="primary"), "r2")  # over max_in_flight: dropped
-        assert shadow.finished == 0 and router.shadow.in_flight == 1
+        assert shadow.finished == 0 and router.ocr_service.shadow.sampler.in_flight == 1
         held.set()
-        await asyncio.gather(*router._shadow_tasks)
-        assert shadow.ocr.calls == 1 and shadow.finished == 1 and router.shadow.in_flight == 0
+        await asyncio.gather(*router.ocr_service.shadow.tasks)
+        assert shadow.ocr.calls == 1 and shadow.finished == 1 and router.ocr_service.shadow.sampler.in_flight == 0
         assert shadow.docs[0].sha256 == first.document.sha256
-        assert shadow.runs[0].options == {} and not shadow.runs[0].include_boxes_image  # its own way, no images
+        assert shadow.runs[0].options == {} and not shadow.runs[0].output.include_boxes_image  # its own way, no images
 
     run(scenario())
 
@@ -366,7 +364,7 @@ def test_a_busy_shadow_backend_is_left_alone_for_the_backoff():
         router = Router({"primary": FakeHandle("primary"), "shadow": shadow}, settings)
         for i in range(3):
             await router.ocr(PNG, "p.png", OCROptions(backend="primary"), f"r{i}")
-            await asyncio.gather(*router._shadow_tasks)
+            await asyncio.gather(*router.ocr_service.shadow.tasks)
         assert shadow.ocr.calls == 1  # refused once, then backed off
 
     run(scenario())
@@ -383,3 +381,15 @@ def test_compare_takes_a_cascade_beside_backends_and_lists_cascades_when_a_name_
     with pytest.raises(OCRError) as e:
         run(router.compare(PNG, "p.png", CompareOptions(backends=["nope"]), "r"))
     assert e.value.code == "unknown_backend" and "c" in e.value.accepted
+
+
+def test_the_output_options_reach_the_backend_whole_and_answer_as_asked():
+    from shared.requests import CompareOptions, OutputOptions
+
+    a = FakeHandle("a")
+    router = Router({"a": a})
+    answer = run(router.ocr(PNG, "p.png", OCROptions(backend="a", include_raw=True, include_boxes_image=False), "r"))
+    assert a.runs[0].output == OutputOptions(include_raw=True, include_boxes_image=False)
+    assert answer.raw_result is not None and answer.pages[0].boxes_image is None
+    run(router.compare(PNG, "p.png", CompareOptions(backends=["a"]), "c"))
+    assert a.runs[1].output == OutputOptions(include_boxes_image=False)  # compare's own default; no raw field

@@ -1,5 +1,5 @@
 """Text into pages (shared.textrender), the token estimate (shared.tokens) and what /v1/render answers with
-(orchestrator.serving.render): geometry per mode, wrapping, pagination, vision tokens and compression ratios."""
+(orchestrator.serving.render_answer): geometry per mode, wrapping, pagination, vision tokens and compression ratios."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from backends.deepseek.modes import V1_MODES, vision_tokens
-from orchestrator.serving.render import mode_costs, render_response
+from orchestrator.serving.render_answer import mode_costs, render_response
 from shared.errors import OCRError
 from shared.requests import RenderRequest
 from shared.textrender import GEOMETRY, render_text, wrap_line

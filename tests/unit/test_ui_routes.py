@@ -17,11 +17,11 @@ from deployments.backend import options_schema
 from orchestrator.jobs.consumer import JobConsumer
 from orchestrator.jobs.service import JobService
 from orchestrator.jobs.settings import JobSettings
+from orchestrator.ops import samples
 from orchestrator.serving.api import create_api
 from orchestrator.serving.api.routes.ui import DOCS_ASSETS, DOCS_FILES, WEB_DIR
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
-from shared import samples
 from shared.documents import open_document
 from shared.schema import ErrorResponse, JobPages
 from tests.support.hand_queue import HandQueue

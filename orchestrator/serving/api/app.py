@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from orchestrator.serving.router import Router
 
 DESCRIPTION = """
-One API over several OCR backends (DeepSeek-OCR, MinerU, RapidOCR) served by Ray Serve.
+One API over several OCR backends served by Ray Serve (`GET /v1/backends` lists them and what each can do).
 `POST /v1/ocr` takes a document and a backend name (or `auto`) and answers in one schema: markdown, layout
 blocks with boxes, and a boxes image per page. Every error is an `ErrorResponse`.
 """
@@ -40,4 +40,21 @@ def create_api(router: Router) -> FastAPI:
     app.include_router(render_routes.router)
     app.include_router(pages.router)
     app.include_router(ui.router)  # the web page at /ui (/ redirects there) and /docs, offline
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document without the 422 it adds to every route with parameters: a request that fails validation
+    is answered 400 ``invalid_option`` (``errors.install_error_handlers``), as each route documents."""
+    if app.openapi_schema is None:
+        app.openapi_schema = FastAPI.openapi(app)
+        for ops in app.openapi_schema["paths"].values():
+            for op in ops.values():
+                answer = op.get("responses", {}).get("422", {})
+                if "HTTPValidationError" in str(answer.get("content", "")):
+                    del op["responses"]["422"]
+        schemas = app.openapi_schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+    return app.openapi_schema

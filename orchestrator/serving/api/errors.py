@@ -7,6 +7,7 @@ gives the request id to find it in the logs.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,12 +15,49 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.serving.api.deps import REQUEST_ID_HEADER, request_id, serve_request_id
-from shared.errors import RETRY_AFTER_S, OCRError, validation_problems
+from shared.errors import HTTP_STATUS, RETRY_AFTER_S, OCRError, validation_problems
 from shared.schema import ErrorCode, ErrorDetail, ErrorResponse
 
 logger = logging.getLogger("ray.serve")
 
 HTTP_CODES: dict[int, ErrorCode] = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+
+EVERY_ROUTE = (ErrorCode.UNAUTHORIZED, ErrorCode.INTERNAL_ERROR)
+"""What any ``/v1`` route can answer: a missing or wrong API key, a server fault."""
+DOCUMENT_ERRORS = (
+    ErrorCode.INVALID_OPTION,
+    ErrorCode.EMPTY_DOCUMENT,
+    ErrorCode.INVALID_PAGE_RANGE,
+    ErrorCode.DOCUMENT_TOO_LARGE,
+    ErrorCode.TOO_MANY_PAGES,
+    ErrorCode.TOO_MANY_PIXELS,
+    ErrorCode.DOCUMENT_TOO_COMPLEX,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    ErrorCode.INVALID_DOCUMENT,
+    ErrorCode.ENCRYPTED_DOCUMENT,
+    ErrorCode.UNSAFE_DOCUMENT,
+)
+"""What reading an upload and its options can answer (``uploads``, ``shared.documents``)."""
+BACKEND_ERRORS = (
+    ErrorCode.UNKNOWN_BACKEND,
+    ErrorCode.BACKEND_UNAVAILABLE,
+    ErrorCode.MODELS_MISSING,
+    ErrorCode.OVERLOADED,
+    ErrorCode.TIMEOUT,
+)
+"""What calling a backend deployment can answer."""
+
+
+def documented(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route that can answer ``codes`` (and :data:`EVERY_ROUTE`): one entry per HTTP
+    status, as :data:`shared.errors.HTTP_STATUS` maps them, naming the codes behind it."""
+    by_status: dict[int, list[str]] = {}
+    for code in dict.fromkeys((*EVERY_ROUTE, *codes)):
+        by_status.setdefault(HTTP_STATUS[code], []).append(code.value)
+    return {
+        status: {"model": ErrorResponse, "description": "Error codes: " + ", ".join(names)}
+        for status, names in sorted(by_status.items())
+    }
 
 
 def error_response(request: Request, error: OCRError, *, backend: str | None = None) -> JSONResponse:

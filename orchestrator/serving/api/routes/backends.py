@@ -5,12 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from orchestrator.serving.api.deps import RouterDep, check_api_key
+from orchestrator.serving.api.errors import documented
 from shared.schema import BackendList, CascadeInfo
 
 router = APIRouter(prefix="/v1", tags=["backends"], dependencies=[Depends(check_api_key)])
 
 
-@router.get("/backends", response_model=BackendList, summary="Deployed backends with status, model and device")
+@router.get(
+    "/backends",
+    response_model=BackendList,
+    responses=documented(),
+    summary="Deployed backends with status, model and device",
+)
 async def list_backends(svc: RouterDep) -> BackendList:
     statuses = await svc.statuses(max_age_s=0)
     return BackendList(

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key
+from orchestrator.serving.api.errors import BACKEND_ERRORS, DOCUMENT_ERRORS, documented
 from orchestrator.serving.api.responses import json_response
-from orchestrator.serving.api.routes.ocr import ERROR_RESPONSES
 from orchestrator.serving.api.uploads import read_upload, request_body
 from shared.requests import ExtractJSONRequest, ExtractOptions
 from shared.schema import ExtractResponse
@@ -18,12 +18,13 @@ router = APIRouter(prefix="/v1", tags=["extract"], dependencies=[Depends(check_a
 @router.post(
     "/extract",
     response_model=ExtractResponse,
-    responses=ERROR_RESPONSES,
-    summary="Extract fields as JSON constrained to a schema (DeepSeek-OCR on vLLM), with the OCR for audit",
+    responses=documented(*DOCUMENT_ERRORS, *BACKEND_ERRORS),
+    summary="Extract fields as JSON constrained to a schema (on a backend whose capabilities say it extracts), "
+    "with the OCR for audit",
     openapi_extra=request_body(ExtractOptions, ExtractJSONRequest),
 )
 async def extract(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
     data, filename, opts = await read_upload(
         request, max_bytes=svc.settings.limits.max_bytes, model=ExtractOptions, json_model=ExtractJSONRequest
     )
-    return json_response(await svc.extract(data, filename, opts, rid))
+    return json_response(await svc.extract_service.extract(data, filename, opts, rid))

@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from orchestrator.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
 from orchestrator.jobs.idempotency import REPLAYED_HEADER, check_key, tenant_of
 from orchestrator.serving.api.deps import API_KEY_HEADER, RequestIdDep, RouterDep, check_api_key
+from orchestrator.serving.api.errors import BACKEND_ERRORS, DOCUMENT_ERRORS, documented
 from orchestrator.serving.api.responses import json_response
 from orchestrator.serving.api.uploads import read_upload, request_body
 from shared.requests import OCRJSONRequest, OCROptions
-from shared.schema import ErrorResponse, OCRResponse
+from shared.schema import ErrorCode, OCRResponse
 
 router = APIRouter(prefix="/v1", tags=["ocr"], dependencies=[Depends(check_api_key)])
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": what}
-    for code, what in {
-        400: "Bad option, page range or empty upload",
-        401: "Missing or wrong API key",
-        404: "Unknown backend",
-        413: "Upload, page count or page size over the limits",
-        415: "Not a document type the backend reads",
-        422: "Unreadable, truncated or encrypted document; an Idempotency-Key reused for another request",
-        503: "Backend overloaded, unavailable or missing its models (see Retry-After)",
-        504: "Timed out",
-    }.items()
-}
 
 
 @router.post(
     "/ocr",
     response_model=OCRResponse,
-    responses=ERROR_RESPONSES,
+    responses=documented(*DOCUMENT_ERRORS, *BACKEND_ERRORS, ErrorCode.IDEMPOTENCY_KEY_REUSED),
     summary="OCR one document with one backend",
     openapi_extra=request_body(OCROptions, OCRJSONRequest),
 )
@@ -45,7 +30,7 @@ async def ocr(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
         request, max_bytes=svc.settings.limits.max_bytes, model=OCROptions, json_model=OCRJSONRequest
     )
     if key is None:
-        return json_response(await svc.ocr(data, filename, opts, rid))
+        return json_response(await svc.ocr_service.ocr(data, filename, opts, rid))
     tenant = tenant_of(request.headers.get(API_KEY_HEADER))
-    result, replayed = await svc.ocr_once(data, filename, opts, rid, tenant=tenant, key=key)
+    result, replayed = await svc.ocr_service.ocr_once(data, filename, opts, rid, tenant=tenant, key=key)
     return json_response(result, headers={REPLAYED_HEADER: "true"} if replayed else None)

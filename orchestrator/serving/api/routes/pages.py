@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from orchestrator.serving.api.deps import RouterDep, check_api_key
-from orchestrator.serving.api.routes.ocr import ERROR_RESPONSES
+from orchestrator.serving.api.errors import DOCUMENT_ERRORS, documented
 from orchestrator.serving.api.uploads import read_upload, request_body
 from orchestrator.serving.preview import page_png
 from shared.requests import PageImageJSONRequest, PageImageOptions
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["pages"], dependencies=[Depends(check_api
 @router.post(
     "/page-image",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "The page as PNG"}, **ERROR_RESPONSES},
+    responses={200: {"content": {"image/png": {}}, "description": "The page as PNG"}, **documented(*DOCUMENT_ERRORS)},
     summary="Render one page of a PDF or image as the backends see it (plain PNG, no boxes)",
     openapi_extra=request_body(PageImageOptions, PageImageJSONRequest),
 )

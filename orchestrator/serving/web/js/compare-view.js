@@ -8,7 +8,6 @@ import { PageNav } from "./page-nav.js";
 import { PageReading } from "./page-reading.js";
 import { errorCard } from "./errors.js";
 import { documentLine, downloadButtons, modelLine, warningList } from "./summary.js";
-import { marksFor, matchesOf, pageComparison, pairStats } from "./agreement.js";
 
 export class CompareView {
   constructor(response, { pageImages, dpi }) {
@@ -67,12 +66,12 @@ export class CompareView {
         ? h(
             "table",
             { class: "agreement-table" },
-            h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Pair"), h("th", { scope: "col" }, "Text agreement (document)"), h("th", { scope: "col" }, `Blocks matched (page ${index === null ? "–" : index + 1})`), h("th", { scope: "col" }, "Mean block agreement"), h("th", { scope: "col" }, "Matched below 80 %"))),
+            h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Pair"), h("th", { scope: "col" }, "Text agreement (document)"), h("th", { scope: "col" }, `Blocks matched (page ${index === null ? "–" : index + 1})`), h("th", { scope: "col" }, "Mean block agreement"), h("th", { scope: "col" }, `Matched below ${page ? pct(page.disagree_below) : "the threshold"}`))),
             h("tbody", {}, rows),
           )
         : h("p", { class: "hint" }, failed ? "Fewer than two backends answered, so there is nothing to compare." : "No pairs to compare."),
       Array.isArray(r.pages)
-        ? h("p", { class: "hint" }, "Boxes with a red dashed edge are blocks no other backend agrees with: no block over the same region, or a match whose text agrees below 80 %. Hover a block to see its matches.")
+        ? h("p", { class: "hint" }, `Boxes with a red dashed edge are blocks no other backend agrees with: no block over the same region, or a match whose text agrees below ${page ? pct(page.disagree_below) : "the service's threshold"}. Hover a block to see its matches.`)
         : h("p", { class: "hint" }, "This server reports no block-level agreement, so no blocks are marked."),
     );
   }
@@ -129,4 +128,56 @@ export class CompareView {
       reading.markBlocks(peers.filter((p) => p.other === name).map((p) => p.index), "peer");
     }
   }
+}
+
+// Block-level agreement as the service computed it (CompareResponse.pages, from shared/agreement.py): which blocks
+// disagree is the server's answer (pages[].disagreements, matches[].agrees); this only draws it.
+
+/** The page's comparison entry, or null (older servers send no `pages`; a page only one backend read has none). */
+function pageComparison(response, index) {
+  if (!Array.isArray(response.pages)) return null;
+  return response.pages.find((p) => p.index === index) || null;
+}
+
+/** Every match a block of `backend` takes part in, seen from that side: Map(blockIndex -> [{other, index, ...}]). */
+function matchesOf(page, backend) {
+  const out = new Map();
+  if (!page) return out;
+  for (const m of page.matches) {
+    let mine = null;
+    if (m.a === backend) mine = [m.a_index, { other: m.b, index: m.b_index }];
+    else if (m.b === backend) mine = [m.b_index, { other: m.a, index: m.a_index }];
+    if (!mine) continue;
+    const [i, peer] = mine;
+    out.set(i, [...(out.get(i) || []), { ...peer, agreement: m.agreement, iou: m.iou, teds: m.teds }]);
+  }
+  return out;
+}
+
+/** Marks for `backend`'s blocks on this page: Map(blockIndex -> {disagree, note}); empty without block data. */
+function marksFor(page, backend, blockCount) {
+  const marks = new Map();
+  if (!page) return marks;
+  const matches = matchesOf(page, backend);
+  const disagreeing = new Set(page.disagreements?.[backend] || []);
+  for (let i = 0; i < blockCount; i += 1) {
+    const peers = matches.get(i) || [];
+    const disagree = disagreeing.has(i);
+    if (peers.length === 0) {
+      marks.set(i, { disagree, note: "No other backend has a block over this region." });
+      continue;
+    }
+    const lines = peers.map((p) => `${p.other} block ${p.index + 1}: text agrees ${pct(p.agreement)}${p.teds === null || p.teds === undefined ? "" : `, table TEDS ${p.teds.toFixed(2)}`}`);
+    marks.set(i, { disagree, note: `${disagree ? "Disagreement. " : ""}Matches ${lines.join("; ")}.` });
+  }
+  return marks;
+}
+
+/** Per pair of backends on this page: blocks matched, their mean text agreement, and how many do not agree. */
+function pairStats(page, a, b) {
+  if (!page) return null;
+  const ms = page.matches.filter((m) => (m.a === a && m.b === b) || (m.a === b && m.b === a));
+  if (ms.length === 0) return { matched: 0, mean: null, low: 0 };
+  const mean = ms.reduce((s, m) => s + m.agreement, 0) / ms.length;
+  return { matched: ms.length, mean, low: ms.filter((m) => m.agrees === false).length };
 }

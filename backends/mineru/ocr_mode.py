@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from shared.documents import IMAGE_TYPES, PDF
+from shared.textlayer import page_has_text
 
 logger = logging.getLogger(__name__)
 
@@ -52,22 +53,13 @@ def inspect_text_layer(data: bytes, media_type: str, page_indices: list[int]) ->
     with pdfium_guard():  # PDFium is not thread-safe; MinerU serialises on this same lock
         pdf = pdfium.PdfDocument(data)
         try:
-            empty = [i for i in page_indices if not _has_text(pdf[i])]
+            empty = [i for i in page_indices if not page_has_text(pdf[i])]
             selected = data if page_indices == list(range(len(pdf))) else _subset(pdfium, pdf, page_indices)
         finally:
             pdf.close()
     with PDFDocument(selected) as doc:
         classification = doc.classify()
     return TextLayer(classification=classification, pages_without_text=empty)
-
-
-def _has_text(page) -> bool:
-    textpage = page.get_textpage()
-    try:
-        return bool(textpage.get_text_range().strip())
-    finally:
-        textpage.close()
-        page.close()
 
 
 def _subset(pdfium, pdf, page_indices: list[int]) -> bytes:

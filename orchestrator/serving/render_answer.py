@@ -2,8 +2,9 @@
 
 Pure (no Ray): the router renders the text (:func:`shared.textrender.render_text`), asks a backend's tokenizer
 for the text tokens (or takes :func:`shared.tokens.estimate_tokens`), and this module puts the figures together:
-the compression ratio of each DeepSeek mode is the input's text tokens over the pages' vision tokens, counted
-with the models' own geometry (:func:`backends.deepseek.modes.page_costs`) - the ratio before any OCR.
+the compression ratio of each resolution mode is the input's text tokens over the pages' vision tokens, counted
+with the models' own geometry as each engine declares it (:func:`backends.registry.vision_token_costs`) - the
+ratio before any OCR.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import base64
 import io
 
-from backends.deepseek.modes import page_costs
+from backends.registry import vision_token_costs
 from shared.requests import RenderRequest
 from shared.schema import ModeCost, RenderedPage, RenderResponse
 from shared.textrender import Rendering
-
-MODEL_NAMES = {"ocr": "DeepSeek-OCR", "ocr2": "DeepSeek-OCR-2"}
 
 
 def png_bytes(rendering: Rendering, index: int, dpi: float) -> bytes:
@@ -27,21 +26,12 @@ def png_bytes(rendering: Rendering, index: int, dpi: float) -> bytes:
 
 
 def mode_costs(rendering: Rendering, text_tokens: int) -> list[ModeCost]:
-    """Vision tokens of the rendered pages in every mode of both models, and the compression ratio of each."""
-    sizes = [p.image.size for p in rendering.pages]
-    out = []
-    for mode, variant, per_page in page_costs(sizes):
-        total = sum(per_page)
-        out.append(
-            ModeCost(
-                mode=mode,
-                model=MODEL_NAMES[variant],
-                vision_tokens=total,
-                per_page=per_page,
-                compression_ratio=round(text_tokens / total, 3) if total and text_tokens else None,
-            )
-        )
-    return out
+    """Vision tokens of the rendered pages in every engine's modes, and the compression ratio of each."""
+    costs = vision_token_costs([p.image.size for p in rendering.pages])
+    for cost in costs:
+        total = cost.vision_tokens
+        cost.compression_ratio = round(text_tokens / total, 3) if total and text_tokens else None
+    return costs
 
 
 def render_response(

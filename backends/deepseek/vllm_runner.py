@@ -31,7 +31,7 @@ from PIL import Image
 from backends.deepseek.adapters import NULL_ADAPTER_NAME, Adapter, needs_null_adapter, write_null_adapter
 from backends.deepseek.config import DEFAULT_MODELS, DeepSeekConfig
 from backends.deepseek.modes import ModeSpec, Variant
-from backends.deepseek.runtime import Generation, RunPlan
+from backends.deepseek.runner import Generation, RunPlan
 from backends.deepseek.source import ModelSource, check_tokenizer, download_hint
 from backends.deepseek.vllm_compat import (
     NOT_EXERCISED_ON_GPU,

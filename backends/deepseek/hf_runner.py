@@ -35,7 +35,7 @@ from backends.deepseek.hf_generate import (
     resolve_dtype,
 )
 from backends.deepseek.modes import ModeSpec
-from backends.deepseek.runtime import Generation, RunPlan
+from backends.deepseek.runner import Generation, RunPlan
 from backends.deepseek.source import ModelSource, download_hint
 from backends.devices import check_visible
 from shared.errors import OCRError
