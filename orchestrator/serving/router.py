@@ -21,6 +21,7 @@ from orchestrator.jobs import idempotency
 from orchestrator.jobs.service import JobService
 from orchestrator.jobs.settings import JobSettings
 from orchestrator.serving.cascade import CascadePolicy, merge_cascade, plan_escalations
+from orchestrator.serving.chunks import add_chunks, check_tokenizer
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.render import render_response
 from orchestrator.serving.selection import AUTO, auto_candidates, choose_backend
@@ -201,7 +202,10 @@ class Router:
             OCRError: every failure a client should hear about, with its status code.
         """
         try:
+            check_tokenizer(opts, list(self.backends))
             result = await self._ocr(data, filename, opts, request_id)
+            with phase("chunks"):  # once, on the final answer (after any cascade)
+                await add_chunks(result, opts, self.backends, timeout_s=self.timeout_s(opts.timeout_s))
         except OCRError as e:
             self.metrics.failure(None if opts.backend == AUTO else opts.backend, e.code)
             raise
