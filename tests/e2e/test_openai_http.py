@@ -21,6 +21,7 @@ from shared.schema import OCRResponse
 from shared.textpdf import article_pages
 from shared.tokens import bundled_counter
 from tests.conftest import dev_file
+from tests.e2e.test_ui import shot  # README screenshots with OCRSERVE_SCREENSHOTS=docs
 from tests.support.chunk_checks import check_chunks
 
 pytestmark = pytest.mark.cluster
@@ -232,6 +233,8 @@ def test_web_page_lists_chunks_and_draws_a_chunks_source_blocks_on_hover(url, pa
             "() => [...document.querySelectorAll('.single-view .overlay .block.from-chunk')].map(b => +b.dataset.index)"
         )
         assert marked == [r.block for r in result.chunks[k].block_refs], k
+        if k == 0:
+            shot(page, "chunks")
     page.mouse.move(0, 0)
     assert page.locator(".single-view .overlay .block.from-chunk").count() == 0
 
@@ -283,5 +286,6 @@ def test_web_page_draws_each_extracted_fields_evidence_boxes(url, http, page, tm
                     (r.right - o.left) / o.width, (r.bottom - o.top) / o.height]; }); }"""
     )
     assert rects == [pytest.approx(b.bbox_norm, abs=0.004) for b in evidence[k].boxes]
+    shot(page, "evidence")
     flagged = page.locator(".extract-view .field.m-not_found")
     assert flagged.count() == 1 and "/total" in flagged.inner_text() and flagged.locator(".field-flag").count() == 1
