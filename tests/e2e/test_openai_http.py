@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
+from benchmarks.support.layout_samples import report_page
 from shared import samples
 from shared.schema import OCRResponse
 from shared.textpdf import article_pages
 from shared.tokens import bundled_counter
 from tests.conftest import dev_file
-from tests.e2e.test_ui import shot  # README screenshots with OCRSERVE_SCREENSHOTS=docs
+from tests.e2e.test_ui import SHOTS, shot  # README screenshots with OCRSERVE_SCREENSHOTS=docs
 from tests.support.chunk_checks import check_chunks
 
 pytestmark = pytest.mark.cluster
@@ -215,15 +217,16 @@ def test_web_page_lists_chunks_and_draws_a_chunks_source_blocks_on_hover(url, pa
     page.wait_for_selector("#backend-list .backend")
     for box in page.locator("#backend-list input[name=backend]").all():
         box.set_checked(box.get_attribute("value") == "rapidocr")
-    page.select_option("#chunking", "tokens")
-    path = tmp_path / "page.png"
-    path.write_bytes(PNG)
+    page.select_option("#chunking", "layout")
+    page.fill("#chunk-tokens", "64")
+    path = tmp_path / "report.png"
+    path.write_bytes(samples.encode(report_page().image))  # sections, a table, a figure: several chunks
     page.set_input_files("#file-input", str(path))
-    page.wait_for_selector("#file-summary:has-text('page.png')")
+    page.wait_for_selector("#file-summary:has-text('report.png')")
     with page.expect_response(lambda r: r.url.endswith("/v1/ocr")) as answer:
         page.click("#run")
     result = OCRResponse.model_validate(answer.value.json())
-    assert result.chunks and result.chunking.mode == "tokens"
+    assert len(result.chunks) > 1 and (result.chunking.mode, result.chunking.chunk_tokens) == ("layout", 64)
     rows = page.locator(".chunk-list .chunk")
     rows.first.wait_for()
     assert rows.count() == len(result.chunks)
@@ -233,10 +236,12 @@ def test_web_page_lists_chunks_and_draws_a_chunks_source_blocks_on_hover(url, pa
             "() => [...document.querySelectorAll('.single-view .overlay .block.from-chunk')].map(b => +b.dataset.index)"
         )
         assert marked == [r.block for r in result.chunks[k].block_refs], k
-        if k == 0:
-            shot(page, "chunks")
     page.mouse.move(0, 0)
     assert page.locator(".single-view .overlay .block.from-chunk").count() == 0
+    rows.first.focus()  # the keyboard too: a focused chunk keeps its blocks drawn
+    assert page.locator(".single-view .overlay .block.from-chunk").count() == len(result.chunks[0].block_refs)
+    if SHOTS:
+        page.screenshot(path=str(Path(SHOTS) / "ui-chunks.png"), full_page=True)
 
 
 def test_web_page_draws_each_extracted_fields_evidence_boxes(url, http, page, tmp_path):

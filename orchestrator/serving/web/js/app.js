@@ -181,11 +181,10 @@ async function runSingle(backend, dpi, signal) {
   if (options) form.append("options", JSON.stringify(options));
   const chunking = $("chunking").value;
   if (chunking !== "none") {
+    const size = Number($("chunk-tokens").value) || 512;
     form.append("chunking", chunking);
-    if (chunking === "tokens") {
-      form.append("chunk_tokens", "512");
-      form.append("chunk_overlap", "64");
-    }
+    form.append("chunk_tokens", String(size));
+    if (chunking === "tokens") form.append("chunk_overlap", String(Math.floor(size / 8)));
   }
   const view = new SingleView({ backend, documentName: state.file.name, pageImages, dpi });
   if ($("use-job").checked && chunking === "none") {  // chunks are cut from one request's answer
