@@ -16,7 +16,7 @@ from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
 from shared import samples
 from shared.schema import OCRResponse
-from shared.tokens import bundled_counter
+from shared.tokens import NamedCounter, bundled_counter
 from tests.support.chunk_checks import check_chunks
 from tests.unit.test_router import PNG, FakeHandle
 
@@ -127,3 +127,28 @@ def test_ocr_answers_chunks_after_a_cascade_when_asked_and_refuses_an_unknown_to
     assert bad.status_code == 400 and "backend:a" in json.dumps(bad.json()["error"]["accepted"])
     job = client.post("/v1/jobs", files={"file": ("p.png", PNG)}, data={"chunking": "layout"})
     assert job.status_code == 400
+
+
+def test_chunks_counted_by_a_backends_own_tokenizer_asked_over_its_handle():
+    from shared.schema import TokenCount
+    from tests.unit.test_router import _Method
+
+    handle = FakeHandle("a", config={"text": "\n\n".join(samples.PARAGRAPHS)})
+    asked: list[list[str]] = []
+
+    async def count_tokens(texts):
+        asked.append(list(texts))
+        return TokenCount(counts=[len(t.split()) for t in texts], tokenizer="words")
+
+    handle.count_tokens = _Method(count_tokens)
+    client = TestClient(create_api(Router({"a": handle})))
+    form = {"backend": "a", "chunking": "tokens", "chunk_tokens": "32", "tokenizer": "backend:a"}
+    pdf = samples.multi_page_pdf([samples.one_column_page()[0]] * 2)
+    r = client.post("/v1/ocr", files={"file": ("d.pdf", pdf)}, data=form)
+    assert r.status_code == 200, r.text
+    result = OCRResponse.model_validate(r.json())
+    assert result.chunking.tokenizer == "backend:a (words)" and len(result.chunks) > 1
+    words = NamedCounter("words", lambda texts: [len(t.split()) for t in texts])
+    check_chunks(result, result.chunks, result.chunking, words)
+    asked_texts = [t for batch in asked for t in batch]
+    assert len(asked_texts) == len(set(asked_texts))  # each text asked once (cached)
