@@ -121,6 +121,9 @@ def test_ocr_answers_chunks_after_a_cascade_when_asked_and_refuses_an_unknown_to
     result = OCRResponse.model_validate(r.json())
     assert result.chunks and result.chunking is not None and result.chunking.mode == "tokens"
     check_chunks(result, result.chunks, result.chunking, bundled_counter("cl100k_base"))
+    as_json = {"file_base64": base64.b64encode(PNG).decode(), "backend": "a", "chunking": "layout"}
+    r = client.post("/v1/ocr", json=as_json)
+    assert r.status_code == 200 and r.json()["chunking"]["mode"] == "layout" and r.json()["chunks"]
     plain = client.post("/v1/ocr", files={"file": ("p.png", PNG)}, data={"backend": "a"}).json()
     assert plain["chunks"] is None and plain["chunking"] is None
     bad = client.post("/v1/ocr", files={"file": ("p.png", PNG)}, data={"chunking": "layout", "tokenizer": "gpt2"})
