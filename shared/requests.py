@@ -39,29 +39,6 @@ class OutputOptions(BaseModel):
     include_raw: bool = Field(default=False, description="Return the backend's native output as raw_result.")
 
 
-class OCROptions(OutputOptions):
-    """Options of ``POST /v1/ocr``, common to every backend (multipart form fields or JSON body fields); the
-    output options are inherited from :class:`OutputOptions`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    backend: str | None = Field(
-        default=None,
-        description="Backend name from GET /v1/backends, or 'auto'; absent: the server's default_backend (auto).",
-    )
-    pages: str | None = Field(default=None, description="1-based page range, e.g. '1-3,7'; all pages when absent.")
-    dpi: float | None = Field(default=None, description="Rasterisation DPI for PDF pages (default 144).")
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="Backend-specific options (e.g. DeepSeek 'mode'/'prompt', MinerU 'tier')."
-    )
-    timeout_s: float | None = Field(default=None, gt=0, description="Give up after this long (capped by the server).")
-
-    @field_validator("options", mode="before")
-    @classmethod
-    def _options_from_json(cls, v: Any) -> Any:
-        return json_object(v)
-
-
 ChunkingMode = Literal["none", "layout", "tokens"]
 
 MAX_CHUNK_TOKENS = 8192
@@ -107,6 +84,30 @@ class ChunkingOptions(BaseModel):
         return self
 
 
+class OCROptions(OutputOptions, ChunkingOptions):
+    """Options of ``POST /v1/ocr``, common to every backend (multipart form fields or JSON body fields): the output
+    options of :class:`OutputOptions` (carried to the backend) and the chunking fields of :class:`ChunkingOptions`
+    (the answer's ``chunks``, cut by the router after any cascade)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str | None = Field(
+        default=None,
+        description="Backend name from GET /v1/backends, or 'auto'; absent: the server's default_backend (auto).",
+    )
+    pages: str | None = Field(default=None, description="1-based page range, e.g. '1-3,7'; all pages when absent.")
+    dpi: float | None = Field(default=None, description="Rasterisation DPI for PDF pages (default 144).")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Backend-specific options (e.g. DeepSeek 'mode'/'prompt', MinerU 'tier')."
+    )
+    timeout_s: float | None = Field(default=None, gt=0, description="Give up after this long (capped by the server).")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_from_json(cls, v: Any) -> Any:
+        return json_object(v)
+
+
 class Base64File(BaseModel):
     """A document inside a JSON body (the alternative to a multipart upload)."""
 
@@ -129,6 +130,15 @@ class JobOptions(OCROptions):
         description="http(s) URL POSTed (signed, see X-OCRServe-Signature) when the job ends; its host must be on "
         "the server's jobs.callback_hosts allow-list (empty by default: callbacks refused).",
     )
+
+    @model_validator(mode="after")
+    def _no_chunks(self) -> JobOptions:
+        if self.chunking != "none":
+            raise ValueError(
+                "chunking is not done for jobs: cut the job's result with shared.chunking.chunk_response (the "
+                "client's ocr_chunks does), or send the document to POST /v1/ocr"
+            )
+        return self
 
 
 class JobJSONRequest(JobOptions, Base64File):

@@ -325,6 +325,17 @@ class Capabilities(_Model):
         default_factory=list,
         description="Resolution modes whose vision-token cost per page the engine computes (POST /v1/render).",
     )
+    prompts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Prompts its model takes by name (backend option 'prompt'), each with its full text; empty: "
+        "the engine takes no prompt (POST /v1/chat/completions then accepts only the prompts OCR clients send).",
+    )
+    custom_prompt: bool = Field(
+        default=False, description="Takes any text as its prompt (options prompt='custom', custom_prompt=...)."
+    )
+    token_limit_option: str | None = Field(
+        default=None, description="The backend option that caps generated tokens (OpenAI's max_tokens maps to it)."
+    )
 
 
 class BackendStatus(_Model):

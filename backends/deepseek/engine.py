@@ -25,7 +25,7 @@ from backends.deepseek.config import (
 )
 from backends.deepseek.grounding import parse_page
 from backends.deepseek.modes import Variant, honoured_modes, page_costs, resolve_mode, vision_tokens
-from backends.deepseek.prompts import build_prompt
+from backends.deepseek.prompts import IMAGE_TOKEN, PROMPT_BODIES, build_prompt
 from backends.deepseek.runner import Generation, Runner, RunPlan
 from backends.deepseek.source import ModelSource, resolve_source
 from backends.deepseek.vllm_errors import classify_request_error
@@ -107,6 +107,15 @@ def raw_page(page: PageImage, gen: Generation) -> dict[str, Any]:
     if gen.timeline is not None:
         raw["engine_timeline"] = gen.timeline
     return raw
+
+
+PROMPT_CAPABILITIES: dict[str, Any] = {
+    "prompts": {name: f"{IMAGE_TOKEN}\n{body}" for name, body in PROMPT_BODIES.items() if "{" not in body},
+    "custom_prompt": True,
+    "token_limit_option": "max_new_tokens",
+}
+"""A prompted model: its presets by name (``locate`` needs its text, so it is not offered whole), any prompt as
+``custom``, generation capped by ``max_new_tokens`` (how the OpenAI route maps a chat's text and max_tokens)."""
 
 
 class DeepSeekEngine(OCREngine):
@@ -382,7 +391,9 @@ class DeepSeekEngine(OCREngine):
     def capabilities(self) -> Capabilities:
         """Extraction needs constrained decoding (the vLLM runner); every runner has the model's tokenizer."""
         runner = self._runner.name if self._runner is not None else self.cfg.engine
-        return super().capabilities().model_copy(update={"extracts": runner == "vllm", "counts_tokens": True})
+        return super().capabilities().model_copy(
+            update={"extracts": runner == "vllm", "counts_tokens": True, **PROMPT_CAPABILITIES}
+        )
 
     @classmethod
     def vision_token_costs(cls, sizes: list[tuple[int, int]]) -> list[ModeCost]:

@@ -223,7 +223,7 @@ class OCRClient:
         max_tokens: int | None = None,
     ) -> ChatCompletion:
         """Pages through the OpenAI-compatible endpoint (``POST /v1/chat/completions``): the answer's content is
-        their markdown (or the shape the prompt asks for, see :mod:`orchestrator.serving.openai_prompts`).
+        their markdown (or the shape the prompt asks for, see :mod:`shared.chat_prompts`).
 
         Args:
             images: One page or several, as bytes or paths (sent inline as data URLs; the server fetches nothing).

@@ -34,6 +34,9 @@ OPEN_ROUTES: dict[tuple[str, str], str] = {
 }
 """Every route that answers without ``x-api-key``: reviewed like code. Anything else must refuse with 401."""
 
+OPENAI_ROUTES = {("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
+"""Routes that answer in OpenAI's error shape (``{"error": {"message", "type", "param", "code"}}``)."""
+
 PATH_PARAMS = {"job_id": "0" * 32, "path": "style.css", "name": "swagger-ui.css"}
 """Values for path parameters (the key is checked before any of them is looked at)."""
 
@@ -72,14 +75,21 @@ def test_every_route_checks_the_api_key_unless_it_is_on_the_open_list(strict_url
     anonymous = call(strict_url, method, path)
     wrong = call(strict_url, method, path, {"x-api-key": STRICT_KEY + "-not"})
     right = call(strict_url, method, path, {"x-api-key": STRICT_KEY})
+    bearer = call(strict_url, method, path, {"authorization": f"Bearer {STRICT_KEY}"})  # as OpenAI clients send it
     assert right.status_code != 401, right.text[:300]  # the key is what it checks, not a blanket refusal
+    assert bearer.status_code != 401, bearer.text[:300]
     if (method, path) in OPEN_ROUTES:
         assert anonymous.status_code in (200, 307, 503), (anonymous.status_code, anonymous.text[:300])
         return
-    for refused in (anonymous, wrong):
+    wrong_bearer = call(strict_url, method, path, {"authorization": f"Bearer {STRICT_KEY}-not"})
+    for refused in (anonymous, wrong, wrong_bearer):
         assert refused.status_code == 401, (refused.status_code, refused.text[:300])
+        if (method, path) in OPENAI_ROUTES:
+            body = refused.json()["error"]
+            assert body["code"] == "unauthorized" and body["type"] == "authentication_error"
+            continue
         error = ErrorResponse.model_validate(refused.json()).error
-        assert error.code == "unauthorized" and error.accepted == ["x-api-key"]
+        assert error.code == "unauthorized" and error.accepted == ["x-api-key", "authorization"]
 
 
 LEAKS = ("fake engine failure", "RuntimeError", "Traceback", 'File "', ".py")

@@ -43,3 +43,20 @@ def test_ocr_command_reports_service_errors(rapidocr_url, tmp_path):
 def test_backends_command(rapidocr_url):
     result = CliRunner().invoke(app, ["backends", "--url", rapidocr_url])
     assert result.exit_code == 0 and "rapidocr" in result.output and "ready" in result.output
+
+
+def test_ocr_command_writes_the_servers_chunks_as_json_lines(rapidocr_url, tmp_path):
+    """A document that fits one request: the service cuts the chunks (the /v1/ocr chunking fields) and the CLI
+    writes them; the words of the chunks are the markdown's."""
+    images, _ = samples.numbered_pages(2)
+    pdf = tmp_path / "two.pdf"
+    pdf.write_bytes(samples.multi_page_pdf(images))
+    out = tmp_path / "out"
+    args = ["ocr", str(pdf), "--url", rapidocr_url, "--backend", "rapidocr", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--chunks", "tokens", "--chunk-tokens", "32", "--chunk-overlap", "8"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "two.chunks.jsonl").read_text().splitlines()]
+    assert len(lines) > 1 and all(c["chunking"]["mode"] == "tokens" and c["tokens"] <= 32 for c in lines)
+    own = " ".join(c["text"][c["overlap_chars"] :] for c in lines).split()
+    assert own == (out / "two.md").read_text().split()
+    assert {p for c in lines for p in c["pages"]} == {0, 1} and all(c["boxes"] for c in lines)

@@ -15,6 +15,7 @@ are never up together).
 
 from __future__ import annotations
 
+import base64
 import threading
 from importlib.metadata import version
 
@@ -231,3 +232,42 @@ def test_the_production_cascade_keeps_what_rapidocr_reads_and_sends_the_rest_to_
         lambda: all(scrape(METRICS_PORT).total(n, application=APP, **labels) >= 1 for n, labels in totals.values()),
         "the cascade's pages counted in Prometheus",
     )
+
+
+def test_openai_client_reads_a_page_through_vllm_plain_and_streamed_with_the_engines_tokens(vllm_url):
+    """POST /v1/chat/completions with the official ``openai`` client: the DeepSeek backend takes the chat's text
+    as its prompt (any text; RapidOCR beside it refuses a prompt it does not know), ``max_tokens`` caps vLLM's
+    generation, and ``usage`` is the engine's own token counts."""
+    openai = pytest.importorskip("openai", reason="the openai client is in the test extra")
+    png = samples.encode(PAGE)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}}
+    with (
+        openai.OpenAI(base_url=f"{vllm_url}/v1", api_key="unused", max_retries=0, timeout=600) as client,
+        httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as http,
+    ):
+        messages = [{"role": "user", "content": [image]}]
+        answer = client.chat.completions.create(model="deepseek-ocr", messages=messages, max_tokens=12)
+        same = post_ocr(http, "deepseek-ocr", png, max_new_tokens=12)
+        assert answer.choices[0].message.content == same.markdown
+        assert answer.model_extra["ocrserve"]["usage_source"] == "engine"
+        assert answer.usage.prompt_tokens == same.usage.vision_tokens == 256
+        assert answer.usage.completion_tokens == same.usage.output_tokens and 0 < answer.usage.completion_tokens <= 12
+        assert answer.choices[0].finish_reason in ("stop", "length")
+
+        stream = client.chat.completions.create(
+            model="deepseek-ocr",
+            messages=messages,
+            max_tokens=12,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == same.markdown
+        assert chunks[-1].usage.total_tokens == answer.usage.total_tokens
+
+        custom = [{"role": "user", "content": [image, {"type": "text", "text": "<image>\nParse the figure."}]}]
+        figure = client.chat.completions.create(model="deepseek-ocr", messages=custom, max_tokens=8)
+        assert figure.model_extra["ocrserve"]["backends"] == ["deepseek-ocr"] and figure.usage.completion_tokens <= 8
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model="rapidocr", messages=custom)
+        assert refused.value.param == "messages" and "takes no prompt" in refused.value.message

@@ -174,7 +174,6 @@ ENGINE_KINDS = tuple(ENGINES)
 """The registered engine kinds (``backends.registry.ENGINES``), each a package under ``backends/``."""
 KNOWS_ENGINES: dict[str, str] = {
     "orchestrator.serving.config": "the default application's configuration names the engine kinds it deploys",
-    "orchestrator.serving.openai_prompts": "the OpenAI route's known prompts of each engine (issue 25: to move)",
 }
 """Orchestrator modules allowed to name an engine, and why; every other one knows engines only through the typed
 capabilities they publish (``shared.schema.Capabilities``) and ``backends.registry``."""

@@ -1,4 +1,4 @@
-"""OpenAI's chat-completions protocol (shared.openai_api, orchestrator.serving.openai_prompts): requests read,
+"""OpenAI's chat-completions protocol (shared.openai_api, shared.chat_prompts): requests read,
 refusals in OpenAI's error shape, answers that the official ``openai`` package's own types and client accept, and
 the answer formats OCR clients parse (MinerU's layout with mineru-vl-utils' own parser)."""
 
@@ -15,8 +15,9 @@ from openai.types import Model
 from openai.types.chat import ChatCompletion as OpenAIChatCompletion
 from openai.types.chat import ChatCompletionChunk as OpenAIChatCompletionChunk
 
+from backends.deepseek.engine import PROMPT_CAPABILITIES
 from orchestrator.ops import samples
-from orchestrator.serving.openai_prompts import KNOWN_PROMPTS, OLMOCR_V4, known, plan_prompt
+from shared.chat_prompts import KNOWN_PROMPTS, OLMOCR_V4, known, normalise_prompt, plan_prompt
 from shared.errors import OCRError
 from shared.openai_api import (
     ChatCompletionRequest,
@@ -30,7 +31,7 @@ from shared.openai_api import (
     sse,
     stream_chunks,
 )
-from shared.schema import ErrorCode
+from shared.schema import Capabilities, ErrorCode
 from shared.tokens import bundled_counter
 from tests.support.responses import make_response
 
@@ -242,20 +243,32 @@ def test_olmocr_answers_carry_its_front_matter():
     assert body == "Body."
 
 
-def test_prompts_pass_through_to_deepseek_and_only_known_ones_reach_other_engines():
-    plan = plan_prompt("<image>\n<|grounding|>Convert the document to markdown.", engine="deepseek", backend="d",
-                       max_tokens=512)  # fmt: skip
+DEEPSEEK = Capabilities(**PROMPT_CAPABILITIES)  # what the DeepSeek engine publishes
+PROMPTLESS = Capabilities(reads=["image/png"])  # RapidOCR, MinerU's pipeline
+
+
+def test_prompts_pass_through_to_a_prompted_engine_and_only_known_ones_reach_other_engines():
+    plan = plan_prompt("<image>\n<|grounding|>Convert the document to markdown.", capabilities=DEEPSEEK,
+                       backend="d", max_tokens=512)  # fmt: skip
     assert plan.options == {"prompt": "markdown", "max_new_tokens": 512} and plan.answer_format == "markdown"
-    assert plan_prompt("Free OCR.", engine="deepseek", backend="d").options == {"prompt": "free"}
-    custom = plan_prompt("Read the handwritten note.", engine="deepseek", backend="d")
+    assert plan_prompt("Free OCR.", capabilities=DEEPSEEK, backend="d").options == {"prompt": "free"}
+    assert plan_prompt("Free OCR.", capabilities=DEEPSEEK, backend="d").answer_format == "text"
+    custom = plan_prompt("Read the handwritten note.", capabilities=DEEPSEEK, backend="d")
     assert custom.options == {"prompt": "custom", "custom_prompt": "Read the handwritten note."}
-    assert plan_prompt("", engine="deepseek", backend="d").options == {}
-    assert plan_prompt(OLMOCR_V4, engine="rapidocr", backend="r").answer_format == "olmocr"
-    assert plan_prompt(" Layout   Detection: ", engine="mineru", backend="m").answer_format == "mineru_layout"
+    assert plan_prompt("", capabilities=DEEPSEEK, backend="d").options == {}
+    assert plan_prompt(OLMOCR_V4, capabilities=PROMPTLESS, backend="r").answer_format == "olmocr"
+    assert plan_prompt(" Layout   Detection: ", capabilities=None, backend="m").answer_format == "mineru_layout"
+    assert plan_prompt("", capabilities=PROMPTLESS, backend="r", max_tokens=9).ignored
     assert known("<image>\nFree OCR.").name == "deepseek-free"
     with pytest.raises(ChatRequestError) as e:
-        plan_prompt("Describe this image in detail.", engine="rapidocr", backend="r")
+        plan_prompt("Describe this image in detail.", capabilities=PROMPTLESS, backend="r")
     assert e.value.code == "invalid_option" and OLMOCR_V4 in e.value.accepted["prompts"]
+
+
+def test_the_known_prompted_model_prompts_are_the_ones_its_engine_publishes():
+    published = {normalise_prompt(text) for text in DEEPSEEK.prompts.values()}
+    known_here = {normalise_prompt(p.text) for p in KNOWN_PROMPTS if p.sent_by == "DeepSeek-OCR"}
+    assert known_here and known_here <= published
 
 
 def test_the_openai_client_drives_the_protocol(monkeypatch):
@@ -271,7 +284,7 @@ def test_the_openai_client_drives_the_protocol(monkeypatch):
             if body.model != "rapidocr":
                 raise OCRError(ErrorCode.UNKNOWN_BACKEND, f"no backend named {body.model!r}", accepted=["rapidocr"])
             chat = read_messages(body, max_bytes=MAX, max_images=4)
-            plan = plan_prompt(chat.prompt, engine="rapidocr", backend="rapidocr")
+            plan = plan_prompt(chat.prompt, capabilities=PROMPTLESS, backend="rapidocr")
         except OCRError as e:
             status, error = openai_error(e)
             return httpx.Response(status, json=error.model_dump())

@@ -22,6 +22,7 @@ from orchestrator.serving.api import create_api
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.router import Router
 from shared.errors import HTTP_STATUS, OCRError
+from shared.openai_api import OpenAIError
 from shared.schema import BackendStatus, Capabilities, ErrorCode, ErrorResponse
 from tests.support.hand_queue import HandQueue
 from tests.unit.test_router import FakeHandle, _Method
@@ -135,6 +136,16 @@ def test_every_route_documents_exactly_the_statuses_it_answers(tmp_path):
     probe("GET", "/v1/jobs/{job_id}/events", unknown + "/events", code=ErrorCode.NOT_FOUND)
     probe("GET", "/v1/jobs/{job_id}/events", f"{jobs}/events?last_event_id=x", code=ErrorCode.INVALID_OPTION)
 
+    chat_probes = [  # the OpenAI-compatible route answers the same codes, in OpenAI's error shape
+        ("a", [], ErrorCode.INVALID_OPTION),  # no image
+        ("zzz", [B64], ErrorCode.UNKNOWN_BACKEND),
+        ("a", [BIG], ErrorCode.DOCUMENT_TOO_LARGE),
+        ("a", [TEXT], ErrorCode.UNSUPPORTED_MEDIA_TYPE),
+        ("a", [BAD_PDF], ErrorCode.INVALID_DOCUMENT),
+        ("busy", [B64], ErrorCode.OVERLOADED),
+        ("late", [B64], ErrorCode.TIMEOUT),
+    ]
+
     documented = _documented(client)
     answered: dict[tuple[str, str], set[int]] = defaultdict(set)
     for method, route in documented:
@@ -148,6 +159,14 @@ def test_every_route_documents_exactly_the_statuses_it_answers(tmp_path):
         assert r.status_code == HTTP_STATUS[code], (method, url, kwargs, r.text)
         assert ErrorResponse.model_validate(r.json()).error.code == code, (method, url, r.text)
         answered[(method, route)].add(r.status_code)
+    for model, images, code in chat_probes:
+        content: list[dict[str, Any]] = [{"type": "text", "text": "Free OCR."}]
+        content += [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64}"}} for b64 in images]
+        body = {"model": model, "messages": [{"role": "user", "content": content}]}
+        r = client.post("/v1/chat/completions", json=body, headers=KEY)
+        assert r.status_code == HTTP_STATUS[code], (model, code, r.text)
+        assert OpenAIError.model_validate(r.json()).error.code, r.text
+        answered[("POST", "/v1/chat/completions")].add(r.status_code)
     # a job that has ended cannot be cancelled
     client.finish_jobs()  # type: ignore[attr-defined]
     r = client.delete(jobs, headers=KEY)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from orchestrator.serving.api.errors import install_error_handlers
 from orchestrator.serving.api.middleware import RequestContextMiddleware
-from orchestrator.serving.api.routes import backends, compare, health, jobs, ocr, pages, ui
+from orchestrator.serving.api.routes import backends, compare, health, jobs, ocr, openai, pages, ui
 from orchestrator.serving.api.routes import extract as extract_routes
 from orchestrator.serving.api.routes import render as render_routes
 from shared.schema import SCHEMA_VERSION
@@ -39,6 +39,7 @@ def create_api(router: Router) -> FastAPI:
     app.include_router(extract_routes.router)
     app.include_router(render_routes.router)
     app.include_router(pages.router)
+    app.include_router(openai.router)  # POST /v1/chat/completions, GET /v1/models (OpenAI's shapes)
     app.include_router(ui.router)  # the web page at /ui (/ redirects there) and /docs, offline
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

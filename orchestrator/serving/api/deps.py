@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 REQUEST_ID_HEADER = "x-request-id"
 API_KEY_HEADER = "x-api-key"
+AUTHORIZATION_HEADER = "authorization"
 
 
 def get_router(request: Request) -> Router:
@@ -59,14 +60,27 @@ async def _request_id_dep(request: Request) -> str:
     return request_id(request)
 
 
+def given_api_key(request: Request) -> str:
+    """The key a request carries: ``x-api-key``, else ``Authorization: Bearer <key>`` (as OpenAI clients send it)."""
+    given = request.headers.get(API_KEY_HEADER)
+    if given is None:
+        scheme, _, token = request.headers.get(AUTHORIZATION_HEADER, "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" else ""
+    return given
+
+
 async def check_api_key(request: Request) -> None:
-    """When an API key is configured, every /v1 call must carry it (constant-time comparison)."""
+    """When an API key is configured, every /v1 call must carry it (constant-time comparison), as ``x-api-key``
+    or as ``Authorization: Bearer <key>``."""
     key = request.app.state.router.settings.api_key
     if key is None:
         return
-    given = request.headers.get(API_KEY_HEADER, "")
-    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-        raise OCRError("unauthorized", f"missing or wrong {API_KEY_HEADER} header", accepted=[API_KEY_HEADER])
+    if not hmac.compare_digest(given_api_key(request).encode(), key.get_secret_value().encode()):
+        raise OCRError(
+            "unauthorized",
+            f"missing or wrong {API_KEY_HEADER} header (or Authorization: Bearer)",
+            accepted=[API_KEY_HEADER, AUTHORIZATION_HEADER],
+        )
 
 
 RouterDep = Annotated[Any, Depends(_router_dep)]  # the Router, or a fake in tests

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.serving.api.deps import REQUEST_ID_HEADER, request_id, serve_request_id
@@ -48,14 +49,15 @@ BACKEND_ERRORS = (
 """What calling a backend deployment can answer."""
 
 
-def documented(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+def documented(*codes: ErrorCode, model: type[BaseModel] = ErrorResponse) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route that can answer ``codes`` (and :data:`EVERY_ROUTE`): one entry per HTTP
-    status, as :data:`shared.errors.HTTP_STATUS` maps them, naming the codes behind it."""
+    status, as :data:`shared.errors.HTTP_STATUS` maps them, naming the codes behind it; ``model`` is the error body
+    (OpenAI's shape on the OpenAI-compatible routes)."""
     by_status: dict[int, list[str]] = {}
     for code in dict.fromkeys((*EVERY_ROUTE, *codes)):
         by_status.setdefault(HTTP_STATUS[code], []).append(code.value)
     return {
-        status: {"model": ErrorResponse, "description": "Error codes: " + ", ".join(names)}
+        status: {"model": model, "description": "Error codes: " + ", ".join(names)}
         for status, names in sorted(by_status.items())
     }
 

@@ -9,6 +9,7 @@ import time
 from deployments.backend import call_backend
 from orchestrator.jobs import idempotency
 from orchestrator.jobs.service import JobService
+from orchestrator.serving.chunks import add_chunks, check_tokenizer
 from orchestrator.serving.directory import BackendDirectory
 from orchestrator.serving.intake import validated
 from orchestrator.serving.selection import AUTO
@@ -40,7 +41,12 @@ class OCRService:
             OCRError: every failure a client should hear about, with its status code.
         """
         try:
+            check_tokenizer(opts, list(self.directory.backends))
             result = await self._ocr(data, filename, opts, request_id)
+            with phase("chunks"):  # once, on the final answer (after any cascade)
+                await add_chunks(
+                    result, opts, self.directory.backends, timeout_s=self.directory.timeout_s(opts.timeout_s)
+                )
         except OCRError as e:
             self.metrics.failure(None if opts.backend == AUTO else opts.backend, e.code)
             raise

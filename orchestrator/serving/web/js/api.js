@@ -57,6 +57,10 @@ export class Api {
     return this.request("/v1/ocr", { method: "POST", body: form, signal });
   }
 
+  extract(form, signal) {
+    return this.request("/v1/extract", { method: "POST", body: form, signal });
+  }
+
   compare(form, signal) {
     return this.request("/v1/compare", { method: "POST", body: form, signal });
   }

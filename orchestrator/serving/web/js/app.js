@@ -9,6 +9,7 @@ import { setupDropzone } from "./dropzone.js";
 import { PageImages, sniff } from "./page-images.js";
 import { SingleView } from "./single-view.js";
 import { CompareView } from "./compare-view.js";
+import { ExtractView } from "./extract-view.js";
 import { runJob } from "./job-runner.js";
 
 const $ = (id) => document.getElementById(id);
@@ -172,12 +173,21 @@ async function run() {
 }
 
 async function runSingle(backend, dpi, signal) {
+  const preset = $("extract-preset").value;
+  if (preset) return runExtract(backend, preset, dpi, signal);
   const form = commonForm();
   form.append("backend", backend);
   const options = picker.options()[backend];
   if (options) form.append("options", JSON.stringify(options));
+  const chunking = $("chunking").value;
+  if (chunking !== "none") {
+    const size = Number($("chunk-tokens").value) || 512;
+    form.append("chunking", chunking);
+    form.append("chunk_tokens", String(size));
+    if (chunking === "tokens") form.append("chunk_overlap", String(Math.floor(size / 8)));
+  }
   const view = new SingleView({ backend, documentName: state.file.name, pageImages, dpi });
-  if ($("use-job").checked) {
+  if ($("use-job").checked && chunking === "none") {  // chunks are cut from one request's answer
     fill($("output"), view.element);
     try {
       const result = await runJob(api, form, {
@@ -195,6 +205,22 @@ async function runSingle(backend, dpi, signal) {
   const result = await api.ocr(form, signal);
   view.setResult(result);
   fill($("output"), view.element);
+}
+
+/** Fields as JSON with a shipped schema (POST /v1/extract), each value's evidence drawn on its page. */
+async function runExtract(backend, preset, dpi, signal) {
+  const form = new FormData();
+  form.append("file", state.file, state.file.name);
+  const pages = $("pages").value.trim();
+  if (pages) form.append("pages", pages);
+  if (dpi) form.append("dpi", String(dpi));
+  form.append("backend", backend);
+  form.append("preset", preset);
+  form.append("scope", "document");
+  const options = picker.options()[backend];
+  if (options) form.append("options", JSON.stringify(options));
+  const result = await api.extract(form, signal);
+  fill($("output"), new ExtractView(result, { pageImages, dpi }).element);
 }
 
 let jobTotal = null;

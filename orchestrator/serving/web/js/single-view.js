@@ -1,7 +1,9 @@
 // One backend's answer, page by page: summary (model, document, timings, usage, warnings, downloads), page
 // buttons, and the current page's picture with its blocks beside the rendered markdown. Pages can arrive in
-// several goes (the job API), and the full response (timings, totals, downloads) at the end.
+// several goes (the job API), and the full response (timings, totals, downloads) at the end. When the answer has
+// chunks (the `chunking` option), their list is shown under the page; hovering one draws its source boxes.
 
+import { ChunkList } from "./chunk-list.js";
 import { h, fill } from "./dom.js";
 import { PageNav } from "./page-nav.js";
 import { PageReading } from "./page-reading.js";
@@ -20,7 +22,8 @@ export class SingleView {
     this.nav = new PageNav((i) => this.show(i));
     this.pageInfo = h("div", { class: "page-info" });
     this.body = h("div", { class: "page-body" });
-    this.element = h("div", { class: "single-view", dataset: { backend } }, this.head, this.nav.element, this.pageInfo, this.body);
+    this.chunks = h("div", { class: "chunk-pane" });
+    this.element = h("div", { class: "single-view", dataset: { backend } }, this.head, this.nav.element, this.pageInfo, this.body, this.chunks);
   }
 
   /** Pages that arrived (in document order); the first one is shown as soon as it is there. */
@@ -52,6 +55,19 @@ export class SingleView {
         ? warningList(result.escalations.map((e) => `page ${e.page + 1}: ${e.from_backend} → ${e.to_backend} (${e.rules.join(", ")}), answered by ${e.answered_by}`), "Escalated")
         : null,
     );
+    if (result.chunks && result.chunking) fill(this.chunks, new ChunkList(result.chunks, result.chunking, (c) => this.showChunk(c)).element);
+  }
+
+  /** Draw a chunk's source blocks on its page (going to that page first), or clear them (null). */
+  showChunk(chunk) {
+    if (!chunk) {
+      this.reading?.markBlocks([], "from-chunk");
+      return;
+    }
+    const page = chunk.block_refs.length ? chunk.block_refs[0].page : chunk.pages[0];
+    if (page === undefined) return;
+    if (page !== this.current) this.nav.choose(page);
+    this.reading?.markBlocks(chunk.block_refs.filter((r) => r.page === page).map((r) => r.block), "from-chunk");
   }
 
   show(index) {
@@ -59,7 +75,7 @@ export class SingleView {
     if (!page) return;
     this.current = index;
     fill(this.pageInfo, facts(pageUsageFacts(page), "facts inline"), warningList(page.warnings, `Page ${index + 1} warnings`));
-    const reading = new PageReading(page, this.pageImages.url(index, this.dpi), { label: this.backend });
-    fill(this.body, reading.element);
+    this.reading = new PageReading(page, this.pageImages.url(index, this.dpi), { label: this.backend });
+    fill(this.body, this.reading.element);
   }
 }

@@ -1,16 +1,18 @@
 """Which chat prompts a backend honours, and what each one turns into: backend options and an answer format.
 
-DeepSeek-OCR is a prompted model: on a DeepSeek backend the chat's text is its prompt, passed through as is (a
-preset when it is one of the model card's prompts, else ``custom``), and the client's ``max_tokens`` caps
-generation. The other engines (RapidOCR, MinerU's pipeline) take no prompt: for them only the prompts OCR clients
-are known to send are accepted - each one asks for the page's text in some shape, and the answer is written in that
-shape (:data:`shared.openai_api.AnswerFormat`); anything else is refused, listing them, rather than answered as if
-it had been understood.
+What a backend does with a prompt is what its engine declares (``shared.schema.Capabilities``: ``prompts``,
+``custom_prompt``, ``token_limit_option``), never its engine's name. On a prompted model (DeepSeek-OCR) the chat's
+text is its prompt, passed through as is (a named prompt when it is one of the engine's, else ``custom``), and the
+client's ``max_tokens`` caps generation. Engines that take no prompt (RapidOCR, MinerU's pipeline) accept only the
+prompts OCR clients are known to send - each one asks for the page's text in some shape, and the answer is written
+in that shape (:data:`shared.openai_api.AnswerFormat`); anything else is refused, listing them, rather than answered
+as if it had been understood.
 
 The known prompts, from the clients' own code:
 
 - DeepSeek-OCR's model card: ``<image>\\n<|grounding|>Convert the document to markdown.``,
-  ``<image>\\n<|grounding|>OCR this image.``, ``<image>\\nFree OCR.`` (``backends/deepseek/prompts.py``);
+  ``<image>\\n<|grounding|>OCR this image.``, ``<image>\\nFree OCR.`` (the same texts the engine publishes as its
+  ``prompts``; a test keeps the two equal);
 - MinerU2.5's client (``mineru_vl_utils.mineru_client.DEFAULT_PROMPTS``, sent by ``vlm-http-client``):
   ``\\nLayout Detection:`` for the page, then per block crop ``\\nText Recognition:``, ``\\nTable Recognition:``,
   ``\\nFormula Recognition:``;
@@ -27,12 +29,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.deepseek.prompts import IMAGE_TOKEN, PROMPT_BODIES
 from shared.openai_api import AnswerFormat, ChatRequestError
-from shared.schema import ErrorCode
+from shared.schema import Capabilities, ErrorCode
 
-PROMPTED_ENGINES = frozenset({"deepseek"})
-"""Engine kinds whose model takes the chat's text as its prompt."""
+IMAGE_TOKEN = "<image>"
+"""The placeholder clients put where the page goes in a prompt."""
 
 OLMOCR_V4 = (
     "Attached is one page of a document that you must process. Just return the plain text representation of this "
@@ -72,9 +73,11 @@ class KnownPrompt:
 
 KNOWN_PROMPTS: tuple[KnownPrompt, ...] = (
     KnownPrompt("page", "", "markdown", "any client sending only the image"),
-    KnownPrompt("deepseek-markdown", f"{IMAGE_TOKEN}\n{PROMPT_BODIES['markdown']}", "markdown", "DeepSeek-OCR"),
-    KnownPrompt("deepseek-ocr", f"{IMAGE_TOKEN}\n{PROMPT_BODIES['ocr']}", "markdown", "DeepSeek-OCR"),
-    KnownPrompt("deepseek-free", f"{IMAGE_TOKEN}\n{PROMPT_BODIES['free']}", "text", "DeepSeek-OCR"),
+    KnownPrompt(
+        "deepseek-markdown", "<image>\n<|grounding|>Convert the document to markdown.", "markdown", "DeepSeek-OCR"
+    ),
+    KnownPrompt("deepseek-ocr", "<image>\n<|grounding|>OCR this image.", "markdown", "DeepSeek-OCR"),
+    KnownPrompt("deepseek-free", "<image>\nFree OCR.", "text", "DeepSeek-OCR"),
     KnownPrompt("mineru-layout", "\nLayout Detection:", "mineru_layout", "MinerU vlm-http-client"),
     KnownPrompt("mineru-text", "\nText Recognition:", "text", "MinerU vlm-http-client"),
     KnownPrompt("mineru-table", "\nTable Recognition:", "markdown", "MinerU vlm-http-client"),
@@ -114,36 +117,46 @@ def known(prompt: str) -> KnownPrompt | None:
     return _BY_TEXT.get(normalise_prompt(prompt))
 
 
-def plan_prompt(prompt: str, *, engine: str, backend: str, max_tokens: int | None = None) -> PromptPlan:
-    """Backend options and answer format for a chat prompt sent to ``backend`` (an engine of kind ``engine``).
+def plan_prompt(
+    prompt: str, *, capabilities: Capabilities | None, backend: str, max_tokens: int | None = None
+) -> PromptPlan:
+    """Backend options and answer format for a chat prompt sent to ``backend``.
 
     Args:
         prompt: The chat's text (the text parts of the user message).
-        engine: The backend's engine kind (``deepseek``, ``rapidocr``, ``mineru``...); a cascade counts as
-            prompted only when both its backends are.
+        capabilities: What the backend's engine declares (for a cascade or ``auto``, what every backend it may use
+            shares); None when unknown, taken as an engine without prompts.
         backend: The backend's name, for messages.
         max_tokens: The client's cap on generated tokens.
 
     Raises:
         ChatRequestError: ``invalid_option`` for a prompt a prompt-less engine does not know, listing those it does.
     """
+    caps = capabilities or Capabilities()
     match = known(prompt)
-    if engine in PROMPTED_ENGINES:
+    text = normalise_prompt(prompt)
+    named = (
+        next((name for name, body in caps.prompts.items() if normalise_prompt(body) == text), None) if text else None
+    )
+    if named is not None or (text and caps.custom_prompt) or (not text and (caps.prompts or caps.custom_prompt)):
         options: dict[str, Any] = {}
-        preset = next((name for name, body in PROMPT_BODIES.items() if match and match.text.endswith(body)), None)
-        if preset is not None:
-            options["prompt"] = preset
-        elif normalise_prompt(prompt):
+        if named is not None:
+            options["prompt"] = named
+        elif text:
             options.update(prompt="custom", custom_prompt=prompt.strip())
+        ignored: list[str] = []
         if max_tokens is not None:
-            options["max_new_tokens"] = max_tokens
-        answer_format: AnswerFormat = "text" if preset == "free" else "markdown"
-        return PromptPlan(match.name if match else "custom", options, answer_format)
+            if caps.token_limit_option:
+                options[caps.token_limit_option] = max_tokens
+            else:
+                ignored.append("max_tokens (no token limit on this engine)")
+        answer_format: AnswerFormat = match.answer_format if match and named is not None else "markdown"
+        return PromptPlan(match.name if match else "custom", options, answer_format, ignored)
     if match is None:
         raise ChatRequestError(
             ErrorCode.INVALID_OPTION,
-            f"backend {backend!r} ({engine}) takes no prompt of its own: only the prompts OCR clients send for a "
-            "page's text are understood, and this is not one of them (DeepSeek backends take any prompt)",
+            f"backend {backend!r} takes no prompt of its own: only the prompts OCR clients send for a page's text "
+            "are understood, and this is not one of them (backends whose capabilities say custom_prompt take any)",
             param="messages",
             accepted={"prompts": [p.text for p in KNOWN_PROMPTS]},
         )
