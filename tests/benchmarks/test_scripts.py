@@ -1,11 +1,12 @@
 """Every benchmark runs as its docstring says, ``.venv/bin/python benchmarks/NAME.py ...`` from the repository's root.
 
 The scripts are found, not listed: a new one in ``benchmarks/`` is covered without a line here. Each must declare
-``SMALLEST_RUN`` — the arguments (one string) of a run that only proves the script works, about a minute on a CPU,
-or ``None`` where no such run exists (say why beside it). Each runs as a user runs it, in a fresh interpreter whose
+``SMALLEST_RUN`` — the arguments (one string) of a run that only proves the script works, about a minute on a CPU, or
+``None`` where no such run exists (say why beside it). Each runs as a user runs it, in a fresh interpreter whose
 ``sys.path[0]`` is ``benchmarks/``, with ``tests`` unimportable (as in a fresh clone, where it is not on the path):
-``--help`` must answer, the smallest run must exit 0 (here, or in the module :data:`RUN_ELSEWHERE` names). No source of ``benchmarks/`` may name ``tests`` at all, in an
-import or an engine's import path; what benchmarks share with the tests lives in ``benchmarks/support/``.
+``--help`` must answer, the smallest run must exit 0 (here, or in the module :data:`RUN_ELSEWHERE` names). No source
+of ``benchmarks/`` may name ``tests`` at all, in an import or an engine's import path; what benchmarks share with the
+tests lives in ``benchmarks/support/``.
 """
 
 from __future__ import annotations
