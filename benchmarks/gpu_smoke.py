@@ -69,7 +69,7 @@ ATTENTIONS = ("auto", "sdpa", "eager")
 FLASH = "flash_attention_2"
 
 SMALLEST_RUN = "--device cpu --repeats 1"
-"""What tests/benchmarks/test_scripts.py runs: the whole smoke run on the CPU, one timed batch."""
+"""The whole smoke run on the CPU, one timed batch: tests/benchmarks/test_gpu_smoke.py runs it, checking its report."""
 
 
 def pages() -> list[Any]:

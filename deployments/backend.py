@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,6 +63,10 @@ class BackendDeployment:
         self.engine: OCREngine = create_engine(self.spec.engine, self.spec.engine_config)
         self.meter = ComputeMeter(_assigned_resources())
         self.start_error: OCRError | None = None
+        # the liveness probe's own thread: requests run in the loop's default pool (a few threads per core), and
+        # with all of them busy in the engine a probe queued behind them went unanswered for 30 s - Serve then
+        # killed a replica that was merely busy, and every request in it
+        self._probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health-probe")
         try:
             self.engine.start()
         except Exception as e:  # e.g. models_missing, CUDA out of memory: stay up, report it, don't crash-loop
@@ -204,7 +209,7 @@ class BackendDeployment:
                 raise RuntimeError(f"resident memory {rss:.0f} MiB over max_rss_mb {self.spec.max_rss_mb}")
         if self.start_error is not None:
             return
-        health = await asyncio.to_thread(self.engine.health)
+        health = await asyncio.get_running_loop().run_in_executor(self._probe, self.engine.health)
         if not health.ready:
             raise RuntimeError(f"engine {self.spec.engine} unhealthy: {health.detail}")
 

@@ -81,9 +81,16 @@ def classify_request_error(error: BaseException) -> OCRError | None:
     Decided by vLLM's own exception hierarchy, read from the class names so that this module never imports
     vLLM: ``VLLMClientError`` (``VLLMValidationError``: arguments vLLM refuses for this request) is the client's
     to fix; ``VLLMServerError`` (``EngineDeadError``, ``EngineGenerateError``) means the engine stopped - the
-    replica answers 503 and fails its next health check, so Serve replaces it.
+    replica answers 503 and fails its next health check, so Serve replaces it. vLLM's admission control
+    (``QueueOverflowError``, ``MaxQueuedTokensError``: ``GracefulHTTPError`` with 503, neither client nor server
+    error) refuses a request while the engine is full: ``overloaded`` - the client retries later, nothing is
+    replaced.
     """
     names = {cls.__name__ for cls in type(error).__mro__}
+    if "GracefulHTTPError" in names and int(getattr(error, "http_status", 0) or 0) == 503:
+        return OCRError(
+            "overloaded", f"vLLM's queue is full ({type(error).__name__}: {_first_line(error)}); retry later"
+        )
     if "VLLMClientError" in names:
         return OCRError("invalid_option", f"vLLM refused the request: {_first_line(error)}")
     if "VLLMServerError" in names:

@@ -89,7 +89,8 @@ class FakeOptions(EngineOptions):
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}(\{page\})?$",
         description="Answer only once the gate of this name is open (a file in the engine's gate_dir); a file "
-        "'<name>.waiting.<id>' is there while a request waits (tests count them). A name ending in '{page}' gets "
+        "'<name>.waiting.<id>' is there while a request waits, '<name>.passed.<id>' stays for each one let through "
+        "(tests count them). A name ending in '{page}' gets "
         "the number of the call's first page instead ('chunk-{page}': one gate per chunk of a job).",
     )
 
@@ -181,6 +182,7 @@ class FakeEngine(OCREngine):
                 time.sleep(0.05)
         finally:
             waiting.unlink(missing_ok=True)
+        (gates / f"{name}.passed.{uuid.uuid4().hex}").touch()  # a record of each call let through (tests count)
 
 
 def _start_workers(count: int) -> tuple[dict[str, Any], list[Any]]:

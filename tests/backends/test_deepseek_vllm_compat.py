@@ -368,21 +368,33 @@ def test_rendered_prompt_is_vllms_engine_input_with_the_image_expanded(tmp_path)
     assert rendered["prompt_token_ids"].count(vocabulary()["<image>"]) == 16 * 17 + 1
 
 
+@requires_vllm
 def test_request_time_vllm_errors_are_typed_by_vllms_own_hierarchy():
-    class VLLMError(Exception): ...
+    """The classes the installed vLLM raises while serving (the classifier reads their names, never imports vLLM:
+    this is where a renamed or moved class would show)."""
+    from vllm.exceptions import (
+        GracefulHTTPError,
+        MaxQueuedTokensError,
+        QueueOverflowError,
+        VLLMClientError,
+        VLLMServerError,
+        VLLMValidationError,
+    )
+    from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
-    class VLLMClientError(VLLMError): ...
-
-    class VLLMServerError(VLLMError): ...
-
-    class VLLMValidationError(VLLMClientError): ...
-
-    class EngineDeadError(VLLMServerError): ...
-
+    assert issubclass(VLLMValidationError, VLLMClientError)
+    assert issubclass(EngineDeadError, VLLMServerError) and issubclass(EngineGenerateError, VLLMServerError)
     engine = DeepSeekEngine({"warmup": False})
-    assert engine.classify_error(VLLMValidationError("prompt too long")).code == "invalid_option"
-    dead = engine.classify_error(EngineDeadError("EngineCore encountered an issue"))
-    assert dead.code == "backend_unavailable" and "replaced" in dead.message
+    refused = engine.classify_error(VLLMValidationError("prompt too long", parameter="max_tokens", value=9))
+    assert refused.code == "invalid_option" and "prompt too long" in refused.message
+    for engine_error in (EngineDeadError(), EngineGenerateError()):
+        dead = engine.classify_error(engine_error)
+        assert dead.code == "backend_unavailable" and "replaced" in dead.message, engine_error
+    # vLLM's admission control: neither the client's fault nor a dead engine - the service is busy, retry later
+    for full in (QueueOverflowError(), MaxQueuedTokensError()):
+        assert isinstance(full, GracefulHTTPError) and not isinstance(full, VLLMServerError | VLLMClientError)
+        busy = engine.classify_error(full)
+        assert busy.code == "overloaded" and busy.status == 503 and type(full).__name__ in busy.message
     assert engine.classify_error(ValueError("a bug")) is None  # not vLLM's: stays a server fault
 
 

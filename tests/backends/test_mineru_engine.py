@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 import zipfile
 from pathlib import Path
 
@@ -121,9 +120,7 @@ def test_dev_multi_page_pdf_matches_its_reference(engine):
     the OmniDocBench normalisation anyway) does not.
     """
     pdf, reference = dev_file("pdfs/multi_page.pdf"), dev_file("pdfs/multi_page.md")
-    started = time.perf_counter()
     response = _run(engine, pdf.read_bytes(), "multi_page.pdf", include_raw=True)
-    elapsed = time.perf_counter() - started
     assert [p.index for p in response.pages] == [0, 1, 2, 3, 4]
     assert all(p.blocks for p in response.pages)
     _assert_boxes_inside(response)
@@ -132,7 +129,6 @@ def test_dev_multi_page_pdf_matches_its_reference(engine):
     assert response.model.id == "mineru-4 flash" and response.model.engine == "mineru"
     assert response.pages[0].blocks[0].type == "title"
     assert all(p.boxes_image for p in response.pages)  # the runner drew MinerU's boxes on the page images
-    assert elapsed < 30
 
 
 def test_generated_pdf_text_comes_back_on_its_page(engine):
@@ -288,14 +284,25 @@ def test_html_and_csv_are_parsed_without_models(engine, name, data, expected):
 # -- what needs models fails fast -----------------------------------------------------------------------------
 
 
+def _refused_before_parsing(engine, run) -> OCRError:
+    """Run ``run`` (which must fail) and check the refusal came from the engine's own model check - the one that
+    names what to download - and not from MinerU trying (it retries a model hub for ~25 s when left alone): the
+    parse process answered, was neither killed for its deadline nor replaced, and never parsed with a model tier.
+    """
+    before = engine.health().info["parse_process"]
+    warm = set(engine._process.facts.warm_tiers)
+    with pytest.raises(OCRError) as e:
+        run()
+    after = engine.health().info["parse_process"]
+    assert (after["pid"], after["started"], after["killed"]) == (before["pid"], before["started"], before["killed"])
+    assert engine._process.facts.warm_tiers == warm
+    assert "the engine never downloads" in e.value.message, e.value.message
+    return e.value
+
+
 def test_scanned_pdf_needs_models_and_fails_fast(engine, models_dir):
     data = _scan_pdf(["Invoice number 12345", "Total due: 99 EUR"])
-    started = time.perf_counter()
-    with pytest.raises(OCRError) as e:
-        _run(engine, data, "scan.pdf")
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5, elapsed  # MinerU left alone retries a model hub for ~25 s here
-    err = e.value
+    err = _refused_before_parsing(engine, lambda: _run(engine, data, "scan.pdf"))
     assert err.code == "models_missing" and err.status == 503
     assert "'flash'" in err.message and "page(s) 1 have no text layer" in err.message
     assert "mineru-kit models download --tier basic" in err.message and str(models_dir) in err.message
@@ -307,22 +314,18 @@ def test_image_needs_models_and_fails_fast(engine):
 
     buf = io.BytesIO()
     Image.new("RGB", (400, 200), "white").save(buf, format="PNG")
-    started = time.perf_counter()
-    with pytest.raises(OCRError) as e:
-        _run(engine, buf.getvalue(), "photo.png")
-    assert time.perf_counter() - started < 5
-    assert e.value.code == "models_missing" and "an image needs OCR" in e.value.message
+    err = _refused_before_parsing(engine, lambda: _run(engine, buf.getvalue(), "photo.png"))
+    assert err.code == "models_missing" and "an image needs OCR" in err.message
 
 
 @pytest.mark.parametrize("tier", ["basic", "standard", "advanced"])
 def test_model_tiers_fail_fast_even_on_born_digital_pdfs(engine, tier):
-    started = time.perf_counter()
-    with pytest.raises(OCRError) as e:
-        _run(engine, article_pages(PARAGRAPHS[:1]), "text.pdf", options={"tier": tier})
-    assert time.perf_counter() - started < 5
-    assert e.value.code == "models_missing" and f"tier {tier!r}" in e.value.message
+    err = _refused_before_parsing(
+        engine, lambda: _run(engine, article_pages(PARAGRAPHS[:1]), "text.pdf", options={"tier": tier})
+    )
+    assert err.code == "models_missing" and f"tier {tier!r}" in err.message
     expected_tier = "basic" if tier == "basic" else "standard"
-    assert f"mineru-kit models download --tier {expected_tier}" in e.value.accepted["download_command"]
+    assert f"mineru-kit models download --tier {expected_tier}" in err.accepted["download_command"]
 
 
 def test_forced_ocr_on_a_text_pdf_needs_models(engine):

@@ -1,11 +1,12 @@
 """Every benchmark runs as its docstring says, ``.venv/bin/python benchmarks/NAME.py ...`` from the repository's root.
 
 The scripts are found, not listed: a new one in ``benchmarks/`` is covered without a line here. Each must declare
-``SMALLEST_RUN`` — the arguments (one string) of a run that only proves the script works, about a minute on a CPU,
-or ``None`` where no such run exists (say why beside it). Each runs as a user runs it, in a fresh interpreter whose
+``SMALLEST_RUN`` — the arguments (one string) of a run that only proves the script works, about a minute on a CPU, or
+``None`` where no such run exists (say why beside it). Each runs as a user runs it, in a fresh interpreter whose
 ``sys.path[0]`` is ``benchmarks/``, with ``tests`` unimportable (as in a fresh clone, where it is not on the path):
-``--help`` must answer, the smallest run must exit 0. No source of ``benchmarks/`` may name ``tests`` at all, in an
-import or an engine's import path; what benchmarks share with the tests lives in ``benchmarks/support/``.
+``--help`` must answer, the smallest run must exit 0 (here, or in the module :data:`RUN_ELSEWHERE` names). No source
+of ``benchmarks/`` may name ``tests`` at all, in an import or an engine's import path; what benchmarks share with the
+tests lives in ``benchmarks/support/``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from tests.support.private_ray import private_ray_env
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO / "benchmarks"
 SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
+
+RUN_ELSEWHERE: dict[str, str] = {
+    "gpu_smoke.py": "tests/benchmarks/test_gpu_smoke.py",
+}
+"""Scripts whose smallest run another test module already makes, with more checks (and the module's file): running it
+here as well cost ~80 s of suite time on the CI machine for no case."""
 
 PENDING: dict[str, str] = {}
 """Scripts known to reach into ``tests`` still, and why: strict xfail, so the day one is fixed the entry must go."""
@@ -124,9 +131,18 @@ def _with_runs() -> list:
             args = smallest_run(script)
         except AssertionError:
             continue  # test_every_benchmark_declares_its_smallest_run says so
-        if args is not None:
+        if args is not None and script.name not in RUN_ELSEWHERE:
             out.append(pytest.param(script, args, id=script.name, marks=param.marks))
     return out
+
+
+@pytest.mark.parametrize("name,module", sorted(RUN_ELSEWHERE.items()))
+def test_a_smallest_run_made_elsewhere_is_made_there(name, module):
+    """The module named runs the script with the same arguments: its SMALLEST_RUN, word for word."""
+    args = smallest_run(BENCHMARKS / name)
+    source = (REPO / module).read_text(encoding="utf-8")
+    assert args and name in source, module
+    assert all(f'"{a}"' in source for a in args), (name, args, module)
 
 
 @pytest.mark.slow

@@ -101,11 +101,51 @@ def scenario(report: dict[str, Any]) -> None:
                 data={"backend": "f1", "options": '{"sleep_s": 3}', "timeout_s": "0.5"},
             )
             report["timeout"] = {"status": r.status_code, "code": r.json().get("error", {}).get("code")}
+        report["in_use"] = in_use(port)
     finally:
         try:
             serve.shutdown()
         finally:
             ray.shutdown()
+
+
+def in_use(port: int) -> dict[str, Any]:
+    """What carries the requests, seen from outside the app: which process listens on the HTTP port, and whether
+    the router's process holds connections to each backend replica's inter-deployment gRPC server (the port Serve
+    itself opened in the replica, read from the replica; handle calls made as Ray actor calls never connect to it),
+    and how many connections that server has from anyone."""
+    import psutil
+    import ray
+
+    listeners = {
+        psutil.Process(c.pid).name()
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid
+    }
+    replicas: dict[str, dict[str, Any]] = {}
+    for named in ray.util.list_named_actors(all_namespaces=True):
+        for deployment in ("router", "f1", "f2"):
+            if f"path#{deployment}#" in named["name"]:
+                actor = ray.get_actor(named["name"], namespace=named["namespace"])
+                pid, grpc_port = ray.get(
+                    actor.__ray_call__.remote(lambda a: (os.getpid(), a._replica_impl._internal_grpc_port))
+                )
+                replicas[deployment] = {"pid": pid, "grpc_port": grpc_port}
+    for info in replicas.values():
+        info["grpc_clients"] = sum(
+            1
+            for c in psutil.Process(info["pid"]).net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == info["grpc_port"]
+        )
+    router = psutil.Process(replicas["router"]["pid"])
+    peers = {c.raddr.port for c in router.net_connections(kind="tcp") if c.raddr and c.status == "ESTABLISHED"}
+    return {
+        "http_listeners": sorted(listeners),
+        "router_connected_to_grpc_of": sorted(
+            d for d, r in replicas.items() if d != "router" and r["grpc_port"] and r["grpc_port"] in peers
+        ),
+        "replicas": replicas,
+    }
 
 
 def main() -> int:

@@ -1,18 +1,16 @@
 """Operated as a newcomer would: ``ocrserve serve --config`` with an API key, then its router replica killed under load.
 
 The service is started as a user starts it — the ``ocrserve`` command, a config file (the CPU profile plus
-``router.api_key`` and a ``slow`` stand-in backend that sleeps on request), a free port — once behind HAProxy (what
-``ocrserve serve`` runs) and once behind Ray's default Python proxy (``RAY_SERVE_ENABLE_HA_PROXY=0``). Each runs in a
-subprocess with its own Ray (private temp dir and token); it must stay up after its demo, which must pass with the
-configured key. Then the router replica's process is killed (SIGKILL) while requests are in flight and a burst of
-requests goes on: every answer must be the API's JSON (a connection HAProxy closes without an answer is allowed:
-that is how HAProxy hands a dead server's request back to the client), and the Python client, retrying, must get
-its answers. Finally Ctrl-C stops the service cleanly.
-
-Not here yet: that no keyed request runs twice. The client sends an ``Idempotency-Key`` on every POST and keeps it
-across retries (tests/unit/test_client.py); the service honours it once the job store rebuild (branch ``jobs``)
-lands, and :func:`test_the_router_killed_during_a_burst` is where that gets asserted (the slow backend's calls per
-key).
+``router.api_key`` and a ``slow`` stand-in backend that holds requests at gates the test opens), a free port — once
+behind HAProxy (what ``ocrserve serve`` runs) and once behind Ray's default Python proxy
+(``RAY_SERVE_ENABLE_HA_PROXY=0``). Each runs in a subprocess with its own Ray (private temp dir and token); it must
+stay up after its demo, which must pass with the configured key. Then the router replica's process is killed (SIGKILL)
+while requests are in flight and a burst of requests goes on: every answer must be the API's JSON (a connection
+HAProxy closes without an answer is allowed: that is how HAProxy hands a dead server's request back to the client),
+and the Python client, retrying, must get its answers - and its request, sent with one ``Idempotency-Key`` on every
+try, ran exactly twice: once in the router that was killed, once taken over by a retry after that router's claim
+lapsed, never once per try (the ``slow`` backend leaves a record of each call it lets through its gate). Finally
+Ctrl-C stops the service cleanly.
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ from orchestrator.ops import cli, local, samples
 from shared.metrics import ned
 from shared.schema import ErrorResponse
 from tests.support.private_ray import private_ray_env
+from tests.support.signals import Gate, until
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "newcomer-key"
@@ -59,6 +58,7 @@ class Service:
     proc: subprocess.Popen
     log: Path
     out: Path
+    gates: Path
     output: str = ""
 
     def read(self) -> str:
@@ -84,15 +84,19 @@ class Service:
         return found
 
 
-def _config(tmp: Path) -> Path:
+def _config(tmp: Path, gates: Path) -> Path:
     raw = yaml.safe_load(local.profile_path("cpu").read_text())
     args = raw["applications"][0]["args"]
     args["router"]["api_key"] = KEY
     args["allow_custom_engines"] = True  # the stand-in below
-    args["backends"]["slow"] = {  # a stand-in that sleeps as asked: requests that are surely in flight
+    args["backends"]["slow"] = {  # a stand-in that holds requests at gates: requests that are surely in flight
         "engine": FAKE,
+        "engine_config": {"gate_dir": str(gates)},
         "deployment": {"max_ongoing_requests": 16, "ray_actor_options": {"num_cpus": 0.05}},
     }
+    # the burst's quick POSTs: on a replica of their own, since each request held at a gate holds one of the few
+    # threads of the 'slow' replica's default pool (a pool that size on a 2-core machine)
+    args["backends"]["quick"] = {"engine": FAKE, "deployment": {"ray_actor_options": {"num_cpus": 0.05}}}
     path = tmp / "secured.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -111,12 +115,15 @@ def service(request) -> Iterator[Service]:
         env["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if request.param == "haproxy" else "0"
         port = local.free_port()
         log = tmp / "serve.log"
-        cmd = [*_ocrserve(), "serve", "--config", str(_config(tmp)), "--port", str(port), "--out", str(tmp / "out")]
+        gates = tmp / "gates"
+        gates.mkdir()
+        config = _config(tmp, gates)
+        cmd = [*_ocrserve(), "serve", "--config", str(config), "--port", str(port), "--out", str(tmp / "out")]
         with log.open("w") as sink:  # its own session: a last-resort kill reaches only what this test started
             proc = subprocess.Popen(
                 cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
             )
-        svc = Service(request.param, f"http://127.0.0.1:{port}", proc, log, tmp / "out")
+        svc = Service(request.param, f"http://127.0.0.1:{port}", proc, log, tmp / "out", gates)
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
             while "Press Ctrl-C to stop." not in svc.read():
@@ -207,7 +214,8 @@ class Record:
 def test_the_router_killed_during_a_burst(service):
     (router,) = service.router_pids() or pytest.fail(f"no router replica among {service.descendants()}")
     png = samples.encode(samples.one_column_page(width=200)[0])
-    slow_form = {"backend": "slow", "options": json.dumps({"sleep_s": 6}), "include_boxes_image": "false"}
+    raw_gate, keyed_gate = Gate(service.gates, "raw"), Gate(service.gates, "keyed")
+    slow_form = {"backend": "slow", "options": json.dumps({"hold": raw_gate.name}), "include_boxes_image": "false"}
     record = Record()
     in_flight: list[int | None] = []
     client_results: list[str] = []
@@ -221,27 +229,33 @@ def test_the_router_killed_during_a_burst(service):
     def slow_client() -> None:  # the same through the client, which retries with its Idempotency-Key
         with OCRClient(service.url, api_key=KEY, timeout_s=120) as client:
             client.sleep = lambda s: (client_waits.append(s), time.sleep(s))
-            result = client.ocr_bytes(png, "p.png", backend="slow", options={"sleep_s": 6}, include_boxes_image=False)
+            options = {"hold": keyed_gate.name}
+            result = client.ocr_bytes(png, "p.png", backend="slow", options=options, include_boxes_image=False)
             client_results.append(result.backend)
 
     def burst() -> None:  # GETs and quick POSTs all along, before, during and after the restart
         with httpx.Client(base_url=service.url, timeout=120, headers={"x-api-key": KEY}) as http:
             while not stop.is_set():
                 record.add(lambda: http.get("/v1/backends"))
-                record.add(lambda: http.post("/v1/ocr", files={"file": ("p.png", png)}, data={"backend": "slow"}))
+                record.add(lambda: http.post("/v1/ocr", files={"file": ("p.png", png)}, data={"backend": "quick"}))
                 time.sleep(0.05)
 
-    threads = [threading.Thread(target=f) for f in (slow_raw, slow_raw, slow_raw, slow_client, burst, burst)]
+    threads = [threading.Thread(target=f) for f in (slow_raw, slow_raw, slow_client, burst, burst)]
     for t in threads:
         t.start()
-    time.sleep(3)  # the slow requests are in the router (they sleep 6 s in the backend behind it)
-    os.kill(router, signal.SIGKILL)
-    deadline = time.monotonic() + 180  # hang guard while Serve starts a new router replica
-    while not (service.router_pids() - {router}) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    with OCRClient(service.url, api_key=KEY) as client:
-        client.backends()  # the new router answers (the client waits out the restart if it must)
-    time.sleep(3)  # the burst goes on a little against the new router
+    try:
+        # the held requests are in the backend, behind the router that is about to die
+        until(lambda: raw_gate.waiting() == 2 and keyed_gate.waiting() == 1, "the held requests in the backend")
+        os.kill(router, signal.SIGKILL)
+        until(lambda: service.router_pids() - {router}, "Serve starting a new router replica")
+        with OCRClient(service.url, api_key=KEY) as client:
+            client.backends()  # the new router answers (the client waits out the restart if it must)
+        answered = sum(1 for a in record.answers if a[0] == 200)
+        until(lambda: sum(1 for a in record.answers if a[0] == 200) >= answered + 10, "the burst answered again")
+    finally:
+        raw_gate.open()  # the dead router's calls finish in the backend; the retry's run (now or later) goes through
+        keyed_gate.open()
+    until(lambda: client_results or not threads[2].is_alive(), "the client's retried request answered")
     stop.set()
     for t in threads:
         t.join(timeout=300)
@@ -252,11 +266,15 @@ def test_the_router_killed_during_a_burst(service):
     assert not [a for a in record.answers if a[0] == 500], "a 500 from the proxy"
     # the requests the dead router held: a closed connection (HAProxy) or a JSON 503 (the Python proxy), never text
     held = {"haproxy": (None, 503), "python-proxy": (503,)}[service.proxy]
-    assert len(in_flight) == 3 and all(status in held for status in in_flight), in_flight
+    assert len(in_flight) == 2 and all(status in held for status in in_flight), in_flight
     statuses = sorted(collections.Counter(a[0] for a in record.answers).items())
     print(f"{service.proxy}: in flight {in_flight}; burst {statuses}, {record.dropped} dropped; waits {client_waits}")
     # the client's own request was held too: it tried again, with its key, and got its answer
     assert client_results == ["slow"] and client_waits, (client_results, client_waits)
+    # ...and its request ran twice, whatever the number of tries: once in the dead router's call (let through its
+    # gate once opened), once by the retry that took the lapsed claim over - never once per retry
+    assert keyed_gate.passed() == 2, (keyed_gate.passed(), client_waits)
+    assert raw_gate.passed() == 2  # unkeyed: each ran once, in the dead router's call, and was not retried
     assert sum(1 for a in record.answers if a[0] == 200) > 10  # the burst was answered before and after
 
 

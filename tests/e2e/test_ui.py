@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from orchestrator.ops import samples
 from shared.agreement import disagreements
 from shared.schema import CompareResponse, OCRResponse
 from tests.conftest import STRICT_KEY
+from tests.support.signals import HANG_GUARD_S, Gate, until
 
 pytestmark = pytest.mark.cluster
 
@@ -188,44 +189,45 @@ def test_a_bad_file_shows_the_api_error_and_what_is_accepted(rapidocr_url, page,
     shot(page, "error")
 
 
-def test_a_long_pdf_goes_through_the_job_api_with_progress_and_every_page(strict_url, page, tmp_path):
-    """The strict app: API key required, jobs in chunks of 2 pages; the 'steady' fake backend told to sleep."""
+def test_a_long_pdf_goes_through_the_job_api_with_progress_and_every_page(strict_url, strict_gates, page, tmp_path):
+    """The strict app: API key required, jobs in chunks of 2 pages; the 'steady' fake backend holds each chunk at
+    its own gate (``chunk-{page}``), so the test opens the first chunk's gate only and sees the page part-way -
+    some pages shown, the progress bar between the ends - before it lets the rest through."""
     page.goto(f"{strict_url}/ui/")
-    page.wait_for_selector("#key-panel:not([hidden])")  # /v1/backends answered 401: the page asks for the key
+    page.wait_for_selector("#key-panel:not([hidden])")
     assert "API key needed" in page.inner_text("#service-status")
     page.fill("#api-key", STRICT_KEY)
     page.click("#key-form button[type=submit]")
     page.wait_for_selector("#backend-list .backend")
     choose(page, ["steady"])
     page.click("#backend-options summary:has-text('steady options')")
-    page.fill("#opt-steady-sleep_s", "1")
-    n = 6
+    prefix = f"ui-{uuid.uuid4().hex[:8]}-chunk-"
+    page.fill("#opt-steady-hold", prefix + "{page}")
+    n = 6  # chunks of 2: pages 1-2, 3-4, 5-6 wait at gates <prefix>1, <prefix>3, <prefix>5
+    first, rest = Gate(strict_gates, f"{prefix}1"), [Gate(strict_gates, f"{prefix}{p}") for p in (3, 5)]
     upload(page, tmp_path, "long.pdf", samples.multi_page_pdf([samples.one_column_page()[0]] * n, dpi=150))
     assert page.is_checked("#use-job")  # PDFs go through the job API by default
 
+    state_js = """() => ({bar: document.querySelector('#progress-bar').value,
+                         max: document.querySelector('#progress-bar').max,
+                         text: document.querySelector('#progress-text').textContent,
+                         pages: document.querySelectorAll('.single-view .page-button').length,
+                         done: !!document.querySelector('.single-view .result-head .downloads')})"""
     page.click("#run")
-    seen = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = page.evaluate(
-            """() => ({bar: document.querySelector('#progress-bar').value,
-                       max: document.querySelector('#progress-bar').max,
-                       text: document.querySelector('#progress-text').textContent,
-                       pages: document.querySelectorAll('.single-view .page-button').length,
-                       done: !!document.querySelector('.single-view .result-head .downloads')})"""
-        )
-        seen.append(state)
-        if 0 < state["pages"] < n and not any(0 < s["pages"] < n for s in seen[:-1]):
-            if SHOTS:  # pages arriving, the progress bar part-way, the first page's picture in
-                page.wait_for_function("() => document.querySelector('.single-view .page-image').naturalWidth > 0")
-                shot(page, "job")
-        if state["done"]:
-            break
-        time.sleep(0.2)
-    assert seen[-1]["done"], seen[-3:]
-    assert any(s["max"] == n and 0 < s["bar"] < n for s in seen), "no intermediate progress seen"
-    assert any(0 < s["pages"] < n for s in seen), "pages did not appear before the job finished"
-    assert any(f"of {n} pages" in s["text"] for s in seen)
+    until(lambda: first.waiting() == 1, "the first chunk held at its gate")
+    first.open()
+    page.wait_for_function("n => document.querySelectorAll('.single-view .page-button').length === n", arg=2)
+    part_way = page.evaluate(state_js)
+    assert not any(g.is_open() for g in rest)  # the other chunks are still held: this is the page mid-job
+    assert part_way["pages"] == 2 and not part_way["done"], part_way
+    assert part_way["max"] == n and 0 < part_way["bar"] < n, part_way
+    assert f"of {n} pages" in part_way["text"], part_way
+    if SHOTS:  # pages arriving, the progress bar part-way, the first page's picture in
+        page.wait_for_function("() => document.querySelector('.single-view .page-image').naturalWidth > 0")
+        shot(page, "job")
+    for gate in rest:
+        gate.open()
+    page.wait_for_selector(".single-view .result-head .downloads", timeout=HANG_GUARD_S * 1000)
 
     # every page is there, with its own blocks over its own (server-rendered) picture
     assert page.locator(".single-view .page-button").count() == n
@@ -236,8 +238,9 @@ def test_a_long_pdf_goes_through_the_job_api_with_progress_and_every_page(strict
     page.wait_for_function("() => document.querySelector('.single-view .page-image').naturalWidth > 0")
 
 
-def test_stop_offers_to_cancel_the_job_and_the_pages_read_stay(strict_url, page, tmp_path):
-    """Stop during a job asks whether to cancel it in the service; cancelling leaves the pages read on the page."""
+def test_stop_offers_to_cancel_the_job_and_the_pages_read_stay(strict_url, strict_gates, page, tmp_path):
+    """Stop during a job asks whether to cancel it in the service; cancelling leaves the pages read on the page.
+    Only the first chunk's gate is opened, so the job is certainly part-way when Stop is pressed."""
     import httpx
 
     page.goto(f"{strict_url}/ui/")
@@ -247,19 +250,29 @@ def test_stop_offers_to_cancel_the_job_and_the_pages_read_stay(strict_url, page,
     page.wait_for_selector("#backend-list .backend")
     choose(page, ["steady"])
     page.click("#backend-options summary:has-text('steady options')")
-    page.fill("#opt-steady-sleep_s", "1")
-    n = 20
+    prefix = f"stop-{uuid.uuid4().hex[:8]}-chunk-"
+    page.fill("#opt-steady-hold", prefix + "{page}")
+    n = 6
+    gates = [Gate(strict_gates, f"{prefix}{p}") for p in (1, 3, 5)]
     upload(page, tmp_path, "long.pdf", samples.multi_page_pdf([samples.one_column_page(width=400)[0]] * n, dpi=72))
-    with page.expect_response(lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST") as submitted:
-        page.click("#run")
-    job_id = submitted.value.json()["job_id"]
-    page.wait_for_function("() => document.querySelectorAll('.single-view .page-button').length > 0", timeout=120_000)
-    page.click("#cancel")
-    assert page.is_visible("#stop-choice") and "goes on in the service" in page.inner_text("#stop-choice")
-    page.click("#cancel-job")
-    page.wait_for_selector("#error:not([hidden])")
-    assert "Job cancelled after" in page.inner_text("#error")
-    status = httpx.get(f"{strict_url}/v1/jobs/{job_id}", headers={"x-api-key": STRICT_KEY}).json()
+    try:
+        with page.expect_response(lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST") as submitted:
+            page.click("#run")
+        job_id = submitted.value.json()["job_id"]
+        until(lambda: gates[0].waiting() == 1, "the first chunk held at its gate")
+        gates[0].open()
+        page.wait_for_function(
+            "() => document.querySelectorAll('.single-view .page-button').length > 0", timeout=HANG_GUARD_S * 1000
+        )
+        page.click("#cancel")
+        assert page.is_visible("#stop-choice") and "goes on in the service" in page.inner_text("#stop-choice")
+        page.click("#cancel-job")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "Job cancelled after" in page.inner_text("#error")
+        status = httpx.get(f"{strict_url}/v1/jobs/{job_id}", headers={"x-api-key": STRICT_KEY}).json()
+    finally:
+        for gate in gates[1:]:  # the held chunks go once the job is cancelled (or the test failed)
+            gate.open()
     assert status["state"] == "cancelled" and status["pages_done"] < n
     assert page.locator(".single-view .page-button").count() >= 1  # what was read stays shown
     shot(page, "job-cancel")

@@ -300,7 +300,8 @@ class Scenario:
         self.wait_for(
             lambda: self.running("deepseek-ocr") == 2 and self.running("mineru") == 3, "pinned replicas running"
         )
-        time.sleep(3.0)  # give the scheduler time to (wrongly) place the extra replicas on the free GPU
+        # not a pause: the scheduler has looked at both extra replicas and holds them as unplaceable demand
+        self.wait_for(lambda: self.unplaced_gpu_requests() >= 2, "the extra replicas reported as unplaceable")
         snap = self.snapshot()
         snap["free_gpus"] = self.free_gpus()
         return snap
@@ -320,12 +321,28 @@ class Scenario:
         self.wait_for(
             lambda: self.running("deepseek-ocr") == 2 and self.running("mineru") == 1, "tensor-parallel replicas"
         )
-        time.sleep(3.0)  # give the scheduler time to (wrongly) split the third replica over two nodes
+        # the scheduler has looked at the third replica's two-GPU bundle and holds it as unplaceable demand
+        self.wait_for(lambda: self.unplaced_gpu_requests() >= 1, "the third replica reported as unplaceable")
         snap = self.snapshot(("deepseek-ocr",))
         app = serve.status().applications[APP].deployments["deepseek-ocr"]
         snap["replica_states"] = {str(state): count for state, count in app.replica_states.items()}
         snap["free_gpus"] = self.free_gpus()
         return snap
+
+    def unplaced_gpu_requests(self) -> int:
+        """GPU requests the cluster's schedulers have seen and could not place, from the GCS's resource state (the
+        demand an autoscaler would be asked to add nodes for): single requests and gang (placement group) ones."""
+        import ray
+        from ray.autoscaler.v2.sdk import get_cluster_resource_state
+
+        state = get_cluster_resource_state(ray._private.worker.global_worker.gcs_client)
+        single = sum(r.count for r in state.pending_resource_requests if r.request.resources_bundle.get("GPU", 0) > 0)
+        gang = sum(
+            1
+            for g in state.pending_gang_resource_requests
+            if any(r.resources_bundle.get("GPU", 0) > 0 for r in g.requests)
+        )
+        return int(single + gang)
 
     def free_gpus(self) -> dict[str, float]:
         """Unused GPUs per node role: shows that the pending replica was not for want of GPUs."""

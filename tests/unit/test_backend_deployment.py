@@ -37,6 +37,29 @@ def test_health_check_fails_when_engine_breaks():
         run(dep.check_health())
 
 
+def test_the_health_check_answers_while_every_request_thread_is_busy():
+    """Requests hold the loop's default thread pool while the engine works; the liveness probe has a thread of its
+    own, so a replica that is only busy is not reported dead (Serve would kill it and every request in it)."""
+    import concurrent.futures
+    import threading
+
+    dep = BackendDeployment({"name": "f", "engine": FAKE})
+    release = threading.Event()
+
+    async def probe_while_busy() -> None:
+        loop = asyncio.get_running_loop()
+        busy = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        loop.set_default_executor(busy)  # one request thread, and a request holding it
+        held = loop.run_in_executor(None, release.wait, 120)
+        try:
+            await asyncio.wait_for(dep.check_health(), timeout=30)  # a hang guard: queued behind it, it never ran
+        finally:
+            release.set()
+        assert await held is True
+
+    run(probe_while_busy())
+
+
 def test_replica_is_recycled_past_its_memory_ceiling():
     assert resident_mb() > 10  # this test process
     roomy = BackendDeployment({"name": "f", "engine": FAKE, "max_rss_mb": 1_000_000})
