@@ -289,6 +289,24 @@ def shared_document(doc: Document, copies: int) -> Any:
     return ray.put(doc) if ray.is_initialized() else doc
 
 
+def with_process_transport(handle: Any) -> Any:
+    """``handle`` set to the transport this process's Serve is configured for.
+
+    A handle's transport (actor call or gRPC, ``RAY_SERVE_USE_GRPC_BY_DEFAULT``) is fixed where the handle is made:
+    in the driver that builds the application, whose environment is not the replica's. Re-optioned here, in the
+    replica that calls it, a profile's ``RAY_SERVE_USE_GRPC_BY_DEFAULT: "1"`` (set on the router's runtime
+    environment) is what its calls really use. Anything but a Serve handle (a test's stand-in) is returned as is.
+    """
+    try:
+        from ray.serve._private.constants import RAY_SERVE_USE_GRPC_BY_DEFAULT
+        from ray.serve.handle import DeploymentHandle
+    except ImportError:  # pragma: no cover - Ray is a dependency of this layer
+        return handle
+    if not isinstance(handle, DeploymentHandle):
+        return handle
+    return handle.options(_by_reference=not RAY_SERVE_USE_GRPC_BY_DEFAULT)
+
+
 async def call_backend(handle: Any, name: str, doc: Any, run: RunRequest, *, timeout_s: float) -> OCRResponse:
     """Call ``handle.ocr`` (a ``BackendDeployment`` handle) and return its response.
 

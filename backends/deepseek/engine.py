@@ -391,8 +391,10 @@ class DeepSeekEngine(OCREngine):
     def capabilities(self) -> Capabilities:
         """Extraction needs constrained decoding (the vLLM runner); every runner has the model's tokenizer."""
         runner = self._runner.name if self._runner is not None else self.cfg.engine
-        return super().capabilities().model_copy(
-            update={"extracts": runner == "vllm", "counts_tokens": True, **PROMPT_CAPABILITIES}
+        return (
+            super()
+            .capabilities()
+            .model_copy(update={"extracts": runner == "vllm", "counts_tokens": True, **PROMPT_CAPABILITIES})
         )
 
     @classmethod

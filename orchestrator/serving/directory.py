@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from deployments.backend import with_process_transport
 from orchestrator.serving.config import RouterSettings
 from orchestrator.serving.selection import AUTO, auto_candidates, choose_backend
 from shared.errors import OCRError
@@ -26,7 +27,7 @@ class BackendDirectory:
     choice of a backend for a request."""
 
     def __init__(self, backends: Mapping[str, Any], settings: RouterSettings) -> None:
-        self.backends = dict(backends)
+        self.backends = {name: with_process_transport(h) for name, h in backends.items()}  # gRPC where configured
         self.settings = settings
         self._statuses: dict[str, BackendStatus] = {}
         self._statuses_at = 0.0

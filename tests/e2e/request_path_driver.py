@@ -82,6 +82,12 @@ def scenario(report: dict[str, Any]) -> None:
                 "size_bytes": r.json().get("document", {}).get("size_bytes"),
                 "answer_bytes": len(r.content),
             }
+            r = client.post(  # f2's own call with the document inline (compare's below go by reference)
+                "/v1/ocr",
+                files={"file": ("t.png", _noise_png(32))},
+                data={"backend": "f2", "include_boxes_image": "false"},
+            )
+            report["f2_status"] = r.status_code
             shared = _noise_png(300)  # > 100 KiB: travels to both backends as one object-store reference
             r = client.post("/v1/compare", files={"file": ("c.png", shared)}, data={"backends": "f1,f2"})
             report["compare"] = {

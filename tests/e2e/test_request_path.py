@@ -56,16 +56,11 @@ def test_the_profile_runs_haproxy(report):
     assert report["in_use"]["http_listeners"] == ["haproxy"], report["in_use"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="seen here (Ray 2.60, this driver): with RAY_SERVE_USE_GRPC_BY_DEFAULT=1 in the router replica's "
-    "environment, the router holds no connection to the backends' inter-deployment gRPC servers and they have no "
-    "client: router -> backend calls go as Ray actor calls. Not explained yet (issue 26); strict, so a fix shows.",
-)
 def test_router_to_backend_calls_go_over_grpc(report):
     """Seen in use, not read from the settings: the router's process is connected to both backends' inter-deployment
     gRPC servers (the ports Serve opened in those replicas), and those servers have clients."""
     in_use = report["in_use"]
+    assert report["f2_status"] == 200
     assert in_use["router_connected_to_grpc_of"] == ["f1", "f2"], in_use
     assert all(in_use["replicas"][b]["grpc_clients"] > 0 for b in ("f1", "f2")), in_use
     # the raised message limit: test_documents_and_answers_over_4_mib_pass is what shows the big bodies pass
