@@ -11,7 +11,7 @@ bash scripts/apt-install.sh /usr/bin/promtool prometheus   # promtool checks the
 bash scripts/apt-install.sh /usr/bin/redis-server redis-server   # the job tests start their own Redis (apt)
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=25 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
