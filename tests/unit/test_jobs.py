@@ -587,3 +587,27 @@ def test_a_run_stored_with_flat_output_options_still_loads():
     run = RunRequest.model_validate({"request_id": "r", "received_at": 1.0, "include_raw": True, "options": {}})
     assert run.output.include_raw and run.output.include_boxes_image
     assert RunRequest.model_validate(run.model_dump()) == run
+
+
+def test_an_idempotency_key_belongs_to_the_callers_api_key_however_it_is_sent(tmp_path):
+    """x-api-key and Authorization: Bearer name the same caller: a retry sent either way gets the first answer."""
+    from fastapi.testclient import TestClient
+
+    from orchestrator.serving.api import create_api
+    from orchestrator.serving.config import RouterSettings
+    from orchestrator.serving.router import Router
+
+    settings = JobSettings(state_dir=str(tmp_path / "{app}"))
+    handle = FakeHandle("a")
+    router = Router({"a": handle}, RouterSettings(api_key="k"), jobs=JobService(settings, queue=HandQueue()))
+    client = TestClient(create_api(router))
+    png = samples.encode(Image.new("RGB", (120, 90), "white"))
+
+    def post(auth: dict[str, str]):
+        headers = {"Idempotency-Key": "same", **auth}
+        return client.post("/v1/ocr", files={"file": ("p.png", png)}, data={"backend": "a"}, headers=headers)
+
+    first, again = post({"Authorization": "Bearer k"}), post({"x-api-key": "k"})
+    assert first.status_code == again.status_code == 200
+    assert "idempotent-replayed" not in first.headers and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["request_id"] == first.json()["request_id"]

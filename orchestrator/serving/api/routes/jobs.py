@@ -8,7 +8,7 @@ from starlette.responses import Response, StreamingResponse
 from orchestrator.jobs.events import parse_last_event_id
 from orchestrator.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
 from orchestrator.jobs.idempotency import REPLAYED_HEADER, check_key, tenant_of
-from orchestrator.serving.api.deps import API_KEY_HEADER, RequestIdDep, RouterDep, check_api_key
+from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key, given_api_key
 from orchestrator.serving.api.errors import DOCUMENT_ERRORS, documented
 from orchestrator.serving.api.responses import json_response
 from orchestrator.serving.api.uploads import read_upload, request_body
@@ -44,7 +44,7 @@ async def submit(request: Request, svc: RouterDep, rid: RequestIdDep) -> Respons
         request, max_bytes=svc.settings.limits.max_bytes, model=JobOptions, json_model=JobJSONRequest
     )
     status, replayed = await svc.job_proxy.submit(
-        data, filename, opts, rid, tenant=tenant_of(request.headers.get(API_KEY_HEADER)), idempotency_key=key
+        data, filename, opts, rid, tenant=tenant_of(given_api_key(request)), idempotency_key=key
     )
     location = str(request.app.url_path_for("job_status", job_id=status.job_id))
     headers = {"Location": location, **({REPLAYED_HEADER: "true"} if replayed else {})}

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from orchestrator.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
 from orchestrator.jobs.idempotency import REPLAYED_HEADER, check_key, tenant_of
-from orchestrator.serving.api.deps import API_KEY_HEADER, RequestIdDep, RouterDep, check_api_key
+from orchestrator.serving.api.deps import RequestIdDep, RouterDep, check_api_key, given_api_key
 from orchestrator.serving.api.errors import BACKEND_ERRORS, DOCUMENT_ERRORS, documented
 from orchestrator.serving.api.responses import json_response
 from orchestrator.serving.api.uploads import read_upload, request_body
@@ -31,6 +31,6 @@ async def ocr(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
     )
     if key is None:
         return json_response(await svc.ocr_service.ocr(data, filename, opts, rid))
-    tenant = tenant_of(request.headers.get(API_KEY_HEADER))
+    tenant = tenant_of(given_api_key(request))
     result, replayed = await svc.ocr_service.ocr_once(data, filename, opts, rid, tenant=tenant, key=key)
     return json_response(result, headers={REPLAYED_HEADER: "true"} if replayed else None)
