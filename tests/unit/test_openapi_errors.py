@@ -186,3 +186,24 @@ def test_documented_descriptions_name_each_code_under_its_status(code):
 
     responses = documented(code)
     assert code.value in responses[HTTP_STATUS[code]]["description"]
+
+
+def test_every_ref_resolves_and_the_chat_route_documents_its_body(tmp_path):
+    spec = _client(tmp_path, {"a": FakeHandle("a")}).get("/openapi.json").json()
+    refs: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.update([node["$ref"]] if "$ref" in node else [])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    components = spec["components"]["schemas"]
+    assert refs and all(ref.startswith("#/components/schemas/") and ref.split("/")[-1] in components for ref in refs)
+    body = spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"model", "messages", "stream", "max_tokens"} <= set(body["properties"])
+    assert "image_url" in str(body["properties"]["messages"])  # the message parts, written in place

@@ -38,6 +38,30 @@ def multipart_schema(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its nested models written in place: a schema given to a route by hand
+    (``openapi_extra``) is not registered under the document's components, so a ``$ref`` to its ``$defs`` would
+    point nowhere in the OpenAPI document."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any, depth: int = 0) -> Any:
+        if depth > 32:
+            raise ValueError(f"{model.__name__}'s schema is recursive")
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                rest = {k: v for k, v in node.items() if k != "$ref"}
+                return {**inline(defs[ref.removeprefix("#/$defs/")], depth + 1), **inline(rest, depth + 1)}
+            return {k: inline(v, depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v, depth + 1) for v in node]
+        return node
+
+    out: dict[str, Any] = inline(schema)
+    return out
+
+
 def request_body(model: type[BaseModel], json_model: type[Base64File]) -> dict[str, Any]:
     return {
         "requestBody": {

@@ -12,7 +12,8 @@ from starlette.responses import Response
 from orchestrator.serving import openai_service
 from orchestrator.serving.api.deps import RequestIdDep, RouterDep
 from orchestrator.serving.api.errors import BACKEND_ERRORS, DOCUMENT_ERRORS, documented
-from shared.openai_api import ChatCompletion, ModelList, OpenAIError
+from orchestrator.serving.api.uploads import inline_schema
+from shared.openai_api import ChatCompletion, ChatCompletionRequest, ModelList, OpenAIError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -25,6 +26,12 @@ CHAT_ERRORS = documented(*DOCUMENT_ERRORS, *BACKEND_ERRORS, model=OpenAIError)
     "/chat/completions",
     response_model=ChatCompletion,
     responses=CHAT_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(ChatCompletionRequest)}},
+        }
+    },
     summary="OpenAI chat completions: the user message's images OCRed by the backend or cascade named as model",
 )
 async def chat_completions(request: Request, svc: RouterDep, rid: RequestIdDep) -> Response:
