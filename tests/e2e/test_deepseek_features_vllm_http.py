@@ -25,6 +25,7 @@ from benchmarks.support.tiny_vllm_bytes import build_byte_vllm_model
 from orchestrator.client import OCRClient
 from orchestrator.ops import samples
 from orchestrator.ops.cli import app
+from shared.evidence import leaves
 from shared.json_schemas import load_preset
 from shared.schema import ExtractResponse
 from tests.conftest import METRICS_PORT
@@ -189,7 +190,7 @@ def test_every_preset_answer_is_constrained_by_vllm_and_validates(features_url, 
 
     def id_card():
         out = tmp_path / "card.json"
-        args = ["extract", str(card), "--preset", "id_card", "--url", features_url, "--no-markdown", "--out", str(out)]
+        args = ["extract", str(card), "--preset", "id_card", "--url", features_url, "--out", str(out)]  # OCR'd too
         result = CliRunner().invoke(app, [*args, "--adapter", "receipts", "--options", options])
         return result, out
 
@@ -220,6 +221,23 @@ def test_every_preset_answer_is_constrained_by_vllm_and_validates(features_url, 
     assert receipt_answer.model.adapter is None and receipt_answer.markdown is not None
     assert receipt_answer.pages[0].markdown is not None and receipt_answer.usage.output_tokens
     assert [p.index for p in invoice_answer.pages] == [0, 1] and invoice_answer.markdown is None
+    # evidence on the tiny model's real answers (receipt and id_card, OCR'd too for audit; id_card always closes):
+    # every leaf value accounted for, each found one boxed on its page, the rest flagged not_found (random weights
+    # mostly invent values), none dropped
+    assert card_answer.data is not None
+    for answer in (receipt_answer, card_answer):
+        page = answer.pages[0]
+        data = answer.data if answer.scope == "document" else page.data
+        evidence = answer.evidence if answer.scope == "document" else page.evidence
+        if data is None:
+            continue
+        assert evidence is not None and [e.path for e in evidence] == [path for path, _ in leaves(data)]
+        for item in evidence:
+            if item.match == "not_found":
+                assert item.page is None and not item.boxes, item
+            else:
+                assert item.page == 0 and item.boxes, item
+                assert all(0 <= v <= 1 for box in item.boxes for v in box.bbox_norm), item
 
 
 def test_refusals_list_the_backends_that_can_extract(features_url):
