@@ -51,8 +51,8 @@ def scenario(report: dict[str, Any]) -> None:
     from benchmarks.support.fake_engine import FAKE
     from orchestrator.builder import build_app
 
-    port = _free_port()
     ray.init(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False)
+    port = _free_port()  # after Ray's own processes took their ports (one chosen before could be taken by then)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         fake = {"engine": FAKE, "deployment": {"ray_actor_options": {"num_cpus": 0.1}}}

@@ -363,7 +363,9 @@ def _raise_on_signal(signum: int, _frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {PHASES}")
-    parser.add_argument("--timeout-s", type=float, default=45.0, help="longest wait for one condition")
+    parser.add_argument(
+        "--timeout-s", type=float, default=120.0, help="longest wait for one condition (a hang guard, not a claim)"
+    )
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
 

@@ -10,7 +10,7 @@ import { PageImages, sniff } from "./page-images.js";
 import { SingleView } from "./single-view.js";
 import { CompareView } from "./compare-view.js";
 import { ExtractView } from "./extract-view.js";
-import { runJob } from "./job-runner.js";
+import { runJob, JobCancelled, cancelledNote } from "./job-runner.js";
 
 const $ = (id) => document.getElementById(id);
 const root = document.querySelector('meta[name="ocrserve-root"]').content;
@@ -125,7 +125,7 @@ $("cancel-job").addEventListener("click", async () => {
   const job = state.job;
   try {
     const cancelled = await api.cancelJob(job.job_id);
-    state.stopNote = `Job cancelled after ${cancelled.pages_done} of ${cancelled.pages_total} pages; the pages read stay shown.`;
+    state.stopNote = cancelledNote(cancelled);
   } catch (e) {
     state.stopNote = `The job could not be cancelled: ${e.message}`;
   }
@@ -159,6 +159,7 @@ async function run() {
     $("results").focus({ preventScroll: true });
   } catch (e) {
     if (e.name === "AbortError") showMessage(state.stopNote || "Stopped.");
+    else if (e instanceof JobCancelled) showMessage(cancelledNote(e.status)); // its end may come before DELETE's answer
     else showError(e);
   } finally {
     clearInterval(timer);

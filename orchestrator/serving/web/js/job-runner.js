@@ -27,11 +27,26 @@ export async function runJob(api, form, { signal, onStatus = () => {}, onPages =
     status = await poll(api, submitted, { signal, onStatus, onPages });
   }
   if (status.state === "succeeded") return api.jobResult(submitted.job_id, signal);
+  if (status.state === "cancelled") throw new JobCancelled(status); // someone's choice (maybe this page's Stop), not a fault
   const err = status.error || { code: status.state === "cancelled" ? "job_cancelled" : "internal_error", message: `the job was ${status.state}` };
   throw new ApiError({ status: 0, code: err.code, message: `The job ${status.state} after ${status.pages_done} of ${status.pages_total} pages: ${err.message}`, accepted: err.accepted ?? null });
 }
 
 class NoEvents extends Error {}
+
+/** The job ended cancelled; `status` is its final status (pages done stay readable). */
+export class JobCancelled extends Error {
+  constructor(status) {
+    super(`job ${status.job_id} cancelled`);
+    this.name = "JobCancelled";
+    this.status = status;
+  }
+}
+
+/** What the page says when a job was cancelled. */
+export function cancelledNote(status) {
+  return `Job cancelled after ${status.pages_done} of ${status.pages_total} pages; the pages read stay shown.`;
+}
 
 async function followEvents(api, submitted, { signal, onStatus, onPages }) {
   let lastId = null;
