@@ -209,7 +209,8 @@ def test_chunks_over_http_on_dev_documents_keep_their_promises(http, backend, fi
         assert any("<table" in c.text.lower() for c in result.chunks)  # the table RapidOCR finds, whole (checked)
 
 
-def test_web_page_lists_chunks_and_draws_a_chunks_source_blocks_on_hover(url, page, tmp_path):
+def open_with_rapidocr(page, url: str) -> None:
+    """The web page, signed in with the service's key, RapidOCR the only backend ticked."""
     page.goto(f"{url}/ui/")
     page.wait_for_selector("#key-panel:not([hidden])")
     page.fill("#api-key", KEY)
@@ -217,6 +218,10 @@ def test_web_page_lists_chunks_and_draws_a_chunks_source_blocks_on_hover(url, pa
     page.wait_for_selector("#backend-list .backend")
     for box in page.locator("#backend-list input[name=backend]").all():
         box.set_checked(box.get_attribute("value") == "rapidocr")
+
+
+def test_web_page_lists_chunks_and_draws_a_chunks_source_blocks_on_hover(url, page, tmp_path):
+    open_with_rapidocr(page, url)
     page.select_option("#chunking", "layout")
     page.fill("#chunk-tokens", "64")
     path = tmp_path / "report.png"
@@ -264,13 +269,7 @@ def test_web_page_draws_each_extracted_fields_evidence_boxes(url, http, page, tm
         pages=[PageExtraction(index=0, data=data, valid=True)],
     )  # fmt: skip
     page.route("**/v1/extract", lambda route: route.fulfill(json=answer.model_dump(mode="json")))
-    page.goto(f"{url}/ui/")
-    page.wait_for_selector("#key-panel:not([hidden])")
-    page.fill("#api-key", KEY)
-    page.click("#key-form button[type=submit]")
-    page.wait_for_selector("#backend-list .backend")
-    for box in page.locator("#backend-list input[name=backend]").all():
-        box.set_checked(box.get_attribute("value") == "rapidocr")
+    open_with_rapidocr(page, url)
     page.select_option("#extract-preset", "invoice")
     path = tmp_path / "invoice.png"
     path.write_bytes(png)
