@@ -232,8 +232,16 @@ def test_service_still_serves_after_the_corpus(client):
 
 def test_overload_is_refused_with_retry_after_not_queued_forever(strict_url, strict_gates):
     """'slow' takes one request at a time and queues one more. Eight at once, each held in the engine until the
-    test opens a gate: every refusal comes back while the gate is shut - while the accepted request is still in
-    the engine - so none of them waited behind it in a queue."""
+    test opens a gate: refusals come back while the gate is shut - while the accepted request is still in the
+    engine - so they waited behind nothing, and each says ``overloaded`` with a Retry-After.
+
+    How many are refused is not exact: Serve's ``max_queued_requests`` is a bound each caller's handle keeps as
+    best it can, checked before a request counts as queued (``ray.serve._private.router``: the check, then the
+    arguments resolved, then the count), so requests that arrive together on a loaded machine can all pass it.
+    Waiting for exactly six refusals then waited for the extra ones' own 60 s time limit (504s). What the service
+    does promise is asserted instead: a refusal while one is held, every answer a 200 or an ``overloaded`` 503
+    with Retry-After (no timeout: nothing waits for its limit), and a 200 exactly for each request the engine ran
+    (the refused ones never reached it)."""
     gate = Gate(strict_gates, f"overload-{uuid.uuid4().hex[:8]}")
     options = json.dumps({"hold": gate.name})
 
@@ -243,17 +251,19 @@ def test_overload_is_refused_with_retry_after_not_queued_forever(strict_url, str
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(one, i) for i in range(8)]
-        until(lambda: gate.waiting() == 1 and sum(f.done() for f in futures) >= 6, "refusals while one is held")
+        until(lambda: gate.waiting() == 1 and any(f.done() for f in futures), "a refusal while one is held")
         back_while_shut = [f.result() for f in futures if f.done()]
-        assert gate.waiting() == 1 and not gate.is_open()
+        assert gate.waiting() == 1 and not gate.is_open() and gate.passed() == 0
         gate.open()
         answers = [f.result() for f in futures]
+    assert back_while_shut and all(r.status_code == 503 for r in back_while_shut), [
+        r.status_code for r in back_while_shut
+    ]
+    assert {r.status_code for r in answers} <= {200, 503}, [r.status_code for r in answers]
     refused = [r for r in answers if r.status_code == 503]
-    assert all(r.status_code == 503 for r in back_while_shut), [r.status_code for r in back_while_shut]
     assert all(r.json()["error"]["code"] == "overloaded" and int(r.headers["retry-after"]) > 0 for r in refused)
-    later = [r.status_code for r in answers if r not in back_while_shut]
-    assert later and set(later) == {200}  # the held one and the queued one, answered once the gate opened
-    assert len(refused) == 8 - len(later)
+    served = [r for r in answers if r.status_code == 200]
+    assert served and len(served) == gate.passed()  # the held one (and any queued), each run once; no refusal ran
 
 
 def test_request_timeout_gives_504(client, strict_gates):
