@@ -140,7 +140,7 @@ def test_accuracy_run_writes_reports_resumes_and_diffs(rapidocr_url, tmp_path):
 def test_accuracy_run_over_the_dev_manifest(rapidocr_url, tmp_path):
     manifest = dev_file("manifest.jsonl")
     out = tmp_path / "dev-run"
-    report = run_accuracy(manifest, url=rapidocr_url, backends=["rapidocr"], out=out, dpi=100, concurrency=2)
+    report = run_accuracy(manifest, url=rapidocr_url, backends=["rapidocr"], out=out, dpi=50, concurrency=2)
     rows = {r["doc"]: r for r in map(json.loads, (out / RESULTS).read_text().splitlines())}
     assert len(rows) == 7 and all(r["ok"] for r in rows.values())
     assert rows["phototest"]["ned"] <= 0.05 and rows["8071_093"]["ned"] <= 0.20
