@@ -4,7 +4,7 @@ every Ray process at the start and at the end (does anything grow?).
     .venv/bin/python benchmarks/load.py --clients 8 --seconds 600            # starts its own local service
     .venv/bin/python benchmarks/load.py --url http://127.0.0.1:8000 --backend rapidocr --clients 2 --seconds 60
     .venv/bin/python benchmarks/load.py --mixed --clients 4 --seconds 600   # real engines, good + hostile documents
-    .venv/bin/python benchmarks/load.py --clients 1 --seconds 2             # smallest run
+    .venv/bin/python benchmarks/load.py --clients 1 --seconds 1             # smallest run
 
 ``--mixed`` starts the CPU profile as ``ocrserve serve`` does (RapidOCR, MinerU flash, router) unless ``--url`` is
 given, and sends real and generated documents, good and hostile, to both engines: it is
@@ -33,7 +33,7 @@ from benchmarks.support import ray_worker_env  # noqa: E402
 from benchmarks.support.fake_engine import FAKE  # noqa: E402
 from orchestrator.ops import samples  # noqa: E402
 
-SMALLEST_RUN = "--clients 1 --seconds 2"
+SMALLEST_RUN = "--clients 1 --seconds 1"
 """Arguments of a run that only proves the script works (tests/benchmarks/test_scripts.py runs it)."""
 
 
