@@ -198,6 +198,17 @@ def survive_everything(
     pages_once(read_events(client, job_id), PAGES)
 
 
+def callbacks_are_refused(client: httpx.Client) -> None:
+    """An app whose ``jobs`` lists no ``callback_hosts`` (the durable apps) refuses any callback_url at submit; checked
+    on the embedded app, already deployed, rather than on an app of its own."""
+    r = client.post(
+        "/v1/jobs",
+        files={"file": ("d.pdf", tiny_pdf(1))},
+        data={"backend": "rapidocr", "callback_url": "http://127.0.0.1:9/hook"},
+    )
+    assert r.status_code == 400 and "allow-list is empty" in r.json()["error"]["message"]
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
     if not have_redis():
@@ -207,11 +218,13 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 
 
 def test_embedded_store_a_job_survives_its_consumer_its_router_and_a_restart(serve_url, scans, reference, tmp_path):
+    """Also where no callback host is allowed, callbacks are refused (the durable app lists none)."""
     app = "jobsdb"
     args = durable_app("embedded", tmp_path)
     deploy(app, args)
     try:
         with httpx.Client(base_url=f"{serve_url}/{app}", timeout=120) as client:
+            callbacks_are_refused(client)
             survive_everything(app, args, client, scans, reference)
     finally:
         undeploy(app)
@@ -451,29 +464,6 @@ def test_bad_event_and_page_parameters_and_ended_jobs_get_their_4xx(fake_jobs):
     assert client.get(f"{base}/pages", params={"start": -1}).status_code == 400
     r = client.delete(base)
     assert r.status_code == 409 and r.json()["error"]["code"] == "job_finished"
-
-
-def test_callbacks_are_refused_where_no_host_is_allowed(serve_url, tmp_path):
-    app = "jobsnocb"
-    deploy(
-        app,
-        {
-            "backends": {"fake": {"engine": FAKE, "deployment": TINY}},
-            "jobs": {"state_dir": str(tmp_path / "{app}")},
-            "jobs_deployment": TINY,
-            "allow_custom_engines": True,  # the fake engine
-        },
-    )
-    try:
-        with httpx.Client(base_url=f"{serve_url}/{app}", timeout=60) as client:
-            r = client.post(
-                "/v1/jobs",
-                files={"file": ("d.pdf", tiny_pdf(1))},
-                data={"backend": "fake", "callback_url": "http://127.0.0.1:9/hook"},
-            )
-            assert r.status_code == 400 and "allow-list is empty" in r.json()["error"]["message"]
-    finally:
-        undeploy(app)
 
 
 def test_job_metrics_reach_prometheus(fake_jobs):
