@@ -122,10 +122,17 @@ def test_every_router_metric_is_exported_and_moves(client, gate):
     checked_here = set(defined) - DEEPSEEK_ONLY
     assert DEEPSEEK_ONLY <= set(defined) and len(checked_here) >= 8
 
-    def value(name: str) -> float:
-        return app_total(name if defined[name] == "counter" else f"{name}_count")
+    def values() -> dict[str, float]:
+        """Every checked metric's total from one scrape (a scrape of Ray's endpoint is the slow part)."""
+        scraped = scrape(METRICS_PORT)
+        return {
+            name: scraped.total(
+                f"ray_{name}" if defined[name] == "counter" else f"ray_{name}_count", application=SIGNALS_APP
+            )
+            for name in checked_here
+        }
 
-    before = {name: value(name) for name in checked_here}
+    before = values()
     gate.open()  # shadow reads may finish (the previous test opened it too, unless run alone)
     assert ocr(client, "fake", sleep_s=0.2).status_code == 200  # engine time enough to charge some compute
     assert client.post("/v1/ocr", files={"file": ("p.png", b"")}, data={"backend": "fake"}).status_code == 400
@@ -134,7 +141,8 @@ def test_every_router_metric_is_exported_and_moves(client, gate):
     assert escalated.json()["escalations"][0]["rules"] == ["first_failed"]
 
     def still_flat() -> list[str]:
-        return sorted(name for name in checked_here if value(name) <= before[name])
+        now = values()
+        return sorted(name for name in checked_here if now[name] <= before[name])
 
     until(lambda: not still_flat(), "every router metric moved")
     text = scrape(METRICS_PORT).text
