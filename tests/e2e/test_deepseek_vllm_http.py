@@ -84,11 +84,30 @@ TOKEN_METRICS = {
 """The metrics only an engine with tokens moves (tests/e2e/test_signals.py checks every other one)."""
 
 
-def test_ocr_v1_page_is_served_by_vllm_with_usage_from_what_vllm_received(vllm_url):
-    mine = {"application": APP, "backend": "deepseek-ocr"}
-    before = {k: scrape(METRICS_PORT).total(n, **mine) for k, n in TOKEN_METRICS.items()}
+GUARD_TOKENS = 64
+"""Room for a loop to show: a random decoder settles into a cycle within a few tokens, and a repeated 30-gram
+needs the cycle plus 30 tokens."""
+
+MINE = {"application": APP, "backend": "deepseek-ocr"}
+
+
+@pytest.fixture(scope="module")
+def page_read(vllm_url) -> tuple[OCRResponse, dict[str, float]]:
+    """One guarded read of PAGE (``GUARD_TOKENS`` at most), and the token metrics just before it.
+
+    A page costs ~10 s of vision towers on this machine, so the tests that need "a default read of PAGE" share
+    this one: the v1 read's usage, the guarded side of the n-gram test, the answer the OpenAI route must equal.
+    """
+    scraped = scrape(METRICS_PORT)
+    before = {k: scraped.total(n, **MINE) for k, n in TOKEN_METRICS.items()}
     with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
-        result = post_ocr(client, "deepseek-ocr", samples.encode(PAGE), max_new_tokens=16)
+        result = post_ocr(client, "deepseek-ocr", samples.encode(PAGE), max_new_tokens=GUARD_TOKENS)
+    return result, before
+
+
+def test_ocr_v1_page_is_served_by_vllm_with_usage_from_what_vllm_received(vllm_url, page_read):
+    result, before = page_read
+    with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
         listing = backend_listing(client)
     assert result.backend == "deepseek-ocr" and result.model.engine == "vllm"
     assert result.model.device == "cpu"  # vLLM's own platform
@@ -101,7 +120,7 @@ def test_ocr_v1_page_is_served_by_vllm_with_usage_from_what_vllm_received(vllm_u
     assert raw["image_positions"] == placeholder_tokens(*PAGE.size, spec, variant="ocr") == 273
     assert page.usage.vision_tokens == vision_tokens(*PAGE.size, spec) == 256
     assert raw["prompt_tokens"] > raw["image_positions"]
-    assert 0 < page.usage.output_tokens == raw["output_tokens"] <= 16
+    assert 0 < page.usage.output_tokens == raw["output_tokens"] <= GUARD_TOKENS
     assert not any(w.startswith("usage:") for w in page.warnings)
     info = listing["deepseek-ocr"]["info"]
     assert listing["deepseek-ocr"]["status"] == "ready" and info["random_weights"] is True
@@ -116,14 +135,9 @@ def test_ocr_v1_page_is_served_by_vllm_with_usage_from_what_vllm_received(vllm_u
     grown = {"vision": result.usage.vision_tokens, "output": result.usage.output_tokens, "ratios": 1}
     assert result.usage.compression_ratio and grown["output"]
     until(
-        lambda: all(scrape(METRICS_PORT).total(n, **mine) >= before[k] + grown[k] for k, n in TOKEN_METRICS.items()),
+        lambda: all(scrape(METRICS_PORT).total(n, **MINE) >= before[k] + grown[k] for k, n in TOKEN_METRICS.items()),
         "token metrics grown by this answer's tokens",
     )
-
-
-GUARD_TOKENS = 64
-"""Room for a loop to show: a random decoder settles into a cycle within a few tokens, and a repeated 30-gram
-needs the cycle plus 30 tokens."""
 
 
 def repeats_an_ngram(tokens: list[str], n: int, window: int) -> bool:
@@ -133,14 +147,14 @@ def repeats_an_ngram(tokens: list[str], n: int, window: int) -> bool:
     )
 
 
-def test_ngram_guard_is_applied_by_vllm(vllm_url):
+def test_ngram_guard_is_applied_by_vllm(vllm_url, page_read):
     """The deployment's guard (n=30, window 90, vLLM's NGramPerReqLogitsProcessor) changes real decoding.
 
     The random decoder loops (a two-token cycle) when nothing stops it - shown by the same request with the guard
     off - so the guarded answer can only be free of repeated 30-grams if vLLM applied the processor.
     """
+    guarded, _ = page_read
     with httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as client:
-        guarded = post_ocr(client, "deepseek-ocr", samples.encode(PAGE), max_new_tokens=GUARD_TOKENS)
         free = post_ocr(client, "deepseek-ocr", samples.encode(PAGE), max_new_tokens=GUARD_TOKENS, ngram_guard=False)
     on, off = (r.raw_result["pages"][0] for r in (guarded, free))
     # the tiny tokenizer decodes one word per token; the end token, if any, is not counted in output_tokens
@@ -234,30 +248,30 @@ def test_the_production_cascade_keeps_what_rapidocr_reads_and_sends_the_rest_to_
     )
 
 
-def test_openai_client_reads_a_page_through_vllm_plain_and_streamed_with_the_engines_tokens(vllm_url):
+def test_openai_client_reads_a_page_through_vllm_plain_and_streamed_with_the_engines_tokens(vllm_url, page_read):
     """POST /v1/chat/completions with the official ``openai`` client: the DeepSeek backend takes the chat's text
     as its prompt (any text; RapidOCR beside it refuses a prompt it does not know), ``max_tokens`` caps vLLM's
     generation, and ``usage`` is the engine's own token counts."""
     openai = pytest.importorskip("openai", reason="the openai client is in the test extra")
     png = samples.encode(PAGE)
+    same, _ = page_read  # POST /v1/ocr's answer for the same page, guard on, GUARD_TOKENS at most
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}}
-    with (
-        openai.OpenAI(base_url=f"{vllm_url}/v1", api_key="unused", max_retries=0, timeout=600) as client,
-        httpx.Client(base_url=vllm_url, timeout=TIMEOUT) as http,
-    ):
+    with openai.OpenAI(base_url=f"{vllm_url}/v1", api_key="unused", max_retries=0, timeout=600) as client:
         messages = [{"role": "user", "content": [image]}]
-        answer = client.chat.completions.create(model="deepseek-ocr", messages=messages, max_tokens=12)
-        same = post_ocr(http, "deepseek-ocr", png, max_new_tokens=12)
+        answer = client.chat.completions.create(model="deepseek-ocr", messages=messages, max_tokens=GUARD_TOKENS)
         assert answer.choices[0].message.content == same.markdown
         assert answer.model_extra["ocrserve"]["usage_source"] == "engine"
         assert answer.usage.prompt_tokens == same.usage.vision_tokens == 256
-        assert answer.usage.completion_tokens == same.usage.output_tokens and 0 < answer.usage.completion_tokens <= 12
+        assert (
+            answer.usage.completion_tokens == same.usage.output_tokens
+            and 0 < answer.usage.completion_tokens <= GUARD_TOKENS
+        )
         assert answer.choices[0].finish_reason in ("stop", "length")
 
         stream = client.chat.completions.create(
             model="deepseek-ocr",
             messages=messages,
-            max_tokens=12,
+            max_tokens=GUARD_TOKENS,
             stream=True,
             stream_options={"include_usage": True},
         )
