@@ -11,6 +11,7 @@
     says what fan-out gives a CPU engine here, not on a cluster.
 
     .venv/bin/python benchmarks/jobs.py [--runs 3] [--pages 64] [--page-s 0.25] [--rapidocr-pages 8] [--store URL]
+                                        [--replicas 1,2,4]
 
 Starts and stops its own local Ray; loopback only; the embedded job store in a temp dir unless ``--store`` names a
 Redis URL. Prints one table per part.
@@ -33,9 +34,10 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-REPLICAS = (1, 2, 4)
+REPLICAS = "1,2,4"
+"""Part (a)'s replica counts (``--replicas``); 1 is always measured, as the ratios' base."""
 TINY = {"ray_actor_options": {"num_cpus": 0.05}}
-SMALLEST_RUN = "--runs 1 --pages 4 --chunk-pages 2 --page-s 0.01 --rapidocr-pages 1 --port 0"
+SMALLEST_RUN = "--runs 1 --pages 4 --chunk-pages 2 --page-s 0.01 --rapidocr-pages 1 --replicas 1,2 --port 0"
 """What tests/benchmarks/test_scripts.py runs: every part once, as small as it goes."""
 
 
@@ -78,7 +80,7 @@ def fixed_latency(base: str, opts: argparse.Namespace, state: str) -> list[str]:
     free) and 2 (one chunk waits inside each replica while another runs: no gap between chunks, but the last
     chunks can pile up on one replica)."""
     chunks = max(1, opts.pages // opts.chunk_pages)
-    variants = {(n, m): f"lat{n}x{m}" for n in REPLICAS for m in (1, 2)}
+    variants = {(n, m): f"lat{n}x{m}" for n in opts.replicas for m in (1, 2)}
     backends = {
         name: {
             "engine": "benchmarks.support.fixed_latency:FixedLatencyEngine",
@@ -122,7 +124,7 @@ def fixed_latency(base: str, opts: argparse.Namespace, state: str) -> list[str]:
     ]
     for m in (1, 2):
         one = opts.pages / statistics.median(seconds[(1, m)])
-        for n in REPLICAS:
+        for n in opts.replicas:
             med = statistics.median(seconds[(n, m)])
             rate = opts.pages / med
             runs = ", ".join(f"{s:.2f}" for s in seconds[(n, m)])
@@ -186,7 +188,14 @@ def main() -> None:
     ap.add_argument("--rapidocr-pages", type=int, default=8, help="0 skips part (b)")
     ap.add_argument("--store", default="embedded", help="'embedded' or a redis:// URL")
     ap.add_argument("--port", type=int, default=8431, help="Serve's HTTP port (0: any free one)")
+    ap.add_argument("--replicas", default=REPLICAS, help="part (a)'s replica counts, comma-separated (1 always runs)")
     opts = ap.parse_args()
+    try:
+        opts.replicas = sorted({1, *(int(n) for n in opts.replicas.split(","))})
+    except ValueError:
+        ap.error(f"--replicas takes whole numbers separated by commas, not {opts.replicas!r}")
+    if opts.replicas[0] < 1:
+        ap.error("--replicas: every count is at least 1")
 
     sys.path.insert(0, str(REPO))  # this file's folder is on the path, not the repository: shared, benchmarks...
     import ray
