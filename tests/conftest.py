@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from benchmarks.support.fake_engine import FAKE
+from tests.support.serve_apps import Apps, retire_after_last_use
 
-pytest_plugins = ["tests.support.skip_policy"]  # under CI=true, a skip fails unless its reason is allowed there
+pytest_plugins = [
+    "tests.support.skip_policy",  # under CI=true, a skip fails unless its reason is allowed there
+    "tests.support.serve_apps",  # applications (and the cluster) go down once no later test needs them
+]
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_DATA = REPO.parent / "shared" / "data" / "dev"
@@ -65,34 +68,21 @@ def serve_url() -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        if ray.is_initialized():  # else it went down after the last test that needed it (tests/support/serve_apps.py)
+            serve.shutdown()
+            ray.shutdown()
 
 
 @pytest.fixture(scope="session")
-def deploy_app(serve_url: str, tmp_path_factory) -> Iterator[Callable[[str, dict[str, Any]], str]]:
-    """``deploy_app(name, args) -> base_url``: run ``build_app(args)`` as application ``name`` at ``/name``.
+def deploy_app(serve_url: str, tmp_path_factory) -> Iterator[Apps]:
+    """``deploy_app(name, args) -> base_url``: run ``build_app(args)`` as application ``name`` at ``/name``;
+    ``deploy_app.retire(name)`` takes it down (a module's application, at the module's end).
 
     Each application's jobs live in this session's own temp dir (unless its args say where), so test sessions
     running side by side on one machine never share a job store or queue."""
-    from ray import serve
-
-    from orchestrator.builder import build_app
-
-    deployed: dict[str, str] = {}
-    jobs_dir = tmp_path_factory.mktemp("jobs")
-
-    def _deploy(name: str, args: dict[str, Any]) -> str:
-        if args.get("jobs_enabled", True):
-            args = {**args, "jobs": {"state_dir": str(jobs_dir / "{app}"), **args.get("jobs", {})}}
-        if name not in deployed:
-            serve.run(build_app(args), name=name, route_prefix=f"/{name}")
-            deployed[name] = f"{serve_url}/{name}"
-        return deployed[name]
-
-    yield _deploy
-    # nothing to delete one by one: serve_url's serve.shutdown() then takes every application down at once (each
-    # replica still shuts down gracefully, so engines close what they started)
+    apps = Apps(serve_url, tmp_path_factory.mktemp("jobs"))
+    yield apps
+    apps.close()  # what is still up goes down with serve_url's serve.shutdown()
 
 
 AGREEMENT_BLOCKS = [
@@ -228,3 +218,9 @@ def signals_url(deploy_app, signals_gates) -> str:
             "allow_custom_engines": True,  # the fake engines
         },
     )
+
+
+# the session applications go down after the last test that uses them (tests/support/serve_apps.py)
+retire_after_last_use("rapidocr_url", "cpu")
+retire_after_last_use("strict_url", "strict")
+retire_after_last_use("signals_url", SIGNALS_APP)

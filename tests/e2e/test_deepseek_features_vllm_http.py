@@ -42,8 +42,6 @@ EXTRACT_TOKENS = 1800
 
 @pytest.fixture(scope="module")
 def features_url(deploy_app, tmp_path_factory):
-    from ray import serve
-
     root = tmp_path_factory.mktemp("tiny-features")
     model = build_byte_vllm_model(root / "ocr")
     adapters = {
@@ -69,7 +67,7 @@ def features_url(deploy_app, tmp_path_factory):
         },
     )
     yield url
-    serve.delete(APP)  # the engine holds a few GB: give them back to the rest of the session
+    deploy_app.retire(APP)  # the engine holds a few GB: give them back to the rest of the session
 
 
 def _concurrently(*calls):

@@ -7,6 +7,8 @@ grounding parse, usage, boxes image) on a CPU. Its text is noise by construction
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -19,11 +21,11 @@ pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def deepseek_url(deploy_app, tmp_path_factory) -> str:
+def deepseek_url(deploy_app, tmp_path_factory) -> Iterator[str]:
     from benchmarks.support.tiny_deepseek import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny-deepseek-ocr2"))
-    return deploy_app(
+    yield deploy_app(
         "deepseek",
         {
             "backends": {
@@ -47,6 +49,7 @@ def deepseek_url(deploy_app, tmp_path_factory) -> str:
             "router": {"auto_order": ["missing-weights", "deepseek-ocr"]},
         },
     )
+    deploy_app.retire("deepseek")
 
 
 def test_tiny_deepseek_answers_a_real_page_in_the_unified_schema(deepseek_url):

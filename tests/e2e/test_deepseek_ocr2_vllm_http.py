@@ -22,8 +22,6 @@ APP = "deepseek-ocr2-vllm"
 
 @pytest.fixture(scope="module")
 def ocr2_url(deploy_app, tmp_path_factory):
-    from ray import serve
-
     ocr2 = build_tiny_vllm_model(tmp_path_factory.mktemp("tiny-vllm") / "ocr2", variant="ocr2")
     url = deploy_app(
         APP,
@@ -38,7 +36,7 @@ def ocr2_url(deploy_app, tmp_path_factory):
         },
     )
     yield url
-    serve.delete(APP)
+    deploy_app.retire(APP)
 
 
 def test_ocr2_page_is_served_by_vllm_with_usage_from_what_vllm_received(ocr2_url):

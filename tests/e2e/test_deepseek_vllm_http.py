@@ -49,8 +49,6 @@ PRODUCTION_CASCADE = load_config(REPO_CONFIG).applications[0].args["router"]["ca
 
 @pytest.fixture(scope="module")
 def vllm_url(deploy_app, tmp_path_factory):
-    from ray import serve
-
     assert (PRODUCTION_CASCADE["first"], PRODUCTION_CASCADE["then"]) == ("rapidocr", "deepseek-ocr")
     ocr = build_tiny_vllm_model(tmp_path_factory.mktemp("tiny-vllm") / "ocr", variant="ocr")
     url = deploy_app(
@@ -73,7 +71,7 @@ def vllm_url(deploy_app, tmp_path_factory):
         },
     )
     yield url
-    serve.delete(APP)  # the engine holds a few GB: give them back to the rest of the session
+    deploy_app.retire(APP)  # the engine holds a few GB: give them back to the rest of the session
 
 
 TOKEN_METRICS = {

@@ -50,6 +50,7 @@ def client(deploy_app):
     )
     with httpx.Client(base_url=url, timeout=300) as c:
         yield c
+    deploy_app.retire(APP)
 
 
 def _total(name: str, minimum: float = 1, **labels: str) -> float:

@@ -68,6 +68,7 @@ def client(deploy_app, tmp_path_factory):
     )
     with httpx.Client(base_url=url, timeout=300) as c:
         yield c
+    deploy_app.retire("formats")
 
 
 def _mineru(client) -> dict:

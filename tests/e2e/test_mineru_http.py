@@ -26,6 +26,7 @@ def client(deploy_app):
     url = deploy_app("cpuprofile", profile["applications"][0]["args"])
     with httpx.Client(base_url=url, timeout=300) as c:
         yield c
+    deploy_app.retire("cpuprofile")
 
 
 def test_cpu_profile_serves_mineru_flash_next_to_rapidocr(client):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -50,8 +51,8 @@ def _image(url: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def url(deploy_app) -> str:
-    return deploy_app(
+def url(deploy_app) -> Iterator[str]:
+    yield deploy_app(
         APP,
         {
             "backends": {
@@ -67,6 +68,7 @@ def url(deploy_app) -> str:
             "jobs_enabled": False,
         },
     )
+    deploy_app.retire(APP)
 
 
 @pytest.fixture(scope="module")
