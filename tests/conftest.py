@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from benchmarks.support.fake_engine import FAKE
-from tests.support.serve_apps import Apps, retire_after_last_use
+from tests.support.serve_apps import (  # the hooks: applications and the cluster go down once no test needs them
+    Apps,
+    pytest_collection_finish,  # noqa: F401
+    pytest_runtest_teardown,  # noqa: F401
+    retire_after_last_use,
+)
 
-pytest_plugins = [
-    "tests.support.skip_policy",  # under CI=true, a skip fails unless its reason is allowed there
-    "tests.support.serve_apps",  # applications (and the cluster) go down once no later test needs them
-]
+pytest_plugins = ["tests.support.skip_policy"]  # under CI=true, a skip fails unless its reason is allowed there
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_DATA = REPO.parent / "shared" / "data" / "dev"
