@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from ray.serve.task_consumer import task_handler
@@ -393,12 +394,13 @@ class JobConsumer:
         """
         now = time.time()
         alive = self.store.liveness(now)
+        waiting = self._waiting_messages()  # read after ``now``: an item queued since is within the grace
         counts = {"jobs": 0, "chunks": 0, "callbacks": 0}
         levels = {"queued_jobs": 0, "running_jobs": 0, "queued_chunks": 0, "running_chunks": 0}
         grace = self.settings.stale_s
 
         def visit(r: JobRecord) -> tuple[list[int], bool, JobRecord]:
-            recover(r, me=self.id, now=now, alive=alive, mine=self.dispatcher.holds, grace_s=grace)
+            recover(r, me=self.id, now=now, alive=alive, mine=self.dispatcher.holds, grace_s=grace, waiting=waiting)
             return r.take_window(self.id, now), r.take_callback(self.id, now), r.model_copy()
 
         for job_id in self.store.active():
@@ -428,19 +430,40 @@ class JobConsumer:
             logger.info("job consumer %s sweep: %s", self.id, counts)
         return counts
 
+    def _waiting_messages(self) -> Callable[[str], bool]:
+        """Whether a task's message still waits in the broker, asked once per sweep and only if needed."""
+        seen: list[frozenset[str] | None] = []
+
+        def waiting(tid: str) -> bool:
+            if not seen:
+                try:
+                    seen.append(self.dispatcher.queue.waiting())
+                except Exception as e:  # the broker is busy or away: no message is judged gone this time
+                    logger.info("job consumer %s: reading the queue failed (%s)", self.id, e)
+                    seen.append(None)
+            return seen[0] is None or tid in seen[0]
+
+        return waiting
+
     def check_health(self) -> None:
         """Serve's liveness probe: a consumer whose beat or sweep thread died is replaced."""
         if any(t.ident is not None and not t.is_alive() for t in self._threads):
             raise RuntimeError("the job consumer's heartbeat or sweep thread stopped")
 
+    def close(self) -> None:
+        """A clean stop: the beat and sweep end, and this consumer leaves the store, so its chunks are recovered
+        at once rather than after ``stale_s``. Once; the replica's end calls it too."""
+        stop = getattr(self, "_stop", None)
+        if stop is None or stop.is_set():
+            return
+        stop.set()
+        try:
+            self.store.leave(self.id)
+        except Exception:
+            logger.debug("leaving the store failed", exc_info=True)
+
     def __del__(self) -> None:
-        self._stop.set()
-        store = getattr(self, "store", None)
-        if store is not None:
-            try:
-                store.leave(self.id)  # a clean stop: its chunks are recovered at once, not after stale_s
-            except Exception:
-                logger.debug("leaving the store failed", exc_info=True)
+        self.close()
 
 
 def consumer_id() -> str:

@@ -9,9 +9,12 @@ Brokers (one ``jobs.store`` setting gives both the broker and the job store):
 
 - embedded: kombu's SQLAlchemy transport on ``<state_dir>/broker.sqlite3`` (results, which the job path does not
   use, in ``results.sqlite3``). It restores a fetched message only when the worker shuts down cleanly, so a killed
-  consumer's message is recovered by the job store's sweep instead (:func:`~orchestrator.jobs.records.recover`).
+  consumer's message is recovered by the job store's sweep instead (:func:`~orchestrator.jobs.records.recover`),
+  which asks the broker which messages still wait (:meth:`JobQueue.waiting`): a message fetched by a consumer that
+  died before claiming its chunk is in neither the store's claims nor the broker's waiting rows.
 - Redis: the same Redis as the store; ``visibility_timeout`` is about a chunk's deadline (kombu's default is an
-  hour), so a killed consumer's chunk comes back soon even without the sweep.
+  hour), so a killed consumer's message comes back even without the sweep; the sweep, which asks Redis the same
+  way, queues its chunk again sooner (after ``stale_s``).
 
 The queue name, URLs and directories depend on the Serve application's name, known only inside a replica: the
 consumer deployment is decorated with :func:`processor_config`, whose adapter resolves them when the replica starts.
@@ -19,6 +22,7 @@ consumer deployment is decorated with :func:`processor_config`, whose adapter re
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -152,6 +156,46 @@ def prune_embedded_broker(settings: JobSettings, app: str | None, *, older_than_
         db.close()
 
 
+def embedded_waiting(settings: JobSettings, app: str | None) -> frozenset[str]:
+    """The task ids of the messages in the embedded broker's queue for ``app`` that no consumer has fetched yet.
+
+    kombu's SQLAlchemy transport marks a message invisible when a worker fetches it (and keeps it so if that worker
+    dies): a visible row is a message still waiting. Its payload carries the task id in ``headers.id``.
+    """
+    import sqlite3
+
+    path = os.path.join(settings.app_dir(app), "broker.sqlite3")
+    if not os.path.exists(path):
+        return frozenset()
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        rows = db.execute(
+            "SELECT json_extract(m.payload, '$.headers.id') FROM kombu_message m JOIN kombu_queue q"
+            " ON q.id = m.queue_id WHERE m.visible = 1 AND q.name = ?",
+            (settings.queue(app),),
+        ).fetchall()
+    except sqlite3.OperationalError:  # no tables yet (no message ever sent)
+        return frozenset()
+    finally:
+        db.close()
+    return frozenset(r[0] for r in rows if r[0])
+
+
+def redis_waiting(client: Any, queue: str) -> frozenset[str]:
+    """The task ids of the messages waiting in Redis queue ``queue`` (kombu keeps one list per priority step; a
+    fetched message leaves its list for the ``unacked`` hash)."""
+    from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+    keys = [queue] + [f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS if step]
+    ids: set[str] = set()
+    for key in keys:
+        for raw in client.lrange(key, 0, -1):
+            tid = json.loads(raw).get("headers", {}).get("id")
+            if tid:
+                ids.add(tid)
+    return frozenset(ids)
+
+
 def current_app() -> str | None:
     """The Serve application this replica belongs to (None outside Serve)."""
     try:
@@ -169,7 +213,26 @@ class JobQueue:
         from ray.serve.task_consumer import instantiate_adapter_from_config
 
         self.redis = settings.is_redis()
+        self.settings, self.app = settings, app
         self.adapter = instantiate_adapter_from_config(celery_config(settings, app))
+        self._redis_client: Any = None
+
+    def waiting(self) -> frozenset[str]:
+        """Task ids whose message waits in the queue, not yet fetched by a consumer.
+
+        What the sweep needs to find a message fetched by a consumer that died before claiming its chunk: the
+        embedded broker never gives such a message back, Redis only after ``visibility_timeout`` (about a chunk's
+        deadline, 11 min by default), so both are asked rather than waited for.
+        """
+        if not self.redis:
+            return embedded_waiting(self.settings, self.app)
+        if self._redis_client is None:
+            import redis
+
+            self._redis_client = redis.Redis.from_url(
+                self.settings.store_url(), socket_timeout=30, socket_connect_timeout=5
+            )
+        return redis_waiting(self._redis_client, self.settings.queue(self.app))
 
     def send_chunks(self, job_id: str, indices: list[int]) -> None:
         for i in indices:

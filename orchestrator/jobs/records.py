@@ -15,10 +15,10 @@ A chunk or the callback is a :class:`Work` item, queued through Celery. Its life
 
 Recovery (:func:`recover`), run by every consumer on start and every ``sweep_s``: an item claimed, or being
 dispatched, by a process that has stopped beating (``stale_s``) goes back to undispatched; so does one its own
-consumer holds but no longer runs (a message Celery dropped when its broker connection broke). Then the job's window
-is filled again (:meth:`JobRecord.take_window`). Duplicates this may create are harmless (the claim drops them);
-a lost chunk is not possible except in one window the docs name (a message fetched but not yet started by a
-consumer killed in that instant, with the embedded broker).
+consumer holds but no longer runs (a message Celery dropped when its broker connection broke), and one whose
+message left the broker without being claimed (fetched by a consumer killed before its claim: the embedded broker
+never gives such a message back). Then the job's window is filled again (:meth:`JobRecord.take_window`).
+Duplicates this may create are harmless (the claim drops them); no chunk is lost.
 """
 
 from __future__ import annotations
@@ -283,8 +283,10 @@ def recover(
     alive: Callable[[str], bool],
     mine: Callable[[str], bool],
     grace_s: float,
+    waiting: Callable[[str], bool] | None = None,
 ) -> bool:
-    """Put back to undispatched every chunk (and the callback) whose process is gone or dropped it.
+    """Put back to undispatched every chunk (and the callback) whose process is gone or dropped it, or whose
+    message is gone.
 
     Args:
         record: The job (changed in place).
@@ -293,6 +295,9 @@ def recover(
         mine: Whether this consumer holds the item's task now (running it, or about to queue it), by task id.
         grace_s: How old a claim or dispatch must be before its holder is judged (a claim is recorded just before
             the task starts running; a dispatch just before the message is put).
+        waiting: Whether the item's message still waits in the broker, by task id (None: the broker was not
+            asked). A queued item older than ``grace_s`` whose message neither waits nor was claimed was fetched
+            by a consumer that died before claiming it.
 
     Returns:
         Whether anything changed.
@@ -306,6 +311,10 @@ def recover(
             continue
         holder = item.owner or item.dispatched_by
         if holder is None:
+            queued_long = item.dispatched_at is not None and now - item.dispatched_at >= grace_s
+            if queued_long and waiting is not None and not waiting(tid):
+                item.dispatched_at = None
+                changed = True
             continue
         since = item.claimed_at if item.owner is not None else item.dispatched_at
         if since is None or now - since < grace_s:

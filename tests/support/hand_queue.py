@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from orchestrator.jobs.records import callback_task_id, task_id
+
 
 class HandQueue:
     """Stands in for :class:`orchestrator.jobs.queue.JobQueue`."""
@@ -20,6 +22,10 @@ class HandQueue:
 
     def send_callback(self, job_id: str) -> None:
         self.messages.append(("callback", (job_id,)))
+
+    def waiting(self) -> frozenset[str]:
+        """The task ids of the messages not yet delivered (what the embedded broker answers)."""
+        return frozenset(task_id(*args) if kind == "chunk" else callback_task_id(*args) for kind, args in self.messages)
 
     def revoke(self, task_ids: list[str]) -> None:
         self.revoked.extend(task_ids)

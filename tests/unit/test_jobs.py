@@ -155,6 +155,22 @@ def test_recover_requeues_what_a_gone_or_forgetful_holder_had_and_nothing_else()
     assert not recover(r, me="me", now=200.0, alive=alive, mine=lambda t: t.endswith(".0"), grace_s=30)
 
 
+def test_recover_requeues_a_message_fetched_but_never_claimed_and_leaves_waiting_ones():
+    """A consumer killed between fetching a message and claiming its chunk: the embedded broker keeps that message
+    invisible for ever, so only the store and the broker together can tell it is gone."""
+    r = _record(pages=6, chunk_pages=2, window=3)
+    r.take_window("router", 0.0)
+    r.confirm([0, 1, 2], "router")
+    waiting = {f"{r.job_id}.1"}.__contains__  # chunk 1 still waits; 0 and 2 were fetched
+    r.claim(2, "alive", 2.0, always)  # ... and 2 was claimed by a consumer that lives
+    # within the grace period nothing is judged; without a broker to ask (Redis) nothing either
+    assert not recover(r, me="me", now=5.0, alive=always, mine=never, grace_s=30, waiting=waiting)
+    assert not recover(r, me="me", now=60.0, alive=always, mine=never, grace_s=30)
+    assert recover(r, me="me", now=60.0, alive=always, mine=never, grace_s=30, waiting=waiting)
+    assert [c.dispatched_at is None for c in r.chunks] == [True, False, False]
+    assert r.take_window("me", 61.0) == [0]
+
+
 def test_event_ids_follow_the_order_chunks_finished_in_and_resume_exactly():
     r = _record(pages=5, chunk_pages=2, window=3)
     r.take_window("router", 0.0)
@@ -534,6 +550,56 @@ def test_the_embedded_brokers_delivered_messages_are_pruned_after_keep_s(tmp_pat
     left = [r[0] for r in db.execute("SELECT payload FROM kombu_message ORDER BY id")]
     assert left == ["delivered now", "waiting", "waiting too"]
     assert prune_embedded_broker(settings, "nothing-here", older_than_s=1) == 0
+
+
+KILLED_AFTER_FETCH = """
+import os, sys
+from kombu import Connection
+with Connection(sys.argv[1]) as conn:
+    message = conn.default_channel.basic_get(sys.argv[2], no_ack=False)
+    print(message.headers["id"], flush=True)
+    os._exit(1)  # killed before claiming the chunk: no clean close gives the message back
+"""
+
+
+@pytest.mark.parametrize("broker", ["embedded", "redis"])
+def test_a_message_fetched_by_a_consumer_killed_before_its_claim_is_queued_again(request, broker, tmp_path):
+    """The real brokers: a process fetches a chunk's message and dies before claiming it. The embedded broker
+    (kombu's SQLAlchemy transport) keeps that message invisible for ever, Redis until its visibility timeout (11 min
+    by default); the sweep finds it gone from the queue and queues the chunk again. A chunk whose message still
+    waits is left alone, however long it has waited."""
+    import subprocess
+    import sys
+
+    from orchestrator.jobs.queue import JobQueue, celery_config
+
+    store = request.getfixturevalue("redis_server").url if broker == "redis" else "embedded"
+    settings = JobSettings(
+        store=store, state_dir=str(tmp_path / "{app}"), chunk_pages=1, window_chunks=2, heartbeat_s=1, stale_s=5
+    )
+    queue = JobQueue(settings, None)
+    service = JobService(settings, queue=queue)
+    consumer = JobConsumer({"fake": FakeHandle("fake")}, settings, queue=queue, background=False)
+    job_id = _submit(service, _pdf(3))[0].job_id
+    assert queue.waiting() == {f"{job_id}.0", f"{job_id}.1"}
+    broker = celery_config(settings, None).adapter_config.broker_url
+    fetched = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_FETCH, broker, settings.queue(None)], capture_output=True, text=True
+    )
+    assert fetched.returncode == 1 and fetched.stdout.strip() == f"{job_id}.0", fetched.stderr
+    assert queue.waiting() == {f"{job_id}.1"}
+
+    def queued_long_ago(r: JobRecord) -> None:
+        for chunk in r.chunks[:2]:
+            chunk.dispatched_at = time.time() - 60
+
+    consumer.store.update(job_id, queued_long_ago)
+    assert consumer.sweep()["chunks"] == 1  # chunk 0 again; chunk 1 still waits in the broker
+    assert queue.waiting() == {f"{job_id}.0", f"{job_id}.1"}
+    assert consumer.sweep()["chunks"] == 0  # and once queued again it is not sent twice
+    assert [consumer.run_chunk(job_id, i) for i in (0, 1)] == ["done", "done"]
+    assert consumer.store.get(job_id).order == [0, 1]
+    consumer.close()  # while its store is still there
 
 
 def test_an_idempotency_key_without_a_job_store_runs_the_request_and_says_so():
