@@ -55,7 +55,8 @@ def celery_config(settings: JobSettings, app: str | None) -> TaskProcessorConfig
     if url == EMBEDDED:
         directory = settings.app_dir(app)
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        broker, backend = f"sqla+sqlite:///{directory}/broker.sqlite3", f"db+sqlite:///{directory}/results.sqlite3"
+        broker = f"sqla+sqlite:///{embedded_broker_path(settings, app)}"
+        backend = f"db+sqlite:///{directory}/results.sqlite3"
     else:
         broker = backend = url
         transport = {"visibility_timeout": int(settings.chunk_timeout_s + 60)}
@@ -129,6 +130,29 @@ def processor_config(settings: JobSettings) -> TaskProcessorConfig:
     )
 
 
+def embedded_broker_path(settings: JobSettings, app: str | None) -> str:
+    return os.path.join(settings.app_dir(app), "broker.sqlite3")
+
+
+def _on_embedded_broker(settings: JobSettings, app: str | None, sql: str, params: tuple) -> tuple[list[tuple], int]:
+    """Run one statement on the embedded broker's database: its rows and row count; none where the broker holds
+    nothing yet (no file, or no table: no message ever sent)."""
+    import sqlite3
+
+    path = embedded_broker_path(settings, app)
+    if not os.path.exists(path):
+        return [], 0
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        with db:
+            cursor = db.execute(sql, params)
+            return cursor.fetchall(), cursor.rowcount
+    except sqlite3.OperationalError:  # no table yet
+        return [], 0
+    finally:
+        db.close()
+
+
 def prune_embedded_broker(settings: JobSettings, app: str | None, *, older_than_s: float) -> int:
     """Delete messages the embedded broker delivered more than ``older_than_s`` ago; returns how many.
 
@@ -137,23 +161,11 @@ def prune_embedded_broker(settings: JobSettings, app: str | None, *, older_than_
     belongs to a chunk long done or recovered: deleting it changes nothing else.
     """
     import datetime
-    import sqlite3
 
-    path = os.path.join(settings.app_dir(app), "broker.sqlite3")
-    if not os.path.exists(path):
-        return 0
     # SQLAlchemy keeps kombu's naive local timestamps as text in this form, which sorts as time does
     cutoff = (datetime.datetime.now() - datetime.timedelta(seconds=older_than_s)).strftime("%Y-%m-%d %H:%M:%S.%f")
-    db = sqlite3.connect(path, timeout=30)
-    try:
-        with db:
-            return db.execute(
-                "DELETE FROM kombu_message WHERE visible = 0 AND timestamp IS NOT NULL AND timestamp < ?", (cutoff,)
-            ).rowcount
-    except sqlite3.OperationalError:  # no table yet (no message ever sent)
-        return 0
-    finally:
-        db.close()
+    sql = "DELETE FROM kombu_message WHERE visible = 0 AND timestamp IS NOT NULL AND timestamp < ?"
+    return _on_embedded_broker(settings, app, sql, (cutoff,))[1]
 
 
 def embedded_waiting(settings: JobSettings, app: str | None) -> frozenset[str]:
@@ -162,22 +174,11 @@ def embedded_waiting(settings: JobSettings, app: str | None) -> frozenset[str]:
     kombu's SQLAlchemy transport marks a message invisible when a worker fetches it (and keeps it so if that worker
     dies): a visible row is a message still waiting. Its payload carries the task id in ``headers.id``.
     """
-    import sqlite3
-
-    path = os.path.join(settings.app_dir(app), "broker.sqlite3")
-    if not os.path.exists(path):
-        return frozenset()
-    db = sqlite3.connect(path, timeout=30)
-    try:
-        rows = db.execute(
-            "SELECT json_extract(m.payload, '$.headers.id') FROM kombu_message m JOIN kombu_queue q"
-            " ON q.id = m.queue_id WHERE m.visible = 1 AND q.name = ?",
-            (settings.queue(app),),
-        ).fetchall()
-    except sqlite3.OperationalError:  # no tables yet (no message ever sent)
-        return frozenset()
-    finally:
-        db.close()
+    sql = (
+        "SELECT json_extract(m.payload, '$.headers.id') FROM kombu_message m JOIN kombu_queue q"
+        " ON q.id = m.queue_id WHERE m.visible = 1 AND q.name = ?"
+    )
+    rows, _ = _on_embedded_broker(settings, app, sql, (settings.queue(app),))
     return frozenset(r[0] for r in rows if r[0])
 
 
