@@ -16,6 +16,7 @@ Ctrl-C stops the service cleanly.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -84,6 +85,32 @@ class Service:
         return found
 
 
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """A process started in the block sees Ctrl-C as from a terminal, however pytest itself was started.
+
+    A shell's background job without job control (``pytest ... &`` in a script) starts with SIGINT ignored, and an
+    ignored signal stays ignored across fork and exec: ``ocrserve serve`` would never see the test's SIGINT and the
+    test would time out (seen). A handled signal is reset to its default on exec, so handling it here for the
+    moment of the fork is enough."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _titles(processes: list[psutil.Process]) -> list[str]:
+    """What each process is (Ray titles its workers ``ray::...``), for a failure message."""
+    titles = []
+    for p in processes:
+        try:
+            titles.append(" ".join(p.cmdline())[:80] or p.name())
+        except psutil.Error:
+            continue
+    return titles
+
+
 def _config(tmp: Path, gates: Path) -> Path:
     raw = yaml.safe_load(local.profile_path("cpu").read_text())
     args = raw["applications"][0]["args"]
@@ -119,7 +146,7 @@ def service(request) -> Iterator[Service]:
         gates.mkdir()
         config = _config(tmp, gates)
         cmd = [*_ocrserve(), "serve", "--config", str(config), "--port", str(port), "--out", str(tmp / "out")]
-        with log.open("w") as sink:  # its own session: a last-resort kill reaches only what this test started
+        with log.open("w") as sink, _interruptible():  # its own session: a last-resort kill reaches only it
             proc = subprocess.Popen(
                 cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -282,7 +309,11 @@ def test_ctrl_c_stops_it_cleanly(service):
     started = service.descendants()  # Ray's processes, the replicas, HAProxy
     assert started
     service.proc.send_signal(signal.SIGINT)
-    assert service.proc.wait(timeout=STOP_TIMEOUT_S) == 0, service.read()[-4000:]
+    try:
+        assert service.proc.wait(timeout=STOP_TIMEOUT_S) == 0, service.read()[-4000:]
+    except subprocess.TimeoutExpired:
+        left = _titles(service.descendants())
+        pytest.fail(f"still running {STOP_TIMEOUT_S} s after Ctrl-C, with {left}:\n{service.read()[-6000:]}")
     assert "Shutting down" in service.read()
     deadline = time.monotonic() + 60  # hang guard while the last of them exit
     while (left := [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]) and (
