@@ -74,15 +74,7 @@ class Service:
 
     def router_pids(self) -> set[int]:
         """Processes of this service's router replicas (Ray titles them ``ray::ServeReplica:APP:router``)."""
-        found = set()
-        for p in self.descendants():
-            try:
-                title = " ".join(p.cmdline()) or p.name()
-            except psutil.Error:
-                continue
-            if title.startswith("ray::ServeReplica:ocr:router"):
-                found.add(p.pid)
-        return found
+        return {p.pid for p in self.descendants() if (_title(p) or "").startswith("ray::ServeReplica:ocr:router")}
 
 
 @contextlib.contextmanager
@@ -100,15 +92,12 @@ def _interruptible() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _titles(processes: list[psutil.Process]) -> list[str]:
-    """What each process is (Ray titles its workers ``ray::...``), for a failure message."""
-    titles = []
-    for p in processes:
-        try:
-            titles.append(" ".join(p.cmdline())[:80] or p.name())
-        except psutil.Error:
-            continue
-    return titles
+def _title(process: psutil.Process) -> str | None:
+    """What the process is (Ray titles its workers ``ray::...``); None once it is gone."""
+    try:
+        return " ".join(process.cmdline()) or process.name()
+    except psutil.Error:
+        return None
 
 
 def _config(tmp: Path, gates: Path) -> Path:
@@ -312,7 +301,7 @@ def test_ctrl_c_stops_it_cleanly(service):
     try:
         assert service.proc.wait(timeout=STOP_TIMEOUT_S) == 0, service.read()[-4000:]
     except subprocess.TimeoutExpired:
-        left = _titles(service.descendants())
+        left = [title[:80] for p in service.descendants() if (title := _title(p))]
         pytest.fail(f"still running {STOP_TIMEOUT_S} s after Ctrl-C, with {left}:\n{service.read()[-6000:]}")
     assert "Shutting down" in service.read()
     deadline = time.monotonic() + 60  # hang guard while the last of them exit
