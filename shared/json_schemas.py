@@ -127,6 +127,11 @@ class Answer:
 def read_answer(text: str, schema: dict[str, Any], *, finish_reason: str | None = None) -> Answer:
     """Parse a model's output as JSON (``json.loads``, never ``eval``) and validate it.
 
+    Control characters inside strings are read as the characters they are (``strict=False``): JSON wants them
+    escaped, but xgrammar's rule for a string with a length bound admits any character but a quote, a backslash,
+    CR and LF, so an answer vLLM constrained to the schema can hold a raw one (seen: U+0014 in an ``id_card``
+    field). Refusing that answer as "not JSON" would throw away values the grammar produced and the schema accepts.
+
     Args:
         text: What the model generated, special tokens already removed.
         schema: The schema the answer was constrained to.
@@ -140,7 +145,7 @@ def read_answer(text: str, schema: dict[str, Any], *, finish_reason: str | None 
             [f"truncated: max_new_tokens was reached before the JSON closed ({len(stripped)} characters generated)"],
         )
     try:
-        data = json.loads(stripped)
+        data = json.loads(stripped, strict=False)
     except ValueError as e:
         return Answer(None, False, [f"not JSON: {e}"])
     errors = validation_errors(schema, data)

@@ -75,6 +75,19 @@ def test_answers_are_parsed_never_evaluated_and_validated():
     assert cut.data is None and "truncated" in cut.errors[0]
 
 
+def test_a_raw_control_character_the_grammar_let_through_is_read_not_refused():
+    """xgrammar (what vLLM constrains a preset's answer with) admits U+0014 raw in a string with a length bound;
+    the answer still parses, keeps the character and validates."""
+    xgrammar = pytest.importorskip("xgrammar")
+    from xgrammar.testing import _is_grammar_accept_string as accepts
+
+    bounded = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}}, "required": ["name"]}
+    text = '{"name": "A\x14B"}'
+    assert accepts(xgrammar.Grammar.from_json_schema(json.dumps(bounded), any_whitespace=False), text)
+    answer = read_answer(text, bounded)
+    assert answer.valid and answer.data == {"name": "A\x14B"}
+
+
 def test_merge_takes_first_non_null_concatenates_arrays_and_reports_conflicts():
     merged, warnings = merge_answers(
         [
