@@ -37,8 +37,9 @@ pytestmark = VLLM_MARKS
 
 APP = "deepseek-vllm"
 
-ENGINE_CORE_FAILS = {"VLLM_CPU_OMP_THREADS_BIND": "60-61"}
-"""OpenMP pinned to CPU cores a small machine does not have: vLLM's CPU worker fails as the engine core starts,
+ENGINE_CORE_FAILS = {"VLLM_CPU_OMP_THREADS_BIND": "60-61", "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+"""OpenMP pinned to CPU cores a small machine does not have: vLLM's CPU worker (its multiprocessing executor, the
+one that binds threads; CPU_ENV otherwise runs the model in the engine core) fails as the engine core starts,
 before the model is loaded (cheap). Where cores 60-61 exist, or on a GPU build, the KV cache asked of the same
 backend (4 TiB) fails the engine core instead, after loading the model."""
 
